@@ -1,0 +1,1 @@
+"""gateway — filled in by later issues (see design/ARCHITECTURE.md)."""

@@ -1,0 +1,254 @@
+"""The paper's two prompts, byte-exact, and builders of few-shot chat conversations.
+
+A built conversation is a list of OpenAI-style chat messages: k example turns (user,
+assistant) followed by the query's user turn. For detection every user turn carries its
+own image as an ``image_url`` part with a ``data:`` URL, image first, then the prompt
+text. The example turns come first and are identical across queries that share examples,
+so an engine with a prefix cache serves most of each prompt from cache.
+
+Every built conversation carries ``PROMPT_VERSION``; change it whenever a byte of what a
+model sees changes, so stored predictions can be traced to the prompt that made them.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Final
+
+from ptychobench.data.sample import Sample
+from ptychobench.labels import ARTIFACT_LABELS, NO_ARTIFACTS, OPTIONS, Task, canonical_order
+
+PROMPT_VERSION: Final = "ptychobench-prompts/1"
+
+DETECTION_PROMPT: Final = (
+    "You are an expert in X-ray ptychography image analysis. What artifacts are visible?\n"
+    "\n"
+    "Possible artifacts include: "
+    + ", ".join(label for label in ARTIFACT_LABELS if label != NO_ARTIFACTS)
+    + ".\n"
+    "\n"
+    'Format your response as: <answer>[Comma-separated list of artifacts, or "No obvious '
+    'artifacts" if the image quality is good]</answer> Provide your answers now:'
+)
+
+_RECOMMENDATION_HEAD: Final = (
+    "*SAMPLE INFORMATION*:\n"
+    "\n"
+    "Package Choice: {package}\n"
+    "Instrument Used: {instrument}\n"
+    "Sample Type: {sample}\n"
+    "Beam Type: {beam}\n"
+    "Expert Description: {caption_obj}\n"
+    "Observed Artifacts: {artifacts}\n"
+    "Current Reconstruction Parameters:\n"
+    "{param_info}\n"
+    "\n"
+    "Based on this sample information, what specific parameter adjustments are needed to "
+    "improve image quality?\n"
+    "\n"
+    "*POSSIBLE PARAMETER UPDATES*:\n"
+)
+_RECOMMENDATION_TAIL: Final = (
+    "\n"
+    "\n"
+    "Your task:\n"
+    "1. Select all correct options (A, B, C, ...) and list them as a comma-separated list "
+    "inside <answer></answer> tags (e.g., <answer>E, J, V</answer>).\n"
+    "2. The <answer></answer> tags must contain ONLY the letters. Do not include any "
+    "explanations or other text."
+)
+_OPTION_LINES: Final = "\n".join(f"{letter}) {text}" for letter, text in OPTIONS.items())
+
+RECOMMENDATION_TEMPLATE: Final = _RECOMMENDATION_HEAD + _OPTION_LINES + _RECOMMENDATION_TAIL
+"""The recommendation user turn with ``str.format`` fields (package, instrument, sample,
+beam, caption_obj, artifacts, param_info)."""
+
+_FIELDS: Final = ("package", "instrument", "sample", "beam", "caption_obj", "artifacts")
+_TEMPLATE_RE: Final = re.compile(
+    "".join(
+        f"(?P<{part[1:-1]}>.*?)" if part.startswith("{") else re.escape(part)
+        for part in re.split(r"(\{\w+\})", RECOMMENDATION_TEMPLATE)
+        if part
+    ),
+    re.DOTALL,
+)
+
+
+def format_answer(labels: Iterable[str], task: Task | str) -> str:
+    """The assistant target in the paper's format, labels in vocabulary order.
+
+    Detection: ``<answer>[Halo artifacts, Line artifacts]</answer>``;
+    recommendation: ``<answer>G, K</answer>``.
+    """
+    ordered = ", ".join(canonical_order(labels, task))
+    if Task(task) is Task.DETECTION:
+        return f"<answer>[{ordered}]</answer>"
+    return f"<answer>{ordered}</answer>"
+
+
+def format_parameters(parameters: dict[str, Any]) -> str:
+    """Render reconstruction parameters as the prompt's block: one ``name: value`` a line."""
+    return "\n".join(f"{name}: {value}" for name, value in parameters.items())
+
+
+def recommendation_prompt(sample: Sample) -> str:
+    """The recommendation user turn: the published text when the sample carries it,
+    otherwise the paper's template filled from the sample's fields."""
+    if sample.prompt is not None:
+        return sample.prompt
+    return RECOMMENDATION_TEMPLATE.format(
+        package=sample.package,
+        instrument=sample.instrument,
+        sample=sample.sample_type,
+        beam=sample.beam,
+        caption_obj=sample.caption_obj,
+        artifacts=", ".join(sample.artifacts) if sample.artifacts else NO_ARTIFACTS,
+        param_info=sample.parameters,
+    )
+
+
+def parse_recommendation_prompt(text: str) -> dict[str, str]:
+    """Read the fields back out of a recommendation user turn.
+
+    Keys: package, instrument, sample, beam, caption_obj, artifacts, param_info.
+    Raises ``ValueError`` when the text does not follow the paper's template.
+    """
+    match = _TEMPLATE_RE.fullmatch(text)
+    if match is None:
+        raise ValueError("text does not follow the recommendation prompt template")
+    fields = match.groupdict()
+    if any("\n" in fields[name] for name in _FIELDS):
+        raise ValueError("a one-line field of the recommendation prompt spans several lines")
+    return fields
+
+
+def image_data_url(image: bytes | Path) -> str:
+    """A ``data:`` URL for image bytes (PNG, JPEG, TIFF or GIF, told by magic number)."""
+    data = image.read_bytes() if isinstance(image, Path) else image
+    return f"data:{_mime_type(data)};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def _mime_type(data: bytes) -> str:
+    signatures = {
+        b"\x89PNG\r\n\x1a\n": "image/png",
+        b"\xff\xd8\xff": "image/jpeg",
+        b"II*\x00": "image/tiff",
+        b"MM\x00*": "image/tiff",
+        b"GIF8": "image/gif",
+    }
+    for magic, mime in signatures.items():
+        if data.startswith(magic):
+            return mime
+    raise ValueError("image is not PNG, JPEG, TIFF or GIF")
+
+
+@dataclass(frozen=True)
+class Example:
+    """One few-shot turn: the user's content (text, and the image for detection) and the
+    assistant's answer."""
+
+    id: str
+    text: str
+    answer: str
+    image: bytes | None = None
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """A request ready for an OpenAI-compatible chat endpoint, and what made it."""
+
+    task: Task
+    messages: list[dict[str, Any]]
+    example_ids: tuple[str, ...]
+    prompt_version: str = PROMPT_VERSION
+
+    @property
+    def k(self) -> int:
+        """Number of example turns."""
+        return len(self.example_ids)
+
+    @cached_property
+    def prompt_hash(self) -> str:
+        """SHA-256 of the canonical JSON of the messages and the prompt version."""
+        canonical = json.dumps(
+            {"version": self.prompt_version, "messages": self.messages},
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _user_turn(text: str, image: bytes | None) -> dict[str, Any]:
+    if image is None:
+        return {"role": "user", "content": text}
+    return {
+        "role": "user",
+        "content": [
+            {"type": "image_url", "image_url": {"url": image_data_url(image)}},
+            {"type": "text", "text": text},
+        ],
+    }
+
+
+def build_conversation(
+    task: Task | str,
+    query_text: str,
+    examples: Sequence[Example] = (),
+    query_image: bytes | None = None,
+) -> Conversation:
+    """k example turns followed by the query turn.
+
+    Detection requires an image on the query and on every example; recommendation takes
+    none.
+    """
+    task = Task(task)
+    needs_image = task is Task.DETECTION
+    for example in examples:
+        if (example.image is not None) != needs_image:
+            raise ValueError(f"example {example.id!r}: {_image_rule(task)}")
+    if (query_image is not None) != needs_image:
+        raise ValueError(f"query: {_image_rule(task)}")
+    messages: list[dict[str, Any]] = []
+    for example in examples:
+        messages.append(_user_turn(example.text, example.image))
+        messages.append({"role": "assistant", "content": example.answer})
+    messages.append(_user_turn(query_text, query_image))
+    return Conversation(task, messages, tuple(example.id for example in examples))
+
+
+def _image_rule(task: Task) -> str:
+    if task is Task.DETECTION:
+        return "detection turns need an image"
+    return "recommendation turns carry no image"
+
+
+def example_from_sample(sample: Sample, task: Task | str) -> Example:
+    """A few-shot example turn from an annotated sample (reads its image for detection)."""
+    task = Task(task)
+    if task is Task.DETECTION:
+        if sample.image is None:
+            raise ValueError(f"sample {sample.id!r} has no image")
+        answer = format_answer(sample.artifacts, task)
+        return Example(sample.id, DETECTION_PROMPT, answer, sample.image.read_bytes())
+    return Example(sample.id, recommendation_prompt(sample), format_answer(sample.options, task))
+
+
+def build_for_sample(
+    task: Task | str, query: Sample, examples: Sequence[Sample] = ()
+) -> Conversation:
+    """The conversation for a query sample with example samples (images read from disk)."""
+    task = Task(task)
+    turns = [example_from_sample(example, task) for example in examples]
+    if task is Task.DETECTION:
+        if query.image is None:
+            raise ValueError(f"query sample {query.id!r} has no image")
+        return build_conversation(task, DETECTION_PROMPT, turns, query.image.read_bytes())
+    return build_conversation(task, recommendation_prompt(query), turns)

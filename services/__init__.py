@@ -1,0 +1,1 @@
+"""services — filled in by later issues (see design/ARCHITECTURE.md)."""

@@ -1,0 +1,1 @@
+"""common — filled in by later issues (see design/ARCHITECTURE.md)."""

@@ -1,0 +1,1 @@
+"""training — filled in by later issues (see design/ARCHITECTURE.md)."""
