@@ -20,10 +20,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from ptychobench.data.sample import Sample
 from ptychobench.labels import ARTIFACT_LABELS, NO_ARTIFACTS, OPTIONS, Task, canonical_order
+
+if TYPE_CHECKING:
+    from ptychobench.data.sample import Sample
 
 PROMPT_VERSION: Final = "ptychobench-prompts/1"
 
