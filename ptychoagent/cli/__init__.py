@@ -1,0 +1,26 @@
+"""The `ptychoagent` command line.
+
+Each command group lives in its own module and is mounted here. Command modules import
+heavy or slow libraries inside the command functions, so `ptychoagent --help` is fast.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from ptychoagent.cli import data, quickstart, score
+
+app = typer.Typer(
+    name="ptychoagent",
+    help="Artifact diagnosis and parameter recommendation for X-ray ptychography.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(data.app, name="data")
+app.command("score")(score.score)
+app.command("quickstart")(quickstart.quickstart)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,47 @@
+"""The command line and the light library modules start fast: heavy packages load only
+inside the functions that need them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("torch", "ptychi", "faiss", "peft", "transformers", "sklearn", "scipy", "fastapi")
+
+
+def _loaded_after(statement: str) -> set[str]:
+    code = (
+        f"import sys, json; {statement}; "
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout
+    return set(json.loads(out))
+
+
+def test_the_cli_loads_neither_heavy_packages_nor_numpy() -> None:
+    loaded = _loaded_after("import ptychoagent.cli")
+    assert loaded.isdisjoint({*HEAVY, "numpy"}), loaded & {*HEAVY, "numpy"}
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "ptychobench",
+        "ptychobench.data",
+        "ptychobench.prompts",
+        "ptychobench.parsing",
+        "ptychobench.captions",
+        "ptychobench.metrics",
+        "ptychobench.bootstrap",
+        "ptychobench.selection",
+        "ptychobench.sim",
+    ],
+)
+def test_library_modules_do_not_load_heavy_packages(module: str) -> None:
+    loaded = _loaded_after(f"import {module}")
+    assert loaded.isdisjoint(HEAVY), loaded & set(HEAVY)
