@@ -1,0 +1,518 @@
+"""Procedural complex-valued test objects, one generator per sample type.
+
+Each sample type has its own look (spokes, wiring, particles, lattices, moiré) and its
+own range of phase shift and absorption, so that a reconstruction artifact can be traced
+to something physical: a strongly phase-shifting, strongly absorbing object (liquid-metal
+particles) is what later produces phase singularities, a dense circuit is what shows line
+artifacts, a weak biological object is what shows low contrast. The transmission is
+``exp(i·phase − absorption)`` with ``phase`` in radians and ``absorption`` in nepers of
+amplitude. Pure numpy (no scipy), everything drawn from the given generator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final, TypedDict
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+ComplexArray = npt.NDArray[np.complex64]
+Maps = tuple[FloatArray, FloatArray]  # (phase shape, absorption shape), each max 1
+
+
+class ObjectMetadata(TypedDict):
+    """What a caption can say about a sample type."""
+
+    sample_type: str
+    description: str
+    material: str
+    phase_range_rad: tuple[float, float]
+    absorption_range: tuple[float, float]
+    strong_phase: bool  # phase far above 2π: wraps, and can make phase singularities
+
+
+@dataclass(frozen=True)
+class _Material:
+    description: str
+    material: str
+    phase_max: tuple[float, float]  # the object's maximum phase is drawn from this range
+    absorption_max: tuple[float, float]
+
+
+_MATERIALS: Final[dict[str, _Material]] = {
+    "Siemens star": _Material(
+        "A Siemens star resolution test pattern: radial spokes that get finer toward the "
+        "centre, with concentric gaps.",
+        "gold on a thin silicon nitride membrane",
+        (0.8, 1.4),
+        (0.08, 0.15),
+    ),
+    "XRnanotech 3D test pattern": _Material(
+        "A multi-level lithographic test pattern: line gratings of several periods, "
+        "concentric rings and a stepped pyramid of nested squares.",
+        "tungsten, three structure heights",
+        (1.6, 2.4),
+        (0.15, 0.3),
+    ),
+    "Integrated circuit": _Material(
+        "An integrated circuit: dense Manhattan wiring on two metal layers (horizontal and "
+        "vertical tracks), tungsten vias and wide power rails.",
+        "copper wiring and tungsten vias in silicon dioxide",
+        (2.0, 3.0),
+        (0.35, 0.6),
+    ),
+    "E. coli in starch": _Material(
+        "E. coli bacteria (rounded rods) embedded in a granular starch matrix; weak contrast.",
+        "unstained biological material",
+        (0.35, 0.6),
+        (0.01, 0.03),
+    ),
+    "TiO2 in capillary": _Material(
+        "TiO2 nanoparticle aggregates inside a glass capillary whose walls run vertically.",
+        "titanium dioxide in borosilicate glass",
+        (2.5, 3.5),
+        (0.2, 0.35),
+    ),
+    "Supercrystal": _Material(
+        "A nanoparticle supercrystal: a hexagonal lattice of gold nanoparticles with "
+        "grains, grain boundaries and vacancies.",
+        "gold nanoparticles with organic ligands",
+        (1.0, 1.6),
+        (0.1, 0.18),
+    ),
+    "Liquid-metal particles": _Material(
+        "Large liquid-metal droplets with a thin oxide skin; projected phase far above "
+        "2π and strong absorption.",
+        "eutectic gallium-indium",
+        (8.0, 12.0),
+        (1.2, 2.0),
+    ),
+    "NCM battery particles": _Material(
+        "NCM cathode secondary particles made of primary grains, with radial cracks.",
+        "LiNi(x)Mn(y)Co(z)O2",
+        (2.2, 3.4),
+        (0.25, 0.45),
+    ),
+    "Bilayer WSe2": _Material(
+        "A twisted bilayer WSe2 flake: two hexagonal lattices whose small twist makes a "
+        "moiré superlattice; mono- and bilayer regions.",
+        "tungsten diselenide",
+        (0.3, 0.5),
+        (0.01, 0.03),
+    ),
+    "LNO/CuS battery material": _Material(
+        "A battery composite: polygonal LiNiO2 particles and clusters of hexagonal CuS platelets.",
+        "LiNiO2 and copper sulfide",
+        (2.2, 3.2),
+        (0.25, 0.45),
+    ),
+}
+
+
+# ---------------------------------------------------------------- drawing primitives
+
+
+def _grid(size: int) -> tuple[FloatArray, FloatArray]:
+    y, x = np.mgrid[0:size, 0:size].astype(np.float64)
+    return y, x
+
+
+def _smooth(image: FloatArray, sigma: float) -> FloatArray:
+    """Gaussian blur by FFT (periodic boundaries; fine for textures)."""
+    if sigma <= 0:
+        return image
+    fy = np.fft.fftfreq(image.shape[0])[:, None]
+    fx = np.fft.fftfreq(image.shape[1])[None, :]
+    kernel = np.exp(-2.0 * (np.pi * sigma) ** 2 * (fy**2 + fx**2))
+    return np.fft.ifft2(np.fft.fft2(image) * kernel).real
+
+
+def _texture(size: int, rng: np.random.Generator, sigma: float) -> FloatArray:
+    """Smooth random field scaled to [0, 1]."""
+    field = _smooth(rng.standard_normal((size, size)), sigma)
+    return _unit(field)
+
+
+def _unit(image: FloatArray) -> FloatArray:
+    low, high = float(image.min()), float(image.max())
+    return (image - low) / (high - low) if high > low else np.zeros_like(image)
+
+
+def _disc(y: FloatArray, x: FloatArray, cy: float, cx: float, r: float) -> FloatArray:
+    """Anti-aliased filled disc (coverage 0..1)."""
+    return np.clip(r - np.hypot(y - cy, x - cx) + 0.5, 0.0, 1.0)
+
+
+def _sphere(y: FloatArray, x: FloatArray, cy: float, cx: float, r: float) -> FloatArray:
+    """Projected thickness of a sphere, 1 at its centre."""
+    d2 = (y - cy) ** 2 + (x - cx) ** 2
+    return np.sqrt(np.clip(1.0 - d2 / (r * r), 0.0, None))
+
+
+def _polygon(y: FloatArray, x: FloatArray, vertices: FloatArray) -> FloatArray:
+    """Anti-aliased convex polygon; ``vertices`` (n, 2) as (y, x), counter-clockwise."""
+    inside = np.full(y.shape, np.inf)
+    n = len(vertices)
+    for i in range(n):
+        (y0, x0), (y1, x1) = vertices[i], vertices[(i + 1) % n]
+        ey, ex = y1 - y0, x1 - x0
+        length = np.hypot(ey, ex)
+        # signed distance, positive on the inner side of a counter-clockwise edge
+        distance = ((x - x0) * ey - (y - y0) * ex) / length
+        inside = np.minimum(inside, distance)
+    return np.clip(inside + 0.5, 0.0, 1.0)
+
+
+def _regular_polygon(
+    cy: float, cx: float, r: float, n: int, angle: float, jitter: float, rng: np.random.Generator
+) -> FloatArray:
+    angles = angle + np.arange(n) * 2 * np.pi / n
+    angles = angles + rng.uniform(-jitter, jitter, n) * np.pi / n
+    angles = np.sort(angles)
+    # angles counter-clockwise in (x, y) with y pointing down -> reverse for our convention
+    verts = np.stack([cy + r * np.sin(angles), cx + r * np.cos(angles)], axis=1)
+    return verts[::-1].copy()
+
+
+def _rectangle(
+    y: FloatArray, x: FloatArray, y0: float, y1: float, x0: float, x1: float
+) -> FloatArray:
+    """Anti-aliased axis-aligned rectangle covering [y0, y1) × [x0, x1)."""
+    cover_y = np.clip(np.minimum(y + 1 - y0, y1 - y), 0.0, 1.0)
+    cover_x = np.clip(np.minimum(x + 1 - x0, x1 - x), 0.0, 1.0)
+    coverage: FloatArray = cover_y * cover_x
+    return coverage
+
+
+def _segment(
+    y: FloatArray, x: FloatArray, p0: tuple[float, float], p1: tuple[float, float], width: float
+) -> FloatArray:
+    """Anti-aliased line segment of a given width (a capsule)."""
+    (y0, x0), (y1, x1) = p0, p1
+    dy, dx = y1 - y0, x1 - x0
+    length2 = dy * dy + dx * dx
+    t = np.clip(((y - y0) * dy + (x - x0) * dx) / max(length2, 1e-12), 0.0, 1.0)
+    distance = np.hypot(y - (y0 + t * dy), x - (x0 + t * dx))
+    return np.clip(width / 2 - distance + 0.5, 0.0, 1.0)
+
+
+def _hex_lattice(y: FloatArray, x: FloatArray, period: float, angle: float) -> FloatArray:
+    """Positive hexagonal lattice intensity (three plane waves), scaled to [0, 1]."""
+    k = 4 * np.pi / (np.sqrt(3) * period)
+    total = np.zeros_like(y)
+    for i in range(3):
+        a = angle + i * 2 * np.pi / 3
+        total += np.cos(k * (x * np.cos(a) + y * np.sin(a)))
+    return (total + 1.5) / 4.5
+
+
+# ---------------------------------------------------------------- sample generators
+
+
+def _siemens_star(size: int, rng: np.random.Generator) -> Maps:
+    y, x = _grid(size)
+    cy = size / 2 + rng.uniform(-0.05, 0.05) * size
+    cx = size / 2 + rng.uniform(-0.05, 0.05) * size
+    r = np.hypot(y - cy, x - cx)
+    theta = np.arctan2(y - cy, x - cx) + rng.uniform(0, 2 * np.pi)
+    n_spokes = int(rng.integers(16, 25)) * 2
+    s = np.sin(n_spokes / 2 * theta)
+    spokes = np.clip(0.5 + r * s / (n_spokes / 2), 0.0, 1.0)
+    outer = 0.46 * size * rng.uniform(0.9, 1.1)
+    shape = spokes * np.clip(outer - r + 0.5, 0.0, 1.0)
+    for frac in rng.uniform(0.25, 0.8, 2):  # concentric gaps of the test pattern
+        shape *= 1.0 - np.clip(1.5 - np.abs(r - frac * outer), 0.0, 1.0)
+    shape *= 0.95 + 0.05 * _texture(size, rng, 2.0)
+    return shape, shape
+
+
+def _xrnanotech(size: int, rng: np.random.Generator) -> Maps:
+    y, x = _grid(size)
+    half = size // 2
+    heights = rng.permutation(np.array([1 / 3, 2 / 3, 1.0]))
+    shape = np.zeros((size, size))
+    # quadrant 0: vertical gratings of several periods, stacked in bands
+    periods = rng.choice([3, 4, 5, 6, 8, 10], size=3, replace=False)
+    band = half / 3
+    for i, period in enumerate(periods):
+        stripes = ((x + rng.integers(period)) % period < period / 2).astype(float)
+        shape += heights[0] * stripes * _rectangle(y, x, i * band + 1, (i + 1) * band - 1, 1, half)
+    # quadrant 1: horizontal gratings
+    periods = rng.choice([3, 4, 5, 6, 8, 10], size=3, replace=False)
+    for i, period in enumerate(periods):
+        stripes = ((y + rng.integers(period)) % period < period / 2).astype(float)
+        x0 = half + i * band
+        shape += heights[1] * stripes * _rectangle(y, x, 1, half, x0 + 1, x0 + band - 1)
+    # quadrant 2: concentric rings
+    cy, cx = 1.5 * half, 0.5 * half
+    r = np.hypot(y - cy, x - cx)
+    ring_period = rng.uniform(4, 7)
+    rings = np.clip(0.5 + 2 * np.sin(2 * np.pi * r / ring_period), 0.0, 1.0)
+    shape += heights[2] * rings * _disc(y, x, cy, cx, 0.45 * half)
+    # quadrant 3: stepped pyramid of nested squares (the "3D" part)
+    cy, cx = 1.5 * half, 1.5 * half
+    for step, level in enumerate((1 / 3, 2 / 3, 1.0)):
+        w = 0.45 * half * (1 - step / 3.5)
+        shape = np.maximum(shape, level * _rectangle(y, x, cy - w, cy + w, cx - w, cx + w))
+    return shape, shape
+
+
+def _integrated_circuit(size: int, rng: np.random.Generator) -> Maps:
+    y, x = _grid(size)
+    layer_h = np.zeros((size, size))
+    layer_v = np.zeros((size, size))
+    pitch_h, width_h = int(rng.integers(7, 10)), float(rng.uniform(2.5, 4.0))
+    pitch_v, width_v = int(rng.integers(9, 14)), float(rng.uniform(3.5, 5.5))
+    for row in range(int(rng.integers(pitch_h)), size, pitch_h):
+        start = float(rng.uniform(-size / 2, 0))
+        while start < size:
+            length = float(rng.uniform(0.15, 0.6) * size)
+            if rng.random() < 0.8:
+                rect = _rectangle(y, x, row, row + width_h, start, start + length)
+                layer_h = np.maximum(layer_h, rect)
+            start += length + float(rng.uniform(3, 12))
+    for col in range(int(rng.integers(pitch_v)), size, pitch_v):
+        start = float(rng.uniform(-size / 2, 0))
+        while start < size:
+            length = float(rng.uniform(0.1, 0.5) * size)
+            if rng.random() < 0.7:
+                rect = _rectangle(y, x, start, start + length, col, col + width_v)
+                layer_v = np.maximum(layer_v, rect)
+            start += length + float(rng.uniform(3, 12))
+    for _ in range(int(rng.integers(1, 3))):  # wide power rails on the lower layer
+        rail = float(rng.uniform(0, size - 12))
+        layer_h = np.maximum(layer_h, _rectangle(y, x, rail, rail + rng.uniform(7, 11), 0, size))
+    vias = np.zeros((size, size))
+    crossings = np.argwhere((layer_h > 0.9) & (layer_v > 0.9))
+    if len(crossings):
+        picks = crossings[rng.choice(len(crossings), min(len(crossings), size // 3), False)]
+        for cy, cx in picks:
+            vias = np.maximum(vias, _rectangle(y, x, cy - 1.5, cy + 1.5, cx - 1.5, cx + 1.5))
+    phase = 0.45 * layer_h + 0.45 * layer_v + 0.4 * vias
+    absorption = 0.35 * layer_h + 0.35 * layer_v + 0.8 * vias  # tungsten absorbs more
+    return phase, absorption
+
+
+def _ecoli_in_starch(size: int, rng: np.random.Generator) -> Maps:
+    y, x = _grid(size)
+    starch = np.zeros((size, size))
+    for _ in range(int(size * size / 900)):
+        cy, cx, r = rng.uniform(0, size), rng.uniform(0, size), rng.uniform(6, 16)
+        starch = np.maximum(starch, 0.6 * _sphere(y, x, cy, cx, r))
+    starch = 0.25 * _smooth(starch, 1.5) + 0.08 * _texture(size, rng, 3.0)
+    bacteria = np.zeros((size, size))
+    for _ in range(int(rng.integers(3, 7) * (size / 128) ** 2) + 2):
+        cy, cx = rng.uniform(0.1, 0.9, 2) * size
+        angle = rng.uniform(0, np.pi)
+        half_length = rng.uniform(6, 12)
+        width = rng.uniform(6, 9)
+        dy, dx = half_length * np.sin(angle), half_length * np.cos(angle)
+        body = _segment(y, x, (cy - dy, cx - dx), (cy + dy, cx + dx), width)
+        bacteria = np.maximum(bacteria, _smooth(body, 1.2))
+    bacteria *= 0.9 + 0.1 * _texture(size, rng, 1.5)
+    shape = starch + bacteria
+    return shape, shape
+
+
+def _tio2_in_capillary(size: int, rng: np.random.Generator) -> Maps:
+    y, x = _grid(size)
+    centre = size / 2 + rng.uniform(-0.05, 0.05) * size
+    r_out = size * rng.uniform(0.42, 0.5)
+    r_in = r_out - size * rng.uniform(0.05, 0.08)
+    d = x - centre
+    glass = 2 * np.sqrt(np.clip(r_out**2 - d**2, 0, None))
+    glass -= 2 * np.sqrt(np.clip(r_in**2 - d**2, 0, None))
+    glass /= max(float(glass.max()), 1e-9)
+    particles = np.zeros((size, size))
+    for _ in range(int(rng.integers(5, 10) * (size / 128) ** 2) + 2):
+        cy = rng.uniform(0, size)
+        cx = centre + rng.uniform(-0.8, 0.8) * r_in
+        for _ in range(int(rng.integers(4, 15))):  # an aggregate of small spheres
+            py, px = cy + rng.normal(0, 5), cx + rng.normal(0, 5)
+            if abs(px - centre) < r_in:
+                particles += _sphere(y, x, py, px, rng.uniform(2, 4.5))
+    particles = np.minimum(particles, 1.6)
+    phase = 0.3 * glass + 0.6 * particles
+    absorption = 0.1 * glass + 0.6 * particles  # TiO2 absorbs far more than glass
+    return phase, absorption
+
+
+def _supercrystal(size: int, rng: np.random.Generator) -> Maps:
+    y, x = _grid(size)
+    period = rng.uniform(6, 8)
+    radius = period * rng.uniform(0.36, 0.42)
+    n_grains = int(rng.integers(3, 6))
+    seeds = rng.uniform(0, size, (n_grains, 2))
+    angles = rng.uniform(0, np.pi / 3, n_grains)
+    owner = np.argmin((y[..., None] - seeds[:, 0]) ** 2 + (x[..., None] - seeds[:, 1]) ** 2, -1)
+    shape = np.zeros((size, size))
+    a1 = np.array([1.0, 0.0])
+    a2 = np.array([0.5, np.sqrt(3) / 2])
+    n_cells = int(size * 1.6 / period) + 2
+    for grain, angle in enumerate(angles):
+        rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+        i, j = np.meshgrid(np.arange(-n_cells, n_cells), np.arange(-n_cells, n_cells))
+        points = (i.ravel()[:, None] * a1 + j.ravel()[:, None] * a2) * period @ rot.T
+        points += seeds[grain]
+        keep = (points.min(1) > -radius) & (points.max(1) < size + radius)
+        keep &= rng.random(len(points)) > 0.03  # vacancies
+        for py, px in points[keep] + rng.normal(0, 0.3, (int(keep.sum()), 2)):
+            iy, ix = int(np.clip(round(py), 0, size - 1)), int(np.clip(round(px), 0, size - 1))
+            if owner[iy, ix] != grain:
+                continue
+            lo_y, hi_y = max(int(py - radius - 1), 0), min(int(py + radius + 2), size)
+            lo_x, hi_x = max(int(px - radius - 1), 0), min(int(px + radius + 2), size)
+            if lo_y >= hi_y or lo_x >= hi_x:
+                continue
+            block = _sphere(y[lo_y:hi_y, lo_x:hi_x], x[lo_y:hi_y, lo_x:hi_x], py, px, radius)
+            shape[lo_y:hi_y, lo_x:hi_x] = np.maximum(shape[lo_y:hi_y, lo_x:hi_x], block)
+    island = _texture(size, rng, size / 6) > rng.uniform(0.25, 0.4)  # a supercrystal island
+    shape *= _smooth(island.astype(float), 1.5)
+    return shape, shape
+
+
+def _liquid_metal(size: int, rng: np.random.Generator) -> Maps:
+    y, x = _grid(size)
+    shape = np.zeros((size, size))
+    skin = np.zeros((size, size))
+    for _ in range(int(rng.integers(3, 7))):
+        cy, cx = rng.uniform(0.1, 0.9, 2) * size
+        r = rng.uniform(0.12, 0.3) * size
+        shape += _sphere(y, x, cy, cx, r)
+        skin += _sphere(y, x, cy, cx, r + 1.5) - _sphere(y, x, cy, cx, r)
+    # droplets are band-limited by the optics; a sharp rim would alias the phase
+    return _smooth(shape + 0.1 * skin, 1.0), _smooth(shape + 0.05 * skin, 1.0)
+
+
+def _ncm_particles(size: int, rng: np.random.Generator) -> Maps:
+    y, x = _grid(size)
+    shape = np.zeros((size, size))
+    for _ in range(int(rng.integers(2, 5))):
+        cy, cx = rng.uniform(0.2, 0.8, 2) * size
+        r = rng.uniform(0.14, 0.3) * size
+        box = (
+            slice(max(int(cy - r) - 1, 0), min(int(cy + r) + 2, size)),
+            slice(max(int(cx - r) - 1, 0), min(int(cx + r) + 2, size)),
+        )
+        by, bx = y[box], x[box]
+        # primary grains: Voronoi cells with their own density and thin boundaries
+        n_grains = int(np.pi * r * r / 60) + 4
+        seeds = np.stack([cy + rng.uniform(-r, r, n_grains), cx + rng.uniform(-r, r, n_grains)], 1)
+        d2 = (by[..., None] - seeds[:, 0]) ** 2 + (bx[..., None] - seeds[:, 1]) ** 2
+        nearest = np.partition(d2, 1, axis=-1)
+        gap = np.sqrt(nearest[..., 1]) - np.sqrt(nearest[..., 0])
+        boundary = np.clip(gap / 1.5, 0.0, 1.0)
+        density = rng.uniform(0.8, 1.0, n_grains)[np.argmin(d2, -1)]
+        grains = np.zeros((size, size))
+        grains[box] = _sphere(by, bx, cy, cx, r) * density * (0.75 + 0.25 * boundary)
+        for _ in range(int(rng.integers(2, 6))):  # radial cracks from near the centre
+            angle = rng.uniform(0, 2 * np.pi)
+            start = rng.uniform(0, 0.3) * r
+            end = rng.uniform(0.6, 1.1) * r
+            p0 = (cy + start * np.sin(angle), cx + start * np.cos(angle))
+            bend = angle + rng.normal(0, 0.15)
+            p1 = (cy + end * np.sin(bend), cx + end * np.cos(bend))
+            grains *= 1.0 - _segment(y, x, p0, p1, rng.uniform(1.0, 2.2))
+        shape = np.maximum(shape, grains)
+    return shape, shape
+
+
+def _bilayer_wse2(size: int, rng: np.random.Generator) -> Maps:
+    y, x = _grid(size)
+    period = rng.uniform(4.0, 5.0)
+    angle = rng.uniform(0, np.pi / 3)
+    twist = np.deg2rad(rng.uniform(2.5, 5.0))
+    bottom = _hex_lattice(y, x, period, angle)
+    top = _hex_lattice(y, x, period, angle + twist)
+    flake = _texture(size, rng, size / 5)
+    bottom_region = _smooth((flake > 0.25).astype(float), 1.0)
+    top_region = _smooth((flake > 0.45).astype(float), 1.0)
+    shape = bottom_region * (0.5 + 0.5 * bottom) + top_region * (0.5 + 0.5 * top)
+    return shape, shape
+
+
+def _lno_cus(size: int, rng: np.random.Generator) -> Maps:
+    y, x = _grid(size)
+    lno = np.zeros((size, size))
+    for _ in range(int(rng.integers(4, 8) * (size / 128) ** 2) + 2):
+        cy, cx = rng.uniform(0, size, 2)
+        verts = _regular_polygon(
+            cy, cx, rng.uniform(8, 18), int(rng.integers(5, 8)), rng.uniform(0, 2 * np.pi), 0.6, rng
+        )
+        lno = np.maximum(lno, _smooth(_polygon(y, x, verts), 0.8) * rng.uniform(0.7, 1.0))
+    cus = np.zeros((size, size))
+    for _ in range(int(rng.integers(2, 4) * (size / 128) ** 2) + 1):
+        cy, cx = rng.uniform(0, size, 2)
+        for _ in range(int(rng.integers(5, 10))):  # a rosette of thin hexagonal platelets
+            py, px = cy + rng.normal(0, 6), cx + rng.normal(0, 6)
+            verts = _regular_polygon(py, px, rng.uniform(4, 8), 6, rng.uniform(0, np.pi), 0.1, rng)
+            cus += 0.35 * _polygon(y, x, verts)
+    cus = np.minimum(cus, 1.2)
+    phase = 0.8 * lno + 0.5 * cus
+    absorption = 0.5 * lno + 0.9 * cus  # copper absorbs more per phase than LNO
+    return phase, absorption
+
+
+_GENERATORS: Final[dict[str, Callable[[int, np.random.Generator], Maps]]] = {
+    "Siemens star": _siemens_star,
+    "XRnanotech 3D test pattern": _xrnanotech,
+    "Integrated circuit": _integrated_circuit,
+    "E. coli in starch": _ecoli_in_starch,
+    "TiO2 in capillary": _tio2_in_capillary,
+    "Supercrystal": _supercrystal,
+    "Liquid-metal particles": _liquid_metal,
+    "NCM battery particles": _ncm_particles,
+    "Bilayer WSe2": _bilayer_wse2,
+    "LNO/CuS battery material": _lno_cus,
+}
+
+SAMPLE_TYPES: Final[tuple[str, ...]] = tuple(_GENERATORS)
+
+
+def _material(sample_type: str) -> _Material:
+    try:
+        return _MATERIALS[sample_type]
+    except KeyError:
+        raise ValueError(
+            f"unknown sample type {sample_type!r}; expected one of {SAMPLE_TYPES}"
+        ) from None
+
+
+def make_object(sample_type: str, size: int, rng: np.random.Generator) -> ComplexArray:
+    """A ``(size, size)`` complex64 transmission ``exp(i·phase − absorption)``.
+
+    The maximum phase and absorption are drawn from the sample type's ranges (see
+    :func:`object_metadata`); the minimum of both is 0 (empty regions transmit fully).
+    """
+    material = _material(sample_type)
+    if size < 16:
+        raise ValueError(f"object size must be at least 16 pixels, got {size}")
+    phase_shape, absorption_shape = _GENERATORS[sample_type](size, rng)
+    phase_max = rng.uniform(*material.phase_max)
+    absorption_max = rng.uniform(*material.absorption_max)
+    phase = _unit_max(phase_shape) * phase_max
+    absorption = _unit_max(absorption_shape) * absorption_max
+    transmission: ComplexArray = np.exp(1j * phase - absorption).astype(np.complex64)
+    return transmission
+
+
+def _unit_max(shape: FloatArray) -> FloatArray:
+    shape = np.clip(shape, 0.0, None)
+    peak = float(shape.max())
+    return shape / peak if peak > 0 else shape
+
+
+def object_metadata(sample_type: str) -> ObjectMetadata:
+    """What a caption needs to say about a sample type: description, material, ranges."""
+    material = _material(sample_type)
+    return {
+        "sample_type": sample_type,
+        "description": material.description,
+        "material": material.material,
+        "phase_range_rad": (0.0, material.phase_max[1]),
+        "absorption_range": (0.0, material.absorption_max[1]),
+        "strong_phase": bool(material.phase_max[1] > 2 * np.pi),
+    }
