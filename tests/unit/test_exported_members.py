@@ -1,0 +1,41 @@
+"""Pin the public names of the packages, so an export cannot vanish unnoticed."""
+
+from __future__ import annotations
+
+import ptychobench
+import ptychobench.data
+import ptychobench.sim
+
+
+def test_ptychobench_exports() -> None:
+    assert set(ptychobench.__all__) == {
+        "ARTIFACT_LABELS",
+        "NO_ARTIFACTS",
+        "NO_CHANGES",
+        "OPTIONS",
+        "OPTION_LETTERS",
+        "Task",
+        "vocabulary",
+    }
+
+
+def test_ptychobench_data_exports() -> None:
+    assert set(ptychobench.data.__all__) == {
+        "DataFormatError",
+        "Dataset",
+        "Sample",
+        "paper_split",
+        "read_labelstudio",
+        "read_labelstudio_dataset",
+        "read_release",
+        "release_metadata",
+        "split_samples",
+        "write_labelstudio",
+        "write_release",
+    }
+
+
+def test_every_exported_name_exists() -> None:
+    for module in (ptychobench, ptychobench.data, ptychobench.sim):
+        for name in module.__all__:
+            assert hasattr(module, name), f"{module.__name__}.{name}"
