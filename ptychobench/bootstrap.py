@@ -20,7 +20,7 @@ deviation of the resampled scores (NumPy's default, as published).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Final, Literal, TypeAlias, get_args
 
 import numpy as np
@@ -43,6 +43,11 @@ _CHUNK_ELEMENTS: Final = 1 << 20
 """Multiplicities per chunk (b * n); 8 MiB of float64 plus as much for the indices."""
 
 
+def _as_dict(result: Any) -> dict[str, Any]:
+    """A result's fields as a JSON-ready mapping, without the bootstrap distribution."""
+    return {f.name: getattr(result, f.name) for f in fields(result) if f.name != "distribution"}
+
+
 @dataclass(frozen=True)
 class BootstrapResult:
     """A statistic on the test set and its bootstrap distribution's summary."""
@@ -61,18 +66,7 @@ class BootstrapResult:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready mapping (without the distribution)."""
-        return {
-            "statistic": self.statistic,
-            "point": self.point,
-            "mean": self.mean,
-            "std": self.std,
-            "ci_low": self.ci_low,
-            "ci_high": self.ci_high,
-            "confidence": self.confidence,
-            "n_resamples": self.n_resamples,
-            "n_items": self.n_items,
-            "seed": self.seed,
-        }
+        return _as_dict(self)
 
 
 @dataclass(frozen=True)
@@ -105,21 +99,7 @@ class PairedBootstrapResult:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready mapping (without the distribution)."""
-        return {
-            "statistic": self.statistic,
-            "point_a": self.point_a,
-            "point_b": self.point_b,
-            "point_diff": self.point_diff,
-            "mean": self.mean,
-            "std": self.std,
-            "ci_low": self.ci_low,
-            "ci_high": self.ci_high,
-            "p_value": self.p_value,
-            "confidence": self.confidence,
-            "n_resamples": self.n_resamples,
-            "n_items": self.n_items,
-            "seed": self.seed,
-        }
+        return _as_dict(self)
 
 
 def _check(statistic: str, n_resamples: int, confidence: float) -> None:
