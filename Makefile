@@ -16,7 +16,7 @@ venv: $(STAMP)
 $(STAMP): $(DEPS_FILES)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,sim]'
 	@rm -f $(VENV)/.deps-*
 	@touch $@
 	@echo "virtual environment $(VENV) is up to date ($(DEPS_HASH))"

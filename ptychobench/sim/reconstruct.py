@@ -172,7 +172,8 @@ def _initial_probe(initial_probe: npt.ArrayLike, config: ReconConfig, patterns: 
         main = utils.orthogonalize_initial_probe(grown)  # Hermite modes, 2 % power each
     else:
         main = main[:, : config.n_probe_modes]
-    main = torch.as_tensor(utils.rescale_probe(main.numpy(), patterns))
+    # ptychi annotates rescale_probe as returning None, but it returns the scaled probe.
+    main = torch.as_tensor(utils.rescale_probe(main.numpy(), patterns))  # type: ignore[func-returns-value]
     if config.n_opr_modes > 1:
         main = utils.add_additional_opr_probe_modes_to_probe(main, config.n_opr_modes - 1)
     return main
