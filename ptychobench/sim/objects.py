@@ -260,28 +260,39 @@ def _xrnanotech(size: int, rng: np.random.Generator) -> Maps:
     return shape, shape
 
 
+def _wires(
+    layer: FloatArray,
+    rng: np.random.Generator,
+    pitch: int,
+    width: float,
+    lengths: tuple[float, float],
+    keep: float,
+    *,
+    horizontal: bool,
+) -> FloatArray:
+    """Broken Manhattan wires, one track every ``pitch`` pixels, added onto ``layer``."""
+    size = layer.shape[0]
+    y, x = _grid(size)
+    for track in range(int(rng.integers(pitch)), size, pitch):
+        start = float(rng.uniform(-size / 2, 0))
+        while start < size:
+            length = float(rng.uniform(*lengths) * size)
+            if rng.random() < keep:
+                across, along = (track, track + width), (start, start + length)
+                box = (*across, *along) if horizontal else (*along, *across)
+                layer = np.maximum(layer, _rectangle(y, x, *box))
+            start += length + float(rng.uniform(3, 12))
+    return layer
+
+
 def _integrated_circuit(size: int, rng: np.random.Generator) -> Maps:
     y, x = _grid(size)
     layer_h = np.zeros((size, size))
     layer_v = np.zeros((size, size))
     pitch_h, width_h = int(rng.integers(7, 10)), float(rng.uniform(2.5, 4.0))
     pitch_v, width_v = int(rng.integers(9, 14)), float(rng.uniform(3.5, 5.5))
-    for row in range(int(rng.integers(pitch_h)), size, pitch_h):
-        start = float(rng.uniform(-size / 2, 0))
-        while start < size:
-            length = float(rng.uniform(0.15, 0.6) * size)
-            if rng.random() < 0.8:
-                rect = _rectangle(y, x, row, row + width_h, start, start + length)
-                layer_h = np.maximum(layer_h, rect)
-            start += length + float(rng.uniform(3, 12))
-    for col in range(int(rng.integers(pitch_v)), size, pitch_v):
-        start = float(rng.uniform(-size / 2, 0))
-        while start < size:
-            length = float(rng.uniform(0.1, 0.5) * size)
-            if rng.random() < 0.7:
-                rect = _rectangle(y, x, start, start + length, col, col + width_v)
-                layer_v = np.maximum(layer_v, rect)
-            start += length + float(rng.uniform(3, 12))
+    layer_h = _wires(layer_h, rng, pitch_h, width_h, (0.15, 0.6), 0.8, horizontal=True)
+    layer_v = _wires(layer_v, rng, pitch_v, width_v, (0.1, 0.5), 0.7, horizontal=False)
     for _ in range(int(rng.integers(1, 3))):  # wide power rails on the lower layer
         rail = float(rng.uniform(0, size - 12))
         layer_h = np.maximum(layer_h, _rectangle(y, x, rail, rail + rng.uniform(7, 11), 0, size))
