@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from ptychoagent.cli import data, quickstart, score
+from ptychoagent.cli import data, quickstart, score, sim
 
 app = typer.Typer(
     name="ptychoagent",
@@ -19,6 +19,7 @@ app = typer.Typer(
 app.add_typer(data.app, name="data")
 app.command("score")(score.score)
 app.command("quickstart")(quickstart.quickstart)
+app.command("sim")(sim.sim)
 
 
 def main() -> None:

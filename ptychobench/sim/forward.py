@@ -131,6 +131,14 @@ def scale_probe(probe_modes: npt.ArrayLike, photons: float) -> ComplexArray:
     return scaled
 
 
+def _edge_quadratic(h: int, w: int) -> FloatArray:
+    """(r / half-width)² over an (h, w) window, 1 at the middle of its edges."""
+    y = (np.arange(h) - h / 2) / (h / 2)
+    x = (np.arange(w) - w / 2) / (w / 2)
+    quadratic: FloatArray = y[:, None] ** 2 + x[None, :] ** 2
+    return quadratic
+
+
 def simulate(
     obj: npt.ArrayLike,
     probe_modes: npt.ArrayLike,
@@ -146,6 +154,7 @@ def simulate(
     saturation: float | None = None,
     beamstop_radius: float = 0.0,
     dead_pixels: npt.ArrayLike | None = None,
+    probe_curvature: npt.ArrayLike | None = None,
     poisson: bool = True,
     batch: int = 64,
 ) -> DiffractionData:
@@ -163,6 +172,8 @@ def simulate(
     - ``hot_pixels``: (row, col, counts) added to every frame (after the noise).
     - ``saturation``: counts are clipped at this level (a saturated detector).
     - ``transpose``: each pattern is stored transposed (a data handling mistake).
+    - ``probe_curvature`` (N,) rad: the probe drifts during the scan; each pattern's probe
+      gets a quadratic phase of this many radians at the window's edge (a focus drift).
     """
     probe = scale_probe(probe_modes, photons)
     nominal = np.asarray(positions, dtype=np.float64).reshape(-1, 2)
@@ -186,7 +197,11 @@ def simulate(
     patterns = np.empty((n, h, w), dtype=np.float32)
     for start in range(0, n, batch):
         stop = min(start + batch, n)
-        expected = far_field_intensity(exit_waves(obj, probe, true[start:stop]))
+        waves = exit_waves(obj, probe, true[start:stop])
+        if probe_curvature is not None:
+            curvature = np.asarray(probe_curvature, dtype=np.float64).reshape(n)[start:stop]
+            waves *= np.exp(1j * curvature[:, None, None, None] * _edge_quadratic(h, w))
+        expected = far_field_intensity(waves)
         expected *= flux_factors[start:stop, None, None]
         for i in range(stop - start):
             dy, dx = shifts[start + i]

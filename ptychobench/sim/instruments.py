@@ -120,7 +120,8 @@ INSTRUMENTS: Final[dict[str, Instrument]] = {
             step_px=6.0,
             photons_per_pattern=4e5,
             coherent_modes=2,
-            pupil_radius=0.025,
+            defocus_um=40.0,
+            pupil_radius=0.15,
             coherence=0.85,
         ),
     )

@@ -87,8 +87,8 @@ _MATERIALS: Final[dict[str, _Material]] = {
         "Large liquid-metal droplets with a thin oxide skin; projected phase far above "
         "2π and strong absorption.",
         "eutectic gallium-indium",
-        (8.0, 12.0),
-        (1.2, 2.0),
+        (6.5, 8.5),
+        (0.8, 1.4),
     ),
     "NCM battery particles": _Material(
         "NCM cathode secondary particles made of primary grains, with radial cracks.",

@@ -71,7 +71,7 @@ def test_liquid_metal_is_strongly_phase_shifting_and_absorbing() -> None:
     strong = [t for t in SAMPLE_TYPES if object_metadata(t)["strong_phase"]]
     assert strong == ["Liquid-metal particles"]
     o = obj("Liquid-metal particles")
-    assert (-np.log(np.abs(o))).max() > 1.0
+    assert (-np.log(np.abs(o))).max() > 0.75  # under half the amplitude gets through
     # a phase far above 2π wraps: the wrapped phase spans the whole circle
     assert np.ptp(np.angle(o)) > 6.0
 

@@ -1,0 +1,689 @@
+"""PtychoBench-Sim generation: plan, reconstruct, confirm, verify fixes, write a release.
+
+The work is split into units that are each written to disk when they finish, so a run
+that is killed resumes where it stopped (finished units are kept, unfinished ones redone;
+nothing is duplicated because a unit's file name is its sample id):
+
+1. **detect** (one per planned sample): the scene is reconstructed clean and with its
+   fault(s); each label the recipe can cause is kept only when its image-metric check
+   passes against the clean reconstruction. A sample whose fault did not show is drawn
+   again from a new seed (up to ``max_attempts``), then made a clean sample.
+2. **verify** (for recommendation samples): the fix letters' changes are applied to the
+   same measured data and reconstructed again; a fix that does not move the metrics at
+   least ``min_fix_gain`` of the way back to the clean reconstruction is not a label,
+   and the sample is replaced by the next candidate.
+
+The result is the authors' release layout plus ``metadata.json`` (generator version,
+settings, counts, metric summaries) and ``samples.jsonl`` (per-sample provenance).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from ptychobench.data import Dataset, Sample, split_samples, write_release
+from ptychobench.images import encode_png
+from ptychobench.labels import ARTIFACT_LABELS, NO_ARTIFACTS, NO_CHANGES, OPTION_LETTERS
+from ptychobench.prompts import format_parameters
+from ptychobench.sim.faults import (
+    FAULTS,
+    PROBE_SIZE,
+    Check,
+    Setup,
+    apply_fix,
+    clean_config,
+    parameters_block,
+)
+from ptychobench.sim.instruments import INSTRUMENTS
+from ptychobench.sim.objects import SAMPLE_TYPES, object_metadata
+
+logger = logging.getLogger(__name__)
+
+GENERATOR_VERSION: Final = "ptychobench-sim/1"
+PAPER_SIZES: Final = {"detection": (312, 79), "recommendation": (91, 44)}
+
+# Two faults only where both stay readable in one image and do not touch the same knob.
+PAIRS: Final[tuple[tuple[str, str], ...]] = (
+    ("position_errors", "probe_drift"),
+    ("position_errors", "over_regularised"),
+    ("position_errors", "too_few_iterations"),
+    ("line_lag", "probe_drift"),
+    ("off_centre_patterns", "probe_drift"),
+    ("single_probe_mode", "probe_drift"),
+    ("single_probe_mode", "position_errors"),
+    ("over_regularised", "probe_drift"),
+)
+
+
+class SimSettings(BaseModel):
+    """Everything a generated dataset depends on (recorded in ``metadata.json``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    n: int = Field(default=391, ge=12, le=100_000)
+    seed: int = 0
+    test_fraction: float = Field(default=79 / 391, gt=0, lt=1)
+    recommendation_train_share: float = Field(default=91 / 312, gt=0, le=1)
+    recommendation_test_share: float = Field(default=44 / 79, gt=0, le=1)
+    clean_share: float = Field(default=0.1, ge=0, le=1)
+    two_fault_share: float = Field(default=0.15, ge=0, le=1)
+    verify_fraction: float = Field(default=1.0, ge=0, le=1)
+    min_fix_gain: float = Field(default=0.3, gt=0, le=1)
+    max_attempts: int = Field(default=2, ge=1)
+    faults: tuple[str, ...] = tuple(FAULTS)
+
+    def check(self) -> None:
+        """Raise ``ValueError`` for settings no dataset can satisfy."""
+        unknown = [name for name in self.faults if name not in FAULTS]
+        if unknown:
+            raise ValueError(f"unknown faults {unknown}; known: {list(FAULTS)}")
+        if not self.faults and self.clean_share < 1:
+            raise ValueError("no faults chosen: set clean_share to 1 or choose faults")
+        n_test = int(np.ceil(self.n * self.test_fraction))
+        if n_test < 1 or n_test >= self.n:
+            raise ValueError(
+                f"n={self.n} with test_fraction={self.test_fraction} leaves a split empty"
+            )
+
+
+@dataclass(frozen=True)
+class PlanItem:
+    index: int
+    id: str
+    sample_type: str
+    instrument: str
+    faults: tuple[str, ...]
+
+
+def sample_id(seed: int, index: int) -> str:
+    return hashlib.sha256(f"ptychobench-sim\x1f{seed}\x1f{index}".encode()).hexdigest()[:8]
+
+
+def make_plan(settings: SimSettings) -> list[PlanItem]:
+    """What each sample will be: type (balanced), instrument, fault(s). Deterministic."""
+    from ptychobench.sim.faults import Scene
+
+    settings.check()
+    rng = np.random.default_rng([settings.seed, 0])
+    types = [SAMPLE_TYPES[i % len(SAMPLE_TYPES)] for i in range(settings.n)]
+    rng.shuffle(types)
+    names = list(INSTRUMENTS)
+    plan = []
+    for index, sample_type in enumerate(types):
+        instrument = names[int(rng.integers(len(names)))]
+        scene = Scene(sample_type, INSTRUMENTS[instrument], 0, False)
+        usable = [FAULTS[n] for n in settings.faults if FAULTS[n].applies_to(scene)]
+        faults: tuple[str, ...] = ()
+        if usable and rng.random() >= settings.clean_share:
+            pairs = [
+                pair
+                for pair in PAIRS
+                if all(name in settings.faults and FAULTS[name].applies_to(scene) for name in pair)
+            ]
+            if pairs and rng.random() < settings.two_fault_share:
+                faults = pairs[int(rng.integers(len(pairs)))]
+            else:
+                weights = np.array([f.weight for f in usable])
+                faults = (usable[int(rng.choice(len(usable), p=weights / weights.sum()))].name,)
+        plan.append(
+            PlanItem(index, sample_id(settings.seed, index), sample_type, instrument, faults)
+        )
+    return plan
+
+
+# ------------------------------------------------------------------- the work units
+
+REFERENCE_LIMITS: Final = {"nrmse": (None, 0.7), "correlation": (0.7, None)}
+"""The clean reconstruction every label is judged against must show the object."""
+CLEAN_LIMITS: Final = {"nrmse": (None, 0.55), "residues": (None, 1.0), "correlation": (0.8, None)}
+"""A sample labelled "No obvious artifacts" must reconstruct at least this well."""
+
+
+def _within(
+    metrics: Mapping[str, float], limits: Mapping[str, tuple[float | None, float | None]]
+) -> bool:
+    return all(
+        (low is None or metrics[name] >= low) and (high is None or metrics[name] <= high)
+        for name, (low, high) in limits.items()
+    )
+
+
+def _instrument_for(item: PlanItem, faults: tuple[str, ...], seed: int, attempt: int) -> str:
+    """The planned instrument first; a retry may draw another that suits the faults."""
+    from ptychobench.sim.faults import Scene
+
+    if attempt == 0:
+        return item.instrument
+    rng = np.random.default_rng([seed, 8])
+    names = [
+        name
+        for name, instrument in INSTRUMENTS.items()
+        if all(FAULTS[f].applies_to(Scene(item.sample_type, instrument, 0, False)) for f in faults)
+    ]
+    return names[int(rng.integers(len(names)))] if names else item.instrument
+
+
+def _attempt_seed(settings_seed: int, index: int, attempt: int) -> int:
+    digest = hashlib.sha256(f"{settings_seed}\x1f{index}\x1f{attempt}".encode()).digest()
+    return int.from_bytes(digest[:4], "little")
+
+
+def build_setups(item: PlanItem, faults: tuple[str, ...], seed: int) -> tuple[Any, Setup, Setup]:
+    """The scene data, its clean setup and its faulted setup (deterministic in ``seed``)."""
+    from ptychobench.sim.experiment import make_scene, scene_for
+
+    instrument = INSTRUMENTS[item.instrument]
+    data = make_scene(item.sample_type, instrument, seed)
+    raster = any(name == "raster_poor_probe" for name in faults)
+    base = Setup(
+        config=clean_config(
+            instrument,
+            len(data.raster_positions if raster else data.positions),
+            data.scene.strong_phase,
+        ),
+        scan_override="raster" if raster else None,
+    )
+    setup = base
+    rng = np.random.default_rng([seed, 4])
+    for name in faults:
+        setup = FAULTS[name].apply(setup, scene_for(data, setup), rng)
+    return data, base, setup
+
+
+def _phase_png(obj: np.ndarray, mask: np.ndarray) -> bytes:
+    """8-bit phase image: phase about the scanned area's mean, 1–99 % of it to 0–255."""
+    inside = obj[mask]
+    reference = np.mean(inside)
+    phase = np.angle(obj * np.conj(reference / (abs(reference) + 1e-12)))
+    low, high = np.percentile(phase[mask], [1, 99])
+    scaled = np.clip((phase - low) / max(high - low, 1e-6), 0, 1)
+    return encode_png(scaled)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def detect_unit(item: PlanItem, settings: SimSettings, out: Path) -> dict[str, Any]:
+    """Reconstruct one planned sample, confirm its labels, write its image and record."""
+    from ptychobench.sim.experiment import run_setup
+    from ptychobench.sim.metrics import scan_mask
+
+    started = time.perf_counter()
+    dropped: list[dict[str, Any]] = []
+    tries = [(item.faults, a) for a in range(settings.max_attempts)]
+    if item.faults:  # then fall back to a clean sample
+        tries += [((), settings.max_attempts + a) for a in range(settings.max_attempts)]
+    for faults, attempt in tries:
+        seed = _attempt_seed(settings.seed, item.index, attempt)
+        instrument = _instrument_for(item, faults, seed, attempt)
+        item_now = PlanItem(item.index, item.id, item.sample_type, instrument, faults)
+        data, base, setup = build_setups(item_now, faults, seed)
+        try:
+            clean, _ = run_setup(data, base)
+            limits = REFERENCE_LIMITS if faults else CLEAN_LIMITS
+            if not _within(clean.metrics, limits):
+                reason = f"{instrument}: clean reconstruction too poor: " + ", ".join(
+                    f"{k}={clean.metrics[k]:.3g}" for k in limits
+                )
+                dropped.append({"attempt": attempt, "faults": faults, "reason": reason})
+                continue
+            outcome = run_setup(data, setup)[0] if faults else clean
+        except (RuntimeError, ValueError) as error:  # NaNs in Pty-chi: a diverged run
+            dropped.append({"attempt": attempt, "faults": faults, "reason": repr(error)[:200]})
+            continue
+        confirmed = {
+            name: [
+                label
+                for label, checks in FAULTS[name].artifacts.items()
+                if all(check.passes(outcome.metrics, clean.metrics) for check in checks)
+            ]
+            for name in faults
+        }
+        labels = sorted({label for found in confirmed.values() for label in found})
+        if faults and not labels:
+            dropped.append({"attempt": attempt, "faults": faults, "reason": "no label confirmed"})
+            continue
+        shown = [name for name in faults if confirmed[name]]
+        letters = sorted({letter for name in shown for letter in FAULTS[name].fixes})
+        fixable = all(FAULTS[name].fixes for name in shown)
+        scene = data.scene
+        mask = scan_mask(
+            data.object.shape,
+            data.raster_positions if setup.scan_override else data.positions,
+            PROBE_SIZE,
+        )
+        image = f"{item.id}-object_ph_Niter{setup.config.num_epochs}.png"
+        (out / "images").mkdir(parents=True, exist_ok=True)
+        _write_atomic(out / "images" / image, _phase_png(outcome.result.object, mask))
+        record = {
+            "id": item.id,
+            "index": item.index,
+            "sample_type": item.sample_type,
+            "instrument": instrument,
+            "planned_instrument": item.instrument,
+            "planned_faults": list(item.faults),
+            "injected_faults": list(faults),
+            "faults": list(shown),
+            "confirmed": confirmed,
+            "artifacts": labels or [NO_ARTIFACTS],
+            "letters": letters or ([NO_CHANGES] if not faults else []),
+            "fixable": fixable,
+            "seed": seed,
+            "attempt": attempt,
+            "dropped_attempts": dropped,
+            "parameters": parameters_block(setup, scene),
+            "config": setup.config.model_dump(),
+            "metrics": {"clean": clean.metrics, "fault": outcome.metrics},
+            "image": image,
+            "seconds": round(time.perf_counter() - started, 2),
+        }
+        _write_atomic(
+            _unit_path(out, "detect", item.id), json.dumps(record, default=_json).encode()
+        )
+        return record
+    record = {"id": item.id, "index": item.index, "failed": True, "dropped_attempts": dropped}
+    _write_atomic(_unit_path(out, "detect", item.id), json.dumps(record, default=_json).encode())
+    logger.warning("sample %s: every attempt failed and it is left out", item.id)
+    return record
+
+
+def _fix_gain(check: Check, fault: float, fixed: float, clean: float) -> float:
+    """How far a fix moved a metric from the faulted value back toward the clean one."""
+    gap = fault - clean
+    if abs(gap) < 1e-12:
+        return 0.0
+    return (fault - fixed) / gap
+
+
+def verify_unit(record: Mapping[str, Any], settings: SimSettings, out: Path) -> dict[str, Any]:
+    """Apply the sample's fix letters to the same data, reconstruct, measure the gain."""
+    from ptychobench.sim.experiment import measure, run_setup, scene_for
+
+    item = PlanItem(record["index"], record["id"], record["sample_type"], record["instrument"], ())
+    data, _, setup = build_setups(item, tuple(record["injected_faults"]), record["seed"])
+    fixed = setup
+    for letter in record["letters"]:
+        fixed = apply_fix(fixed, letter, scene_for(data, setup))
+    started = time.perf_counter()
+    try:
+        outcome, _ = run_setup(data, fixed, measure(data, setup))
+        after: dict[str, float] | None = outcome.metrics
+    except (RuntimeError, ValueError) as error:
+        logger.info("fix of %s diverged: %s", record["id"], error)
+        after = None
+    before, clean = record["metrics"]["fault"], record["metrics"]["clean"]
+    gains: dict[str, float] = {}
+    for name, labels in record["confirmed"].items():
+        for label in labels:
+            for check in FAULTS[name].artifacts[label]:
+                gain = (
+                    -1.0
+                    if after is None
+                    else _fix_gain(
+                        check, before[check.metric], after[check.metric], clean[check.metric]
+                    )
+                )
+                gains[f"{label}: {check.metric}"] = round(gain, 3)
+    helped = bool(gains) and all(g >= settings.min_fix_gain for g in gains.values())
+    result = {
+        "id": record["id"],
+        "letters": record["letters"],
+        "fixed_config": fixed.config.model_dump(),
+        "metrics_fixed": after,
+        "gains": gains,
+        "helped": helped,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    _write_atomic(
+        _unit_path(out, "verify", record["id"]), json.dumps(result, default=_json).encode()
+    )
+    return result
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, tuple):
+        return list(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _unit_path(out: Path, kind: str, sample: str) -> Path:
+    folder = out / "work" / kind
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{sample}.json"
+
+
+def _load_unit(out: Path, kind: str, sample: str) -> dict[str, Any] | None:
+    path = out / "work" / kind / f"{sample}.json"
+    if not path.exists():
+        return None
+    try:
+        loaded: dict[str, Any] = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        logger.warning("%s is damaged and is redone", path)
+        return None
+    return loaded
+
+
+# --------------------------------------------------------------------- orchestration
+
+Progress = Callable[[str, int, int], None]
+"""Called with (phase, done, total) as units finish."""
+
+
+def _init_worker() -> None:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    try:  # Linux: a worker dies with the run that started it (a killed run leaves none)
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        pass
+    logging.getLogger("ptychi").setLevel(logging.ERROR)
+    logging.getLogger().setLevel(logging.ERROR)
+
+
+def _run_units(
+    calls: list[tuple[Callable[..., dict[str, Any]], tuple[Any, ...]]],
+    workers: int,
+    phase: str,
+    progress: Progress | None,
+) -> list[dict[str, Any]]:
+    results: list[dict[str, Any]] = []
+    total = len(calls)
+    if progress:
+        progress(phase, 0, total)
+    if workers <= 1:
+        _init_worker()
+        for fn, args in calls:
+            results.append(fn(*args))
+            if progress:
+                progress(phase, len(results), total)
+        return results
+    with ProcessPoolExecutor(
+        workers, mp_context=get_context("spawn"), initializer=_init_worker
+    ) as pool:
+        futures = [pool.submit(fn, *args) for fn, args in calls]
+        for future in as_completed(futures):
+            results.append(future.result())
+            if progress:
+                progress(phase, len(results), total)
+    return results
+
+
+SETTINGS_FILE: Final = "sim-settings.json"
+
+
+def _claim(out: Path, settings: SimSettings) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / SETTINGS_FILE
+    wanted = settings.model_dump(mode="json")
+    if path.exists():
+        found = json.loads(path.read_text())
+        if found != {**wanted, "generator": GENERATOR_VERSION} and found != wanted:
+            changed = sorted(k for k in wanted if found.get(k) != wanted[k])
+            raise ValueError(
+                f"{out} holds a run with other settings ({', '.join(changed) or 'generator'}); "
+                "resume with the same settings or choose another --out"
+            )
+    else:
+        _write_atomic(
+            path, json.dumps({**wanted, "generator": GENERATOR_VERSION}, indent=2).encode()
+        )
+
+
+def generate(
+    settings: SimSettings, out: str | Path, workers: int = 1, progress: Progress | None = None
+) -> Dataset:
+    """Make (or finish making) the dataset under ``out``; returns what was written."""
+    out = Path(out)
+    settings.check()
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    _claim(out, settings)
+    plan = make_plan(settings)
+    todo = [
+        (detect_unit, (item, settings, out))
+        for item in plan
+        if _load_unit(out, "detect", item.id) is None
+    ]
+    _run_units(todo, workers, "reconstruct", progress)
+    records = {item.id: _load_unit(out, "detect", item.id) for item in plan}
+    missing = [k for k, v in records.items() if v is None]
+    if missing:
+        raise RuntimeError(f"samples without a result: {missing[:5]}")
+    failed = [k for k, v in records.items() if v and v.get("failed")]
+    plan = [item for item in plan if item.id not in failed]
+    samples = [_sample(records[item.id], out, settings) for item in plan]  # type: ignore[arg-type]
+    train, test = split_samples(samples, settings.test_fraction, settings.seed)
+    chosen = _recommendation(records, train, test, settings, out, workers, progress)  # type: ignore[arg-type]
+    dataset = _dataset(samples, train, test, chosen, records, settings)  # type: ignore[arg-type]
+    write_release(dataset, out)
+    _write_summary(out, settings, plan, records, chosen, failed)  # type: ignore[arg-type]
+    return dataset
+
+
+def _sample(record: Mapping[str, Any], out: Path, settings: SimSettings) -> Sample:
+    from ptychobench.sim.text import caption_obj
+
+    rng = np.random.default_rng([settings.seed, record["index"], 5])
+    phrase = object_metadata(record["sample_type"])["sample_type"]
+    return Sample(
+        id=record["id"],
+        image=out / "images" / record["image"],
+        sample_type=record["sample_type"],
+        instrument=record["instrument"],
+        beam="X-ray",
+        package="pty-chi",
+        artifacts=tuple(record["artifacts"]),
+        caption_obj=caption_obj(record["artifacts"], phrase, rng),
+        parameters=format_parameters(record["parameters"]),
+    )
+
+
+def _recommendation(
+    records: Mapping[str, dict[str, Any]],
+    train: list[Sample],
+    test: list[Sample],
+    settings: SimSettings,
+    out: Path,
+    workers: int,
+    progress: Progress | None,
+) -> dict[str, dict[str, Any]]:
+    """Pick the recommendation samples of each side; verify fixes where asked.
+
+    Returns sample id → verification (or ``{}`` when not verified), in file order.
+    """
+    quotas = {
+        "train": round(len(train) * settings.recommendation_train_share),
+        "test": round(len(test) * settings.recommendation_test_share),
+    }
+    chosen: dict[str, dict[str, Any]] = {}
+    for side, samples in (("train", train), ("test", test)):
+        candidates = [
+            s.id for s in samples if records[s.id]["fixable"] and records[s.id]["letters"]
+        ]
+        rng = np.random.default_rng([settings.seed, 6, 0 if side == "train" else 1])
+        rng.shuffle(candidates)
+        taken: list[str] = []
+        while len(taken) < quotas[side] and candidates:
+            need = quotas[side] - len(taken)
+            batch, candidates = (
+                candidates[: need + need // 3 + 1],
+                candidates[need + need // 3 + 1 :],
+            )
+            to_verify = [
+                sid
+                for sid in batch
+                if records[sid]["letters"] != [NO_CHANGES]
+                and _verified_share(sid) < settings.verify_fraction
+                and _load_unit(out, "verify", sid) is None
+            ]
+            _run_units(
+                [(verify_unit, (records[sid], settings, out)) for sid in to_verify],
+                workers,
+                f"verify fixes ({side})",
+                progress,
+            )
+            for sid in batch:
+                if len(taken) == quotas[side]:
+                    break
+                check = (
+                    _load_unit(out, "verify", sid)
+                    if _verified_share(sid) < settings.verify_fraction
+                    else None
+                )
+                if (
+                    records[sid]["letters"] != [NO_CHANGES]
+                    and check is not None
+                    and not check["helped"]
+                ):
+                    continue
+                taken.append(sid)
+                chosen[sid] = check or {}
+        if len(taken) < quotas[side]:
+            logger.warning("recommendation %s: %d of %d samples", side, len(taken), quotas[side])
+    return chosen
+
+
+def _verified_share(sample: str) -> float:
+    """A stable number in [0, 1) per sample: verified when below ``verify_fraction``."""
+    return int(sample, 16) / 16 ** len(sample)
+
+
+def _dataset(
+    samples: list[Sample],
+    train: list[Sample],
+    test: list[Sample],
+    chosen: Mapping[str, Mapping[str, Any]],
+    records: Mapping[str, dict[str, Any]],
+    settings: SimSettings,
+) -> Dataset:
+    from ptychobench.sim.text import caption_param
+
+    def advised(side: list[Sample]) -> tuple[Sample, ...]:
+        out = []
+        for sample in side:
+            if sample.id not in chosen:
+                continue
+            record = records[sample.id]
+            rng = np.random.default_rng([settings.seed, record["index"], 7])
+            advice = caption_param(record["letters"], rng, record["parameters"])
+            out.append(
+                sample.model_copy(
+                    update={"options": tuple(record["letters"]), "caption_param": advice}
+                )
+            )
+        return tuple(out)
+
+    rec_train, rec_test = advised(train), advised(test)
+    updated = {s.id: s for s in (*rec_train, *rec_test)}
+    return Dataset(
+        detection={
+            "train": tuple(updated.get(s.id, s) for s in train),
+            "test": tuple(updated.get(s.id, s) for s in test),
+        },
+        recommendation={"train": rec_train, "test": rec_test},
+    )
+
+
+def _write_summary(
+    out: Path,
+    settings: SimSettings,
+    plan: list[PlanItem],
+    records: Mapping[str, dict[str, Any]],
+    chosen: Mapping[str, Mapping[str, Any]],
+    failed: list[str],
+) -> None:
+    ordered = [records[item.id] for item in plan]
+    label_counts = Counter(label for r in ordered for label in r["artifacts"])
+    letter_counts = Counter(letter for r in ordered if r["id"] in chosen for letter in r["letters"])
+    planned = Counter(name for item in plan for name in item.faults)
+    shown = Counter(name for r in ordered for name in r["faults"])
+    verified = [v for v in chosen.values() if v]
+    metadata = {
+        "generator": GENERATOR_VERSION,
+        "settings": settings.model_dump(mode="json"),
+        "object_size": 128,
+        "pattern_size": 64,
+        "engine": "Pty-chi LSQML",
+        "counts": {
+            "samples": len(ordered),
+            "recommendation": len(chosen),
+            "labels": {label: label_counts.get(label, 0) for label in ARTIFACT_LABELS},
+            "letters": {letter: letter_counts.get(letter, 0) for letter in OPTION_LETTERS},
+            "sample_types": dict(Counter(r["sample_type"] for r in ordered)),
+            "instruments": dict(Counter(r["instrument"] for r in ordered)),
+            "faults_planned": dict(planned),
+            "faults_confirmed": dict(shown),
+            "replaced_attempts": sum(len(r["dropped_attempts"]) for r in ordered),
+            "left_out": len(failed),
+            "fixes_verified": len(verified),
+            "fixes_helped": sum(1 for v in verified if v["helped"]),
+        },
+        "faults": {
+            name: {
+                "summary": fault.summary,
+                "artifacts": {
+                    label: [c.describe() for c in checks]
+                    for label, checks in fault.artifacts.items()
+                },
+                "fixes": list(fault.fixes),
+            }
+            for name, fault in FAULTS.items()
+        },
+        "metrics": _metric_summary(ordered),
+        "reconstruction_seconds": round(sum(r["seconds"] for r in ordered), 1),
+    }
+    _write_atomic(out / "metadata.json", (json.dumps(metadata, indent=2) + "\n").encode())
+    lines = [
+        json.dumps(
+            {**{k: v for k, v in r.items() if k != "config"}, "verification": chosen.get(r["id"])},
+            default=_json,
+        )
+        for r in ordered
+    ]
+    _write_atomic(out / "samples.jsonl", ("\n".join(lines) + "\n").encode())
+
+
+def _metric_summary(records: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
+    """Median of each metric over clean and faulted reconstructions, per label."""
+    by_label: dict[str, list[Mapping[str, float]]] = {}
+    for r in records:
+        for label in r["artifacts"]:
+            by_label.setdefault(label, []).append(r["metrics"]["fault"])
+    return {
+        label: {k: round(float(np.median([m[k] for m in rows])), 4) for k in rows[0]}
+        for label, rows in by_label.items()
+    }
+
+
+__all__ = [
+    "GENERATOR_VERSION",
+    "PAIRS",
+    "PlanItem",
+    "SimSettings",
+    "detect_unit",
+    "generate",
+    "make_plan",
+    "verify_unit",
+]
