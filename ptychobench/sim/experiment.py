@@ -103,7 +103,7 @@ def measure(data: SceneData, setup: Setup) -> DiffractionData:
     kwargs: dict[str, Any] = {k: v for k, v in setup.sim.items()}
     lag = kwargs.pop("line_lag", None)
     if lag is not None:
-        kwargs["position_errors"] = _line_lag_errors(positions, *lag, seed=data.seed)
+        kwargs["position_errors"] = _line_lag_errors(positions, lag[0], lag[1], data.seed)
     drift = kwargs.pop("drift", None)
     if drift is not None:
         kwargs["probe_curvature"] = _slow_walk(len(positions), drift, seed=data.seed)

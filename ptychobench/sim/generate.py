@@ -113,36 +113,47 @@ def sample_id(seed: int, index: int) -> str:
     return hashlib.sha256(f"ptychobench-sim\x1f{seed}\x1f{index}".encode()).hexdigest()[:8]
 
 
-def make_plan(settings: SimSettings) -> list[PlanItem]:
-    """What each sample will be: type (balanced), instrument, fault(s). Deterministic."""
+def _draw_item(
+    settings: SimSettings, index: int, sample_type: str, rng: np.random.Generator
+) -> PlanItem:
+    """Instrument and fault(s) of one sample of ``sample_type``."""
     from ptychobench.sim.faults import Scene
 
+    names = list(INSTRUMENTS)
+    instrument = names[int(rng.integers(len(names)))]
+    scene = Scene(sample_type, INSTRUMENTS[instrument], 0, False)
+    usable = [FAULTS[n] for n in settings.faults if FAULTS[n].applies_to(scene)]
+    faults: tuple[str, ...] = ()
+    if usable and rng.random() >= settings.clean_share:
+        pairs = [
+            pair
+            for pair in PAIRS
+            if all(name in settings.faults and FAULTS[name].applies_to(scene) for name in pair)
+        ]
+        if pairs and rng.random() < settings.two_fault_share:
+            faults = pairs[int(rng.integers(len(pairs)))]
+        else:
+            weights = np.array([f.weight for f in usable])
+            faults = (usable[int(rng.choice(len(usable), p=weights / weights.sum()))].name,)
+    return PlanItem(index, sample_id(settings.seed, index), sample_type, instrument, faults)
+
+
+def make_plan(settings: SimSettings) -> list[PlanItem]:
+    """What each sample will be: type (balanced), instrument, fault(s). Deterministic."""
     settings.check()
     rng = np.random.default_rng([settings.seed, 0])
     types = [SAMPLE_TYPES[i % len(SAMPLE_TYPES)] for i in range(settings.n)]
     rng.shuffle(types)
-    names = list(INSTRUMENTS)
-    plan = []
-    for index, sample_type in enumerate(types):
-        instrument = names[int(rng.integers(len(names)))]
-        scene = Scene(sample_type, INSTRUMENTS[instrument], 0, False)
-        usable = [FAULTS[n] for n in settings.faults if FAULTS[n].applies_to(scene)]
-        faults: tuple[str, ...] = ()
-        if usable and rng.random() >= settings.clean_share:
-            pairs = [
-                pair
-                for pair in PAIRS
-                if all(name in settings.faults and FAULTS[name].applies_to(scene) for name in pair)
-            ]
-            if pairs and rng.random() < settings.two_fault_share:
-                faults = pairs[int(rng.integers(len(pairs)))]
-            else:
-                weights = np.array([f.weight for f in usable])
-                faults = (usable[int(rng.choice(len(usable), p=weights / weights.sum()))].name,)
-        plan.append(
-            PlanItem(index, sample_id(settings.seed, index), sample_type, instrument, faults)
-        )
-    return plan
+    return [
+        _draw_item(settings, index, sample_type, rng) for index, sample_type in enumerate(types)
+    ]
+
+
+def replacement(settings: SimSettings, failed: PlanItem, number: int) -> PlanItem:
+    """The ``number``-th replacement (0, 1, …) for samples that could not be made: the
+    same sample type, a fresh draw of instrument and faults, index ``n + number``."""
+    rng = np.random.default_rng([settings.seed, 9, number])
+    return _draw_item(settings, settings.n + number, failed.sample_type, rng)
 
 
 # ------------------------------------------------------------------- the work units
@@ -298,7 +309,14 @@ def detect_unit(item: PlanItem, settings: SimSettings, out: Path) -> dict[str, A
             _unit_path(out, "detect", item.id), json.dumps(record, default=_json).encode()
         )
         return record
-    record = {"id": item.id, "index": item.index, "failed": True, "dropped_attempts": dropped}
+    record = {
+        "id": item.id,
+        "index": item.index,
+        "sample_type": item.sample_type,
+        "instrument": item.instrument,
+        "failed": True,
+        "dropped_attempts": dropped,
+    }
     _write_atomic(_unit_path(out, "detect", item.id), json.dumps(record, default=_json).encode())
     logger.warning("sample %s: every attempt failed and it is left out", item.id)
     return record
@@ -460,19 +478,8 @@ def generate(
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
     _claim(out, settings)
-    plan = make_plan(settings)
-    todo = [
-        (detect_unit, (item, settings, out))
-        for item in plan
-        if _load_unit(out, "detect", item.id) is None
-    ]
-    _run_units(todo, workers, "reconstruct", progress)
+    plan, failed = _run_plan(settings, out, workers, progress)
     records = {item.id: _load_unit(out, "detect", item.id) for item in plan}
-    missing = [k for k, v in records.items() if v is None]
-    if missing:
-        raise RuntimeError(f"samples without a result: {missing[:5]}")
-    failed = [k for k, v in records.items() if v and v.get("failed")]
-    plan = [item for item in plan if item.id not in failed]
     samples = [_sample(records[item.id], out, settings) for item in plan]  # type: ignore[arg-type]
     train, test = split_samples(samples, settings.test_fraction, settings.seed)
     chosen = _recommendation(records, train, test, settings, out, workers, progress)  # type: ignore[arg-type]
@@ -480,6 +487,40 @@ def generate(
     write_release(dataset, out)
     _write_summary(out, settings, plan, records, chosen, failed)  # type: ignore[arg-type]
     return dataset
+
+
+def _run_plan(
+    settings: SimSettings, out: Path, workers: int, progress: Progress | None
+) -> tuple[list[PlanItem], list[str]]:
+    """Run the detect units of the plan, and of replacements for samples that could not
+    be made, until ``n`` samples exist. Returns the items that produced a sample and the
+    ids of those that could not be made."""
+    pending = make_plan(settings)
+    made: list[PlanItem] = []
+    left_out: list[str] = []
+    used = 0
+    phase = "reconstruct"
+    while pending:
+        todo = [item for item in pending if _load_unit(out, "detect", item.id) is None]
+        _run_units(
+            [(detect_unit, (item, settings, out)) for item in todo], workers, phase, progress
+        )
+        phase = "replacements"
+        failed: list[PlanItem] = []
+        for item in pending:
+            record = _load_unit(out, "detect", item.id)
+            if record is None:
+                raise RuntimeError(f"sample {item.id} has no result after its run")
+            (failed if record.get("failed") else made).append(item)
+        if used + len(failed) > settings.n // 2:
+            raise RuntimeError(
+                f"{used + len(failed)} samples could not be made; see {out}/work/detect"
+            )
+        left_out += [item.id for item in failed]
+        pending = [replacement(settings, item, used + j) for j, item in enumerate(failed)]
+        used += len(failed)
+    made.sort(key=lambda item: item.index)
+    return made, left_out
 
 
 def _sample(record: Mapping[str, Any], out: Path, settings: SimSettings) -> Sample:
@@ -567,7 +608,7 @@ def _recommendation(
 
 def _verified_share(sample: str) -> float:
     """A stable number in [0, 1) per sample: verified when below ``verify_fraction``."""
-    return int(sample, 16) / 16 ** len(sample)
+    return float(int(sample, 16) / 16 ** len(sample))
 
 
 def _dataset(
@@ -636,7 +677,7 @@ def _write_summary(
             "faults_planned": dict(planned),
             "faults_confirmed": dict(shown),
             "replaced_attempts": sum(len(r["dropped_attempts"]) for r in ordered),
-            "left_out": len(failed),
+            "replaced_samples": len(failed),
             "fixes_verified": len(verified),
             "fixes_helped": sum(1 for v in verified if v["helped"]),
         },

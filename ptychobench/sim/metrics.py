@@ -49,7 +49,7 @@ def scan_mask(
     y, x = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float64)
     y -= shape[0] / 2
     x -= shape[1] / 2
-    mask = (
+    mask: npt.NDArray[np.bool_] = (
         (y >= pos[:, 0].min() - grow)
         & (y <= pos[:, 0].max() + grow)
         & (x >= pos[:, 1].min() - grow)

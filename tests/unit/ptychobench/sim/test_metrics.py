@@ -106,7 +106,8 @@ def test_scan_mask_keeps_the_well_scanned_area() -> None:
     positions = np.array([[-10.0, -10.0], [10.0, 10.0]])
     mask = scan_mask((96, 96), positions, 32)
     rows = np.flatnonzero(mask.any(axis=1))
-    assert rows[0] > 0 and rows[-1] < 95
+    assert rows[0] > 0
+    assert rows[-1] < 95
     assert mask[48, 48]
     with pytest.raises(ValueError, match="too small"):
         scan_mask((96, 96), np.zeros((1, 2)), 4)
