@@ -1,6 +1,7 @@
-"""The quickstart job: the benchmark core on the built-in example dataset.
+"""The quickstart job: the benchmark core on PtychoBench-Sim (or the toy example set).
 
-Steps, each reported as it finishes: make the example data; write it in the authors'
+Steps, each reported as it finishes: load the committed PtychoBench-Sim release (or,
+where it is absent, make the toy example data); write it in the authors'
 release layout and read it back (the round trip must be exact); build every k-shot
 conversation for both tasks and both strategies, measuring how much of each prompt is
 shared with the previous query's (what a prefix cache can reuse); predict with the
@@ -29,6 +30,8 @@ from ptychobench.selection import Strategy, select_examples
 from ptychobench.toy import make_toy_samples
 
 KS = (0, 1, 3, 5, 7)
+DEFAULT_DATASET = Path(__file__).resolve().parents[1] / "data" / "ptychobench-sim"
+"""The committed PtychoBench-Sim release (present in a source checkout)."""
 
 
 @dataclass
@@ -42,6 +45,13 @@ class Cell:
     predictions: list[list[str]]
     sample_types: list[str]
     shared_prefix: float
+
+
+def load_dataset(out: Path, seed: int, source: Path | None) -> tuple[Dataset, str]:
+    """The release at ``source`` when there is one, else the toy set; and its name."""
+    if source is not None and (source / "annotations").is_dir():
+        return read_release(source), f"PtychoBench-Sim ({source})"
+    return make_dataset(out, seed), "toy example set"
 
 
 def make_dataset(out: Path, seed: int) -> Dataset:
@@ -154,10 +164,17 @@ def _table(rows: Sequence[dict[str, Any]], task: Task) -> Table:
     return table
 
 
-def run_quickstart(out: Path, *, seed: int, n_resamples: int, console: Console) -> dict[str, Any]:
+def run_quickstart(
+    out: Path,
+    *,
+    seed: int,
+    n_resamples: int,
+    console: Console,
+    dataset_dir: Path | None = DEFAULT_DATASET,
+) -> dict[str, Any]:
     """Run every step, print what happened, and return the report (also written)."""
     out.mkdir(parents=True, exist_ok=True)
-    dataset = make_dataset(out, seed)
+    dataset, name = load_dataset(out, seed, dataset_dir)
     release = out / "dataset"
     write_release(dataset, release)
     reread = read_release(release)
@@ -168,7 +185,7 @@ def run_quickstart(out: Path, *, seed: int, n_resamples: int, console: Console) 
             if before != after:
                 raise RuntimeError(f"release round trip changed the {task} {split} labels")
     console.print(
-        f"[bold]1.[/] example dataset written in the release layout to {release} and read "
+        f"[bold]1.[/] {name} written in the release layout to {release} and read "
         f"back unchanged: detection {len(reread.samples(Task.DETECTION, 'train'))} train / "
         f"{len(reread.samples(Task.DETECTION, 'test'))} test, recommendation "
         f"{len(reread.samples(Task.RECOMMENDATION, 'train'))} / "
@@ -200,7 +217,13 @@ def run_quickstart(out: Path, *, seed: int, n_resamples: int, console: Console) 
             f"micro-F1, 95 % CI [{comparison['ci'][0]:+.3f}, {comparison['ci'][1]:+.3f}], "
             f"p = {comparison['p_value']:.3f}"
         )
-    report = {"seed": seed, "n_resamples": n_resamples, "cells": rows, "ssfs_vs_rfs": comparisons}
+    report = {
+        "dataset": name,
+        "seed": seed,
+        "n_resamples": n_resamples,
+        "cells": rows,
+        "ssfs_vs_rfs": comparisons,
+    }
     (out / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
     console.print(f"report: {out / 'report.json'}  ·  rescore: ptychoagent score {results_path}")
     return report

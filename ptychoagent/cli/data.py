@@ -77,6 +77,26 @@ def inspect(
     _print_tables(dataset, counts, f"{path} ({kind})")
 
 
+@app.command()
+def sheet(
+    path: Path = typer.Argument(..., exists=True, file_okay=False, help="A release directory."),
+    out: Path = typer.Option(Path("contact-sheet.png"), help="The PNG to write."),
+    per_label: int = typer.Option(4, min=1, max=12, help="Samples per label."),
+    seed: int = typer.Option(0, help="Which samples are shown."),
+) -> None:
+    """A contact sheet: a few samples of each artifact label, one row per label."""
+    from ptychobench.data.errors import DataFormatError
+    from ptychobench.data.release import read_release
+    from ptychobench.sim.sheet import contact_sheet
+
+    try:
+        dataset = read_release(path)
+    except DataFormatError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_BAD_DATA) from None
+    typer.echo(f"wrote {contact_sheet(dataset, out, per_label, seed)}")
+
+
 def _print_tables(dataset: Dataset, counts: dict[str, Any], title: str) -> None:
     from rich.console import Console
 

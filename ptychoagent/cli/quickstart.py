@@ -1,4 +1,4 @@
-"""`ptychoagent quickstart`: the benchmark core end to end on the built-in example data.
+"""`ptychoagent quickstart`: the benchmark core end to end on PtychoBench-Sim.
 
 This is what `make run` runs until the model services exist. It makes the example
 dataset, writes and re-reads it in the release layout, builds every k-shot conversation
@@ -17,10 +17,20 @@ def quickstart(
     out: Path = typer.Option(Path("runs/quickstart"), help="Where to write everything."),
     seed: int = typer.Option(0, help="Seed for the data, the selection and the bootstrap."),
     n_resamples: int = typer.Option(10_000, help="Bootstrap resamples."),
+    dataset: Path | None = typer.Option(
+        None, help="A release directory (default: the committed PtychoBench-Sim)."
+    ),
+    toy: bool = typer.Option(False, "--toy", help="Use the small toy example set instead."),
 ) -> None:
-    """Run the benchmark core on the built-in example dataset and say what it did."""
+    """Run the benchmark core on PtychoBench-Sim (or the toy set) and say what it did."""
     from rich.console import Console
 
-    from ptychoagent.quickstart import run_quickstart
+    from ptychoagent.quickstart import DEFAULT_DATASET, run_quickstart
 
-    run_quickstart(out, seed=seed, n_resamples=n_resamples, console=Console())
+    source = None if toy else (dataset or DEFAULT_DATASET)
+    if source is not None and not (source / "annotations").is_dir():
+        if dataset is not None:
+            typer.echo(f"error: {dataset} is not a release directory (no annotations/)", err=True)
+            raise typer.Exit(2)
+        source = None  # an installed package has no committed dataset: use the toy set
+    run_quickstart(out, seed=seed, n_resamples=n_resamples, console=Console(), dataset_dir=source)

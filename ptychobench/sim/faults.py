@@ -181,7 +181,7 @@ def _line_lag(setup: Setup, scene: Scene, rng: np.random.Generator) -> Setup:
 
 
 def _off_centre(setup: Setup, scene: Scene, rng: np.random.Generator) -> Setup:
-    shift = rng.integers(0, 2, 2) * rng.choice([-1, 1], 2)
+    shift = rng.integers(0, 3, 2) * rng.choice([-1, 1], 2)
     if not shift.any():
         shift[rng.integers(0, 2)] = rng.choice([-1, 1])
     setup = _sim(setup, pattern_shift=(int(shift[0]), int(shift[1])))
@@ -285,7 +285,7 @@ FAULTS: Final[dict[str, Fault]] = {
         ),
         Fault(
             "off_centre_patterns",
-            "beam centre 1 px off the detector centre, probe update delayed",
+            "beam centre 1-2 px off the detector centre, probe update delayed",
             _off_centre,
             {"Phase ramp": (Check("ramp_slope", "above", 5.0, floor=0.015),)},
             ("M",),
@@ -375,7 +375,7 @@ FAULTS: Final[dict[str, Fault]] = {
             _tiny_batches,
             {"Noisy artifacts": (Check("noise_power", "above", 2.0),)},
             ("H",),
-            weight=0.5,
+            weight=0.15,
         ),
         Fault(
             "saturation",

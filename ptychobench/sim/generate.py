@@ -7,7 +7,9 @@ nothing is duplicated because a unit's file name is its sample id):
 1. **detect** (one per planned sample): the scene is reconstructed clean and with its
    fault(s); each label the recipe can cause is kept only when its image-metric check
    passes against the clean reconstruction. A sample whose fault did not show is drawn
-   again from a new seed (up to ``max_attempts``), then made a clean sample.
+   again from a new seed (up to ``max_attempts``), then given another fault (as often),
+   then made a clean sample; one that cannot be made at all is replaced by a new sample
+   of the same type.
 2. **verify** (for recommendation samples): the fix letters' changes are applied to the
    same measured data and reconstructed again; a fix that does not move the metrics at
    least ``min_fix_gain`` of the way back to the clean reconstruction is not a label,
@@ -173,6 +175,27 @@ def _within(
     )
 
 
+def _other_fault(settings: SimSettings, item: PlanItem, number: int) -> tuple[str, ...]:
+    """A single fault other than the planned ones that suits the sample type on some
+    instrument, drawn by weight (the retry when the planned fault did not show)."""
+    from ptychobench.sim.faults import Scene
+
+    rng = np.random.default_rng([settings.seed, 10, item.index, number])
+    usable = [
+        FAULTS[name]
+        for name in settings.faults
+        if name not in item.faults
+        and any(
+            FAULTS[name].applies_to(Scene(item.sample_type, instrument, 0, False))
+            for instrument in INSTRUMENTS.values()
+        )
+    ]
+    if not usable:
+        return item.faults
+    weights = np.array([f.weight for f in usable])
+    return (usable[int(rng.choice(len(usable), p=weights / weights.sum()))].name,)
+
+
 def _instrument_for(item: PlanItem, faults: tuple[str, ...], seed: int, attempt: int) -> str:
     """The planned instrument first; a retry may draw another that suits the faults."""
     from ptychobench.sim.faults import Scene
@@ -238,9 +261,11 @@ def detect_unit(item: PlanItem, settings: SimSettings, out: Path) -> dict[str, A
 
     started = time.perf_counter()
     dropped: list[dict[str, Any]] = []
-    tries = [(item.faults, a) for a in range(settings.max_attempts)]
-    if item.faults:  # then fall back to a clean sample
-        tries += [((), settings.max_attempts + a) for a in range(settings.max_attempts)]
+    m = settings.max_attempts
+    tries = [(item.faults, a) for a in range(m)]
+    if item.faults:  # then another fault that suits the sample type, then a clean sample
+        tries += [(_other_fault(settings, item, a), m + a) for a in range(m)]
+        tries += [((), 2 * m + a) for a in range(m)]
     for faults, attempt in tries:
         seed = _attempt_seed(settings.seed, item.index, attempt)
         instrument = _instrument_for(item, faults, seed, attempt)

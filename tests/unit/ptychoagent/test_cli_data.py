@@ -128,3 +128,21 @@ def test_missing_path_is_a_usage_error(tmp_path: Path) -> None:
     result = runner.invoke(root, ["data", "inspect", str(tmp_path / "nothing")])
     assert result.exit_code == 2
     assert "does not exist" in result.output
+
+
+def test_sheet_draws_a_row_per_label(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from ptychoagent.cli import app
+    from ptychoagent.quickstart import make_dataset
+    from ptychobench.data import write_release
+
+    write_release(make_dataset(tmp_path / "toy", seed=0), tmp_path / "release")
+    out = tmp_path / "sheet.png"
+    result = CliRunner().invoke(
+        app, ["data", "sheet", str(tmp_path / "release"), "--out", str(out), "--per-label", "2"]
+    )
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    missing = CliRunner().invoke(app, ["data", "sheet", str(tmp_path / "nope")])
+    assert missing.exit_code == 2

@@ -119,3 +119,11 @@ def test_an_unknown_fix_is_an_error() -> None:
     base, _ = _faulted("one_batch")
     with pytest.raises(ValueError, match="option W"):
         apply_fix(base, "W", SCENE)
+
+
+def test_the_documentation_lists_every_recipe() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[4] / "docs" / "ptychobench-sim.md").read_text()
+    for name in FAULTS:
+        assert f"`{name}`" in doc, name
