@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ptychobench.labels import NO_ARTIFACTS, NO_CHANGES, OPTIONS
-from ptychobench.sim.instruments import INSTRUMENTS, Instrument
+from ptychobench.sim.instruments import Instrument
 from ptychobench.sim.reconstruct import ReconConfig
 
 FloatArray = npt.NDArray[np.float64]
@@ -243,6 +243,7 @@ def _saturation(setup: Setup, scene: Scene, rng: np.random.Generator) -> Setup:
 
 
 _BLUR: Final = (Check("sharpness", "below", 0.6),)
+_NO_STRUCTURE: Final = (Check("correlation", "below", 0.5, floor=0.35),)
 _LOW_CONTRAST: Final = (Check("contrast", "below", 0.75),)
 _HALO: Final = (
     Check("low_freq_transfer", "below", 0.85),
@@ -294,7 +295,7 @@ FAULTS: Final[dict[str, Fault]] = {
             "transposed_patterns",
             "patterns stored transposed",
             _transposed,
-            {"No clear structure": (Check("correlation", "below", 0.5, floor=0.35),)},
+            {"No clear structure": _NO_STRUCTURE},
             ("Q",),
         ),
         Fault(
@@ -324,7 +325,7 @@ FAULTS: Final[dict[str, Fault]] = {
             _raster_poor_probe,
             {
                 "Grid artifacts": (Check("grid_power", "above", 10.0, floor=0.1),),
-                "No clear structure": (Check("correlation", "below", 0.5, floor=0.35),),
+                "No clear structure": _NO_STRUCTURE,
             },
             (),
             weight=0.4,
@@ -335,7 +336,7 @@ FAULTS: Final[dict[str, Fault]] = {
             _poisson_model,
             {
                 "Noisy artifacts": (Check("noise_power", "above", 3.0, floor=0.05),),
-                "No clear structure": (Check("correlation", "below", 0.5, floor=0.35),),
+                "No clear structure": _NO_STRUCTURE,
                 "Singularity artifacts": (
                     Check("residues", "above", 3.0, 0.5),
                     Check("correlation", "above", 0.0, floor=0.5),
@@ -389,6 +390,17 @@ FAULTS: Final[dict[str, Fault]] = {
     )
 }
 """The fault recipes by name."""
+
+
+def confirmed_labels(
+    fault: Fault, metrics: Mapping[str, float], clean: Mapping[str, float]
+) -> list[str]:
+    """The labels of ``fault`` whose every check passes for these metrics."""
+    return [
+        label
+        for label, checks in fault.artifacts.items()
+        if all(check.passes(metrics, clean) for check in checks)
+    ]
 
 
 def apply_fix(setup: Setup, letter: str, scene: Scene) -> Setup:
@@ -459,15 +471,6 @@ def parameters_block(setup: Setup, scene: Scene) -> dict[str, str]:
     }
 
 
-def instrument(name: str) -> Instrument:
-    try:
-        return INSTRUMENTS[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown instrument {name!r}; expected one of {list(INSTRUMENTS)}"
-        ) from None
-
-
 __all__ = [
     "FAULTS",
     "NO_ARTIFACTS",
@@ -478,5 +481,6 @@ __all__ = [
     "Setup",
     "apply_fix",
     "clean_config",
+    "confirmed_labels",
     "parameters_block",
 ]

@@ -48,6 +48,7 @@ from ptychobench.sim.faults import (
     Setup,
     apply_fix,
     clean_config,
+    confirmed_labels,
     parameters_block,
 )
 from ptychobench.sim.instruments import INSTRUMENTS
@@ -285,12 +286,7 @@ def detect_unit(item: PlanItem, settings: SimSettings, out: Path) -> dict[str, A
             dropped.append({"attempt": attempt, "faults": faults, "reason": repr(error)[:200]})
             continue
         confirmed = {
-            name: [
-                label
-                for label, checks in FAULTS[name].artifacts.items()
-                if all(check.passes(outcome.metrics, clean.metrics) for check in checks)
-            ]
-            for name in faults
+            name: confirmed_labels(FAULTS[name], outcome.metrics, clean.metrics) for name in faults
         }
         labels = sorted({label for found in confirmed.values() for label in found})
         if faults and not labels:

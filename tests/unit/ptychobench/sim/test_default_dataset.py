@@ -14,7 +14,7 @@ from ptychobench.captions import letters_from_advice
 from ptychobench.data import Dataset, read_release
 from ptychobench.labels import NO_ARTIFACTS, NO_CHANGES, Task
 from ptychobench.prompts import parse_recommendation_prompt, recommendation_prompt
-from ptychobench.sim.faults import FAULTS
+from ptychobench.sim.faults import FAULTS, confirmed_labels
 from ptychobench.sim.generate import GENERATOR_VERSION, PAPER_SIZES
 
 ROOT = Path(__file__).resolve().parents[4] / "data" / "ptychobench-sim"
@@ -75,11 +75,7 @@ def test_every_label_was_confirmed_by_its_metric(records: dict[str, dict[str, An
             continue
         for label in record["artifacts"]:
             assert any(
-                label in FAULTS[name].artifacts
-                and all(
-                    check.passes(metrics["fault"], metrics["clean"])
-                    for check in FAULTS[name].artifacts[label]
-                )
+                label in confirmed_labels(FAULTS[name], metrics["fault"], metrics["clean"])
                 for name in record["faults"]
             ), (record["id"], label)
 

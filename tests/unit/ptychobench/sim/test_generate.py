@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from ptychoagent.cli import app
 from ptychobench.captions import letters_from_advice
 from ptychobench.data import read_release
-from ptychobench.sim.faults import FAULTS, Scene
+from ptychobench.sim.faults import FAULTS, Scene, confirmed_labels
 from ptychobench.sim.generate import (
     PAIRS,
     SimSettings,
@@ -180,11 +180,7 @@ def test_the_small_run_is_a_release_with_confirmed_labels(small_run: dict[str, A
                 assert not record["faults"]
                 continue
             assert any(
-                label in FAULTS[name].artifacts
-                and all(
-                    c.passes(metrics["fault"], metrics["clean"])
-                    for c in FAULTS[name].artifacts[label]
-                )
+                label in confirmed_labels(FAULTS[name], metrics["fault"], metrics["clean"])
                 for name in record["faults"]
             ), (record["id"], label)
     metadata = json.loads((out / "metadata.json").read_text())
