@@ -16,6 +16,7 @@ def sim(
         1.0, help="Share of recommendation samples whose fix is checked by reconstructing again."
     ),
     faults: str = typer.Option("", help="Comma-separated fault recipes to use (default: all)."),
+    device: str = typer.Option("auto", help="auto (CUDA when torch sees a GPU), cpu or cuda."),
 ) -> None:
     """Simulate, reconstruct and label a dataset; rerun the same command to resume."""
     import pydantic
@@ -40,6 +41,8 @@ def sim(
         settings.check()
         if workers < 1:
             raise ValueError(f"--workers must be at least 1, got {workers}")
+        if device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"--device must be auto, cpu or cuda, got {device!r}")
     except (ValueError, pydantic.ValidationError) as error:
         console.print(f"[red]error:[/red] {_one_line(error)}")
         raise typer.Exit(2) from None
@@ -61,7 +64,7 @@ def sim(
             bar.update(tasks[phase], completed=done, total=total)
 
         try:
-            dataset = generate(settings, out, workers=workers, progress=progress)
+            dataset = generate(settings, out, workers=workers, progress=progress, device=device)
         except ValueError as error:
             console.print(f"[red]error:[/red] {_one_line(error)}")
             raise typer.Exit(2) from None

@@ -56,7 +56,7 @@ class Setup:
 
 
 def clean_config(
-    instrument: Instrument, n_positions: int, strong_phase: bool = False
+    instrument: Instrument, n_positions: int, strong_phase: bool = False, device: str = "cpu"
 ) -> ReconConfig:
     """The parameters a careful user starts from on this instrument (strong phase
     objects, far above 2π, converge more slowly and get more iterations)."""
@@ -67,7 +67,7 @@ def clean_config(
         n_probe_modes=instrument.coherent_modes,
         n_opr_modes=1,
         noise_model="gaussian",
-        device="cpu",
+        device=device,  # type: ignore[arg-type]  # checked by the model
     )
 
 

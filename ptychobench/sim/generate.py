@@ -217,7 +217,9 @@ def _attempt_seed(settings_seed: int, index: int, attempt: int) -> int:
     return int.from_bytes(digest[:4], "little")
 
 
-def build_setups(item: PlanItem, faults: tuple[str, ...], seed: int) -> tuple[Any, Setup, Setup]:
+def build_setups(
+    item: PlanItem, faults: tuple[str, ...], seed: int, device: str = "cpu"
+) -> tuple[Any, Setup, Setup]:
     """The scene data, its clean setup and its faulted setup (deterministic in ``seed``)."""
     from ptychobench.sim.experiment import make_scene, scene_for
 
@@ -229,6 +231,7 @@ def build_setups(item: PlanItem, faults: tuple[str, ...], seed: int) -> tuple[An
             instrument,
             len(data.raster_positions if raster else data.positions),
             data.scene.strong_phase,
+            device,
         ),
         scan_override="raster" if raster else None,
     )
@@ -255,7 +258,9 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def detect_unit(item: PlanItem, settings: SimSettings, out: Path) -> dict[str, Any]:
+def detect_unit(
+    item: PlanItem, settings: SimSettings, out: Path, device: str = "cpu"
+) -> dict[str, Any]:
     """Reconstruct one planned sample, confirm its labels, write its image and record."""
     from ptychobench.sim.experiment import run_setup
     from ptychobench.sim.metrics import scan_mask
@@ -271,7 +276,7 @@ def detect_unit(item: PlanItem, settings: SimSettings, out: Path) -> dict[str, A
         seed = _attempt_seed(settings.seed, item.index, attempt)
         instrument = _instrument_for(item, faults, seed, attempt)
         item_now = PlanItem(item.index, item.id, item.sample_type, instrument, faults)
-        data, base, setup = build_setups(item_now, faults, seed)
+        data, base, setup = build_setups(item_now, faults, seed, device)
         try:
             clean, _ = run_setup(data, base)
             limits = REFERENCE_LIMITS if faults else CLEAN_LIMITS
@@ -351,12 +356,14 @@ def _fix_gain(check: Check, fault: float, fixed: float, clean: float) -> float:
     return (fault - fixed) / gap
 
 
-def verify_unit(record: Mapping[str, Any], settings: SimSettings, out: Path) -> dict[str, Any]:
+def verify_unit(
+    record: Mapping[str, Any], settings: SimSettings, out: Path, device: str = "cpu"
+) -> dict[str, Any]:
     """Apply the sample's fix letters to the same data, reconstruct, measure the gain."""
     from ptychobench.sim.experiment import measure, run_setup, scene_for
 
     item = PlanItem(record["index"], record["id"], record["sample_type"], record["instrument"], ())
-    data, _, setup = build_setups(item, tuple(record["injected_faults"]), record["seed"])
+    data, _, setup = build_setups(item, tuple(record["injected_faults"]), record["seed"], device)
     fixed = setup
     for letter in record["letters"]:
         fixed = apply_fix(fixed, letter, scene_for(data, setup))
@@ -491,19 +498,30 @@ def _claim(out: Path, settings: SimSettings) -> None:
 
 
 def generate(
-    settings: SimSettings, out: str | Path, workers: int = 1, progress: Progress | None = None
+    settings: SimSettings,
+    out: str | Path,
+    workers: int = 1,
+    progress: Progress | None = None,
+    device: str = "auto",
 ) -> Dataset:
-    """Make (or finish making) the dataset under ``out``; returns what was written."""
+    """Make (or finish making) the dataset under ``out``; returns what was written.
+
+    ``device`` is where Pty-chi runs: ``auto`` is CUDA when torch sees a GPU, else CPU
+    (one torch thread per worker); the device used is recorded with every sample.
+    """
+    from ptychobench.sim.reconstruct import resolve_device
+
     out = Path(out)
+    device = resolve_device(device)
     settings.check()
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
     _claim(out, settings)
-    plan, failed = _run_plan(settings, out, workers, progress)
+    plan, failed = _run_plan(settings, out, workers, progress, device)
     records = {item.id: _load_unit(out, "detect", item.id) for item in plan}
     samples = [_sample(records[item.id], out, settings) for item in plan]  # type: ignore[arg-type]
     train, test = split_samples(samples, settings.test_fraction, settings.seed)
-    chosen = _recommendation(records, train, test, settings, out, workers, progress)  # type: ignore[arg-type]
+    chosen = _recommendation(records, train, test, settings, out, workers, progress, device)  # type: ignore[arg-type]
     dataset = _dataset(samples, train, test, chosen, records, settings)  # type: ignore[arg-type]
     write_release(dataset, out)
     _write_summary(out, settings, plan, records, chosen, failed)  # type: ignore[arg-type]
@@ -511,7 +529,7 @@ def generate(
 
 
 def _run_plan(
-    settings: SimSettings, out: Path, workers: int, progress: Progress | None
+    settings: SimSettings, out: Path, workers: int, progress: Progress | None, device: str
 ) -> tuple[list[PlanItem], list[str]]:
     """Run the detect units of the plan, and of replacements for samples that could not
     be made, until ``n`` samples exist. Returns the items that produced a sample and the
@@ -524,7 +542,10 @@ def _run_plan(
     while pending:
         todo = [item for item in pending if _load_unit(out, "detect", item.id) is None]
         _run_units(
-            [(detect_unit, (item, settings, out)) for item in todo], workers, phase, progress
+            [(detect_unit, (item, settings, out, device)) for item in todo],
+            workers,
+            phase,
+            progress,
         )
         phase = "replacements"
         failed: list[PlanItem] = []
@@ -570,6 +591,7 @@ def _recommendation(
     out: Path,
     workers: int,
     progress: Progress | None,
+    device: str,
 ) -> dict[str, dict[str, Any]]:
     """Pick the recommendation samples of each side; verify fixes where asked.
 
@@ -601,7 +623,7 @@ def _recommendation(
                 and _load_unit(out, "verify", sid) is None
             ]
             _run_units(
-                [(verify_unit, (records[sid], settings, out)) for sid in to_verify],
+                [(verify_unit, (records[sid], settings, out, device)) for sid in to_verify],
                 workers,
                 f"verify fixes ({side})",
                 progress,

@@ -58,7 +58,7 @@ def contact_sheet(dataset: Dataset, out: str | Path, per_label: int = 4, seed: i
                 ax.set_xlabel(note, fontsize=5.5)
         axes[r][0].set_ylabel(label, fontsize=8, rotation=0, ha="right", va="center")
     fig.suptitle("PtychoBench-Sim: reconstructed phase, a few samples per label", fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.25 / len(rows)))
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

@@ -4,6 +4,7 @@ backed by what the generator measured (no reconstruction runs here)."""
 from __future__ import annotations
 
 import json
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,15 @@ from ptychobench.data import Dataset, read_release
 from ptychobench.labels import NO_ARTIFACTS, NO_CHANGES, Task
 from ptychobench.prompts import parse_recommendation_prompt, recommendation_prompt
 from ptychobench.sim.faults import FAULTS, confirmed_labels
-from ptychobench.sim.generate import GENERATOR_VERSION, PAPER_SIZES
+from ptychobench.sim.generate import (
+    GENERATOR_VERSION,
+    PAPER_SIZES,
+    PlanItem,
+    SimSettings,
+    detect_unit,
+)
 
 ROOT = Path(__file__).resolve().parents[4] / "data" / "ptychobench-sim"
-pytestmark = pytest.mark.skipif(not (ROOT / "annotations").is_dir(), reason="no committed dataset")
 
 
 @pytest.fixture(scope="module")
@@ -130,3 +136,30 @@ def test_metadata_describes_the_run(dataset: Dataset) -> None:
 def test_the_dataset_fits_the_repository_budget() -> None:
     size = sum(p.stat().st_size for p in ROOT.rglob("*") if p.is_file() and "work" not in p.parts)
     assert size < 40 * 1024 * 1024
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(find_spec("ptychi") is None, reason="ptychi is not installed")
+def test_the_committed_samples_are_what_the_code_makes(
+    records: dict[str, dict[str, Any]], tmp_path: Path
+) -> None:
+    """Regenerate two committed samples from their plan entries: same labels, same
+    metrics (fixed seeds, one torch thread on the CPU)."""
+    settings = SimSettings(**json.loads((ROOT / "metadata.json").read_text())["settings"])
+    cheap = sorted(
+        (r for r in records.values() if r["attempt"] == 0 and r["instrument"] == "2-ID-D"),
+        key=lambda r: r["index"],
+    )[:2]
+    for record in cheap:
+        item = PlanItem(
+            record["index"],
+            record["id"],
+            record["sample_type"],
+            record["planned_instrument"],
+            tuple(record["planned_faults"]),
+        )
+        again = detect_unit(item, settings, tmp_path)
+        assert again["artifacts"] == record["artifacts"]
+        for kind in ("clean", "fault"):
+            for name, value in record["metrics"][kind].items():
+                assert again["metrics"][kind][name] == pytest.approx(value, rel=1e-3, abs=1e-4)

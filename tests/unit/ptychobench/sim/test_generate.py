@@ -93,6 +93,7 @@ def test_a_directory_made_with_other_settings_is_not_resumed(tmp_path: Path) -> 
         (["--n", "5"], "n"),
         (["--workers", "0"], "workers"),
         (["--faults", "gremlins"], "unknown faults"),
+        (["--device", "tpu"], "--device"),
     ],
 )
 def test_cli_says_what_is_wrong(tmp_path: Path, args: list[str], message: str) -> None:
