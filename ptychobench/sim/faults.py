@@ -22,7 +22,7 @@ from typing import Any, Final, Literal
 import numpy as np
 import numpy.typing as npt
 
-from ptychobench.labels import NO_ARTIFACTS, NO_CHANGES, OPTIONS
+from ptychobench.labels import OPTIONS
 from ptychobench.sim.instruments import Instrument
 from ptychobench.sim.reconstruct import ReconConfig
 
@@ -473,8 +473,6 @@ def parameters_block(setup: Setup, scene: Scene) -> dict[str, str]:
 
 __all__ = [
     "FAULTS",
-    "NO_ARTIFACTS",
-    "NO_CHANGES",
     "Check",
     "Fault",
     "Scene",

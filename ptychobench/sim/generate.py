@@ -44,7 +44,6 @@ from ptychobench.prompts import format_parameters
 from ptychobench.sim.faults import (
     FAULTS,
     PROBE_SIZE,
-    Check,
     Setup,
     apply_fix,
     clean_config,
@@ -348,7 +347,7 @@ def detect_unit(
     return record
 
 
-def _fix_gain(check: Check, fault: float, fixed: float, clean: float) -> float:
+def fix_gain(fault: float, fixed: float, clean: float) -> float:
     """How far a fix moved a metric from the faulted value back toward the clean one."""
     gap = fault - clean
     if abs(gap) < 1e-12:
@@ -382,9 +381,7 @@ def verify_unit(
                 gain = (
                     -1.0
                     if after is None
-                    else _fix_gain(
-                        check, before[check.metric], after[check.metric], clean[check.metric]
-                    )
+                    else fix_gain(before[check.metric], after[check.metric], clean[check.metric])
                 )
                 gains[f"{label}: {check.metric}"] = round(gain, 3)
     helped = bool(gains) and all(g >= settings.min_fix_gain for g in gains.values())
@@ -767,6 +764,7 @@ __all__ = [
     "PlanItem",
     "SimSettings",
     "detect_unit",
+    "fix_gain",
     "generate",
     "make_plan",
     "verify_unit",

@@ -8,7 +8,7 @@ from importlib.util import find_spec
 import pytest
 
 from ptychobench.sim.faults import FAULTS, apply_fix
-from ptychobench.sim.generate import PlanItem, _fix_gain, build_setups
+from ptychobench.sim.generate import PlanItem, build_setups, fix_gain
 
 pytestmark = [
     pytest.mark.slow,
@@ -46,8 +46,7 @@ def test_fault_shows_and_its_fix_helps(
         fixed_setup = apply_fix(fixed_setup, letter, scene_for(data, setup))
     fixed, _ = run_setup(data, fixed_setup, measure(data, setup))
     for check in checks:
-        gain = _fix_gain(
-            check,
+        gain = fix_gain(
             faulted.metrics[check.metric],
             fixed.metrics[check.metric],
             clean.metrics[check.metric],

@@ -25,7 +25,7 @@ from ptychobench.sim.generate import (
     PAIRS,
     SimSettings,
     _claim,
-    _fix_gain,
+    fix_gain,
     generate,
     make_plan,
     replacement,
@@ -104,10 +104,10 @@ def test_cli_says_what_is_wrong(tmp_path: Path, args: list[str], message: str) -
 
 
 def test_fix_gain_is_the_share_of_the_gap_closed() -> None:
-    check = FAULTS["too_few_iterations"].artifacts["Blurring"][0]
-    assert _fix_gain(check, 0.2, 0.9, 1.0) == pytest.approx(0.875)
-    assert _fix_gain(check, 0.2, 0.1, 1.0) < 0
-    assert _fix_gain(check, 1.0, 1.0, 1.0) == 0.0
+    assert fix_gain(0.2, 0.9, 1.0) == pytest.approx(0.875)  # a metric that must rise
+    assert fix_gain(3.0, 1.5, 1.0) == pytest.approx(0.75)  # a metric that must fall
+    assert fix_gain(0.2, 0.1, 1.0) < 0
+    assert fix_gain(1.0, 1.0, 1.0) == 0.0
 
 
 # ------------------------------------------------------------------ a small real run
