@@ -9,7 +9,13 @@ The pieces, in the order an experiment happens:
 - ``forward``: far-field diffraction in Pty-chi's own conventions, Poisson noise at
   the dose, and hooks for faults (``simulate`` → ``DiffractionData``);
 - ``reconstruct``: the real Pty-chi (LSQML or ePIE) with ``ReconConfig`` knobs that
-  match the recommendation options (``reconstruct`` → ``ReconResult``).
+  match the recommendation options (``reconstruct`` → ``ReconResult``);
+- ``metrics``: image metrics against the truth, which confirm labels;
+- ``faults``: the fault recipes (what goes wrong, which labels, which fix letters);
+- ``experiment``: one scene measured and reconstructed under a setup;
+- ``text``: captions and advice (advice always maps back to its letters);
+- ``generate``: the resumable generator behind ``ptychoagent sim``;
+- ``sheet``: contact sheets (a few samples per label).
 
 Only numpy and pydantic are imported here; torch and ptychi are imported by
 ``reconstruct`` when it runs (install them with the project's simulation extra).
