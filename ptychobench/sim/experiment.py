@@ -8,7 +8,7 @@ photon noise, so a faulted and a clean measurement differ only by the fault);
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -54,15 +54,11 @@ def make_scene(sample_type: str, instrument: Instrument, seed: int) -> SceneData
 
 
 def _as_raster(instrument: Instrument) -> Instrument:
-    from dataclasses import replace
-
     return replace(instrument, scan_kind="raster")
 
 
 def scene_for(data: SceneData, setup: Setup) -> Scene:
     """The scene as the setup scans it (a raster override changes the positions)."""
-    from dataclasses import replace
-
     if setup.scan_override == "raster":
         return replace(
             data.scene,

@@ -261,7 +261,7 @@ def detect_unit(
     item: PlanItem, settings: SimSettings, out: Path, device: str = "cpu"
 ) -> dict[str, Any]:
     """Reconstruct one planned sample, confirm its labels, write its image and record."""
-    from ptychobench.sim.experiment import run_setup
+    from ptychobench.sim.experiment import positions_for, run_setup
     from ptychobench.sim.metrics import scan_mask
 
     started = time.perf_counter()
@@ -300,11 +300,7 @@ def detect_unit(
         letters = sorted({letter for name in shown for letter in FAULTS[name].fixes})
         fixable = all(FAULTS[name].fixes for name in shown)
         scene = data.scene
-        mask = scan_mask(
-            data.object.shape,
-            data.raster_positions if setup.scan_override else data.positions,
-            PROBE_SIZE,
-        )
+        mask = scan_mask(data.object.shape, positions_for(data, setup), PROBE_SIZE)
         image = f"{item.id}-object_ph_Niter{setup.config.num_epochs}.png"
         (out / "images").mkdir(parents=True, exist_ok=True)
         _write_atomic(out / "images" / image, _phase_png(outcome.result.object, mask))

@@ -87,21 +87,12 @@ def gaussian_blur(image: npt.ArrayLike, sigma: float) -> FloatArray:
     return blurred
 
 
-def _power_spectrum(image: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """Power of the Hann-windowed, mean-free image, and each frequency's radius."""
+def _power_spectrum(image: FloatArray | ComplexArray) -> tuple[FloatArray, FloatArray]:
+    """Power of the Hann-windowed, mean-free image (real or complex), and each
+    frequency's radius."""
     h, w = image.shape
     window = np.outer(np.hanning(h), np.hanning(w))
-    a = (image - image.mean()) * window
-    power = np.abs(np.fft.fft2(a)) ** 2
-    radius = np.hypot(np.fft.fftfreq(h)[:, None], np.fft.fftfreq(w)[None, :])
-    return power, radius
-
-
-def _power_spectrum_complex(image: ComplexArray) -> tuple[FloatArray, FloatArray]:
-    """As :func:`_power_spectrum`, for a complex image (no phase wrapping involved)."""
-    h, w = image.shape
-    window = np.outer(np.hanning(h), np.hanning(w))
-    power = np.abs(np.fft.fft2((image - image.mean()) * window)) ** 2
+    power: FloatArray = np.abs(np.fft.fft2((image - image.mean()) * window)) ** 2
     radius = np.hypot(np.fft.fftfreq(h)[:, None], np.fft.fftfreq(w)[None, :])
     return power, radius
 
@@ -122,17 +113,20 @@ def ramp_slope(recon: ComplexArray, truth: ComplexArray) -> float:
     The mean phase step between neighbours of ``recon · conj(truth)`` along each axis
     (no unwrapping needed); a constant offset gives 0.
     """
+    return float(np.hypot(*_ramp(recon, truth)))
+
+
+def _ramp(recon: ComplexArray, truth: ComplexArray) -> tuple[float, float]:
+    """(y, x) phase steps per pixel of ``recon · conj(truth)``, averaged over the image."""
     z = recon * np.conj(truth)
     gy = np.angle(np.sum(z[1:, :] * np.conj(z[:-1, :])))
     gx = np.angle(np.sum(z[:, 1:] * np.conj(z[:, :-1])))
-    return float(np.hypot(gy, gx))
+    return float(gy), float(gx)
 
 
 def _deramp(recon: ComplexArray, truth: ComplexArray) -> ComplexArray:
     """``recon`` with its linear phase ramp against ``truth`` removed (for other metrics)."""
-    z = recon * np.conj(truth)
-    gy = np.angle(np.sum(z[1:, :] * np.conj(z[:-1, :])))
-    gx = np.angle(np.sum(z[:, 1:] * np.conj(z[:, :-1])))
+    gy, gx = _ramp(recon, truth)
     y, x = np.mgrid[0 : recon.shape[0], 0 : recon.shape[1]]
     flat: ComplexArray = recon * np.exp(-1j * (gy * y + gx * x))
     return align_phase(flat, truth)
@@ -273,8 +267,8 @@ def image_metrics(
     r_dev, t_dev = r - r.mean(), t - t.mean()
     t_norm = float(np.linalg.norm(t_dev)) + 1e-12
     corr = abs(np.vdot(t_dev, r_dev)) / (t_norm * (float(np.linalg.norm(r_dev)) + 1e-12))
-    c_power, _ = _power_spectrum_complex(r_dev)
-    ct_power, _ = _power_spectrum_complex(t_dev)
+    c_power, _ = _power_spectrum(r_dev)
+    ct_power, _ = _power_spectrum(t_dev)
     transfer, halo_slope = halo(r_phase, t_phase)
     return {
         "nrmse": float(np.linalg.norm(r - t) / (np.linalg.norm(t) + 1e-12)),
