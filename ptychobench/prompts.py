@@ -22,7 +22,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from ptychobench.labels import ARTIFACT_LABELS, NO_ARTIFACTS, OPTIONS, Task, canonical_order
+from ptychobench.labels import (
+    ARTIFACT_LABELS,
+    NO_ARTIFACTS,
+    OPTIONS,
+    Task,
+    canonical_order,
+    vocabulary,
+)
 
 if TYPE_CHECKING:
     from ptychobench.data.sample import Sample
@@ -93,6 +100,29 @@ def format_answer(labels: Iterable[str], task: Task | str) -> str:
     if Task(task) is Task.DETECTION:
         return f"<answer>[{ordered}]</answer>"
     return f"<answer>{ordered}</answer>"
+
+
+_REGEX_SPECIAL: Final = re.compile(r"[.^$*+?{}\[\]\\|()]")
+"""Characters escaped in label alternatives (spaces and hyphens stay plain: grammar
+engines read the pattern, not Python's ``re``)."""
+
+
+def answer_regex(task: Task | str, max_labels: int = 5) -> str:
+    """A regular expression for ``structured_outputs.regex`` that admits exactly the
+    answers :func:`format_answer` writes, with 1 to ``max_labels`` labels.
+
+    Bounded on purpose: an unbounded repetition lets a small model loop until
+    ``max_tokens`` and return an unterminated answer.
+    """
+    if max_labels < 1:
+        raise ValueError(f"max_labels must be >= 1, got {max_labels}")
+    task = Task(task)
+    if task is Task.DETECTION:
+        alternatives = "|".join(_REGEX_SPECIAL.sub(r"\\\g<0>", x) for x in vocabulary(task))
+        item = f"({alternatives})"
+        return rf"<answer>\[{item}(, {item}){{0,{max_labels - 1}}}\]</answer>"
+    item = "[" + "".join(vocabulary(task)) + "]"
+    return rf"<answer>{item}(, {item}){{0,{max_labels - 1}}}</answer>"
 
 
 def format_parameters(parameters: dict[str, Any]) -> str:

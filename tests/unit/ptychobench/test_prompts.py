@@ -1,18 +1,22 @@
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ptychobench.data import Sample
-from ptychobench.labels import OPTION_LETTERS, Task
+from ptychobench.labels import OPTION_LETTERS, Task, vocabulary
 from ptychobench.prompts import (
     DETECTION_PROMPT,
     PROMPT_VERSION,
     RECOMMENDATION_TEMPLATE,
     Example,
+    answer_regex,
     build_conversation,
     build_for_sample,
     format_answer,
@@ -182,3 +186,36 @@ def test_build_for_sample_reads_images_from_disk(
         build_for_sample("detection", Sample(id="x"))
     rec = build_for_sample("recommendation", _rec_sample(), [_rec_sample(id="s2")])
     assert rec.messages[1]["content"] == "<answer>G, K</answer>"
+
+
+@given(st.sampled_from(list(Task)), st.data())
+def test_answer_regex_admits_every_formatted_answer_up_to_the_bound(
+    task: Task, data: st.DataObject
+) -> None:
+    labels = data.draw(
+        st.lists(st.sampled_from(vocabulary(task)), min_size=1, max_size=5, unique=True)
+    )
+    assert re.fullmatch(answer_regex(task), format_answer(labels, task))
+
+
+@pytest.mark.parametrize(
+    ("task", "answer"),
+    [
+        (Task.RECOMMENDATION, "<answer>Y</answer>"),  # not a letter of the options
+        (Task.RECOMMENDATION, "<answer>A, B, C, D, E, F</answer>"),  # over the bound
+        (Task.RECOMMENDATION, "<answer>A,B</answer>"),
+        (Task.RECOMMENDATION, "<answer></answer>"),
+        (Task.DETECTION, "<answer>[Halo]</answer>"),
+        (Task.DETECTION, "<answer>Halo artifacts</answer>"),  # brackets required
+        (Task.DETECTION, "<answer>[Halo artifacts, Grid artifacts, Blurring]</answer> more"),
+    ],
+)
+def test_answer_regex_refuses_other_answers(task: Task, answer: str) -> None:
+    assert re.fullmatch(answer_regex(task), answer) is None
+
+
+def test_answer_regex_bound_is_checked() -> None:
+    assert re.fullmatch(answer_regex("recommendation", 1), "<answer>A</answer>")
+    assert not re.fullmatch(answer_regex("recommendation", 1), "<answer>A, B</answer>")
+    with pytest.raises(ValueError, match="max_labels"):
+        answer_regex("recommendation", 0)
