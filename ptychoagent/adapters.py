@@ -1,0 +1,220 @@
+"""The adapter registry: which LoRA adapters exist, for which base model and task, trained
+on what, and how well they score; and loading them into (and out of) a running engine.
+
+The registry is one JSON file kept with the project's data (``adapters/registry.json``
+by default), written atomically under a lock so concurrent writers do not lose entries.
+An entry's path is stored relative to the registry's project root when it lies inside
+it, so a checkout can move.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ptychobench.labels import Task
+
+DEFAULT_REGISTRY = Path("adapters/registry.json")
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+
+
+class AdapterError(RuntimeError):
+    """An adapter is unknown, unservable or was refused by the engine; says which and why."""
+
+
+class AdapterEntry(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=NAME_PATTERN)
+    base: str
+    task: Task
+    path: str
+    rank: int
+    data_hash: str | None = None
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    created: str
+
+
+def describe(path: str | Path) -> dict[str, Any]:
+    """What an adapter directory holds: its peft config and, when it was trained here,
+    the training record's data hash and base model."""
+    path = Path(path)
+    config_file = path / "adapter_config.json"
+    if not config_file.exists():
+        raise AdapterError(f"{path} is not a LoRA adapter (no adapter_config.json)")
+    if not (path / "adapter_model.safetensors").exists():
+        raise AdapterError(f"{path} has no adapter_model.safetensors")
+    config = json.loads(config_file.read_text())
+    info: dict[str, Any] = {
+        "rank": int(config.get("r", 0)),
+        "target_modules": sorted(config.get("target_modules") or []),
+        "modules_to_save": config.get("modules_to_save"),
+        "base": Path(str(config.get("base_model_name_or_path", ""))).name,
+    }
+    record = path / "training.json"
+    if record.exists():
+        training = json.loads(record.read_text())
+        info["data_hash"] = training["data"]["hash"]
+        info["base"] = Path(training["config"]["base"]).name
+        info["task"] = training["config"]["task"]
+    return info
+
+
+def check_servable(name: str, path: str | Path, max_rank: int) -> None:
+    """Refuse, naming the adapter, what vLLM could not serve."""
+    try:
+        info = describe(path)
+    except AdapterError as error:
+        raise AdapterError(f"adapter {name!r}: {error}") from None
+    if info["modules_to_save"]:
+        raise AdapterError(
+            f"adapter {name!r} has modules_to_save {info['modules_to_save']}; vLLM serves "
+            "LoRA weights only"
+        )
+    if info["rank"] > max_rank:
+        raise AdapterError(
+            f"adapter {name!r} has rank {info['rank']}, above the engine's max_lora_rank {max_rank}"
+        )
+
+
+class Registry:
+    """The registry file and the operations on it."""
+
+    def __init__(self, path: str | Path = DEFAULT_REGISTRY) -> None:
+        self.path = Path(path)
+        self.root = self.path.resolve().parent.parent
+
+    def entries(self) -> list[AdapterEntry]:
+        if not self.path.exists():
+            return []
+        raw = json.loads(self.path.read_text())
+        return [AdapterEntry.model_validate(item) for item in raw.get("adapters", [])]
+
+    def get(self, name: str) -> AdapterEntry:
+        for entry in self.entries():
+            if entry.name == name:
+                return entry
+        known = ", ".join(e.name for e in self.entries()) or "none"
+        raise AdapterError(f"no adapter named {name!r} in {self.path} (registered: {known})")
+
+    def resolve(self, entry: AdapterEntry) -> Path:
+        path = Path(entry.path)
+        return path if path.is_absolute() else self.root / path
+
+    def add(
+        self,
+        name: str,
+        path: str | Path,
+        task: Task | str | None = None,
+        base: str | None = None,
+        metrics: dict[str, Any] | None = None,
+        replace: bool = False,
+    ) -> AdapterEntry:
+        """Register an adapter directory (its rank, base and data hash read from it)."""
+        info = describe(path)
+        task_value = task if task is not None else info.get("task")
+        if task_value is None:
+            raise AdapterError(f"say which task adapter {name!r} is for (--task)")
+        entry = AdapterEntry(
+            name=name,
+            base=base or info["base"],
+            task=Task(task_value),
+            path=self._relative(Path(path)),
+            rank=info["rank"],
+            data_hash=info.get("data_hash"),
+            metrics=metrics or {},
+            created=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+        with self._locked() as entries:
+            existing = [e for e in entries if e.name == name]
+            if existing and not replace:
+                raise AdapterError(f"an adapter named {name!r} is already registered")
+            entries[:] = [e for e in entries if e.name != name] + [entry]
+        return entry
+
+    def remove(self, name: str) -> AdapterEntry:
+        with self._locked() as entries:
+            found = [e for e in entries if e.name == name]
+            if not found:
+                raise AdapterError(f"no adapter named {name!r} in {self.path}")
+            entries[:] = [e for e in entries if e.name != name]
+        return found[0]
+
+    def set_metrics(self, name: str, metrics: dict[str, Any]) -> AdapterEntry:
+        """Merge ``metrics`` into an entry's metrics."""
+        with self._locked() as entries:
+            for index, entry in enumerate(entries):
+                if entry.name == name:
+                    updated = entry.model_copy(update={"metrics": {**entry.metrics, **metrics}})
+                    entries[index] = updated
+                    return updated
+        raise AdapterError(f"no adapter named {name!r} in {self.path}")
+
+    def _relative(self, path: Path) -> str:
+        resolved = path.resolve()
+        try:
+            return str(resolved.relative_to(self.root))
+        except ValueError:
+            return str(resolved)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[list[AdapterEntry]]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            entries = self.entries()
+            yield entries
+            body = {"adapters": [e.model_dump(mode="json") for e in entries]}
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(body, indent=2) + "\n")
+            os.replace(tmp, self.path)
+
+
+def _post(url: str, body: dict[str, Any], timeout: float = 60.0) -> str:
+    request = urllib.request.Request(
+        url, json.dumps(body).encode(), {"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return str(response.read().decode())
+    except urllib.error.HTTPError as error:
+        detail = _error_message(error.read().decode(errors="replace"))
+        raise AdapterError(f"the engine refused ({error.code}): {detail}") from None
+    except (urllib.error.URLError, OSError) as error:
+        raise AdapterError(f"no engine answers at {url}: {error}") from None
+
+
+def _error_message(body: str) -> str:
+    """The message of a vLLM error body (``{"error": {"message"}}`` or ``{"message"}``)."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return body
+    if isinstance(parsed, dict):
+        nested = parsed.get("error")
+        if isinstance(nested, dict) and "message" in nested:
+            return str(nested["message"])
+        if "message" in parsed:
+            return str(parsed["message"])
+    return body
+
+
+def load(base_url: str, name: str, path: str | Path) -> None:
+    """Load an adapter into a running engine under ``name``."""
+    body = {"lora_name": name, "lora_path": str(Path(path).resolve())}
+    _post(f"{base_url}/v1/load_lora_adapter", body)
+
+
+def unload(base_url: str, name: str) -> None:
+    """Remove an adapter from a running engine."""
+    _post(f"{base_url}/v1/unload_lora_adapter", {"lora_name": name})
