@@ -44,3 +44,9 @@ def tiny_png(seed: int = 0, size: int = 4) -> bytes:
 def make_png() -> Callable[..., bytes]:
     """``make_png(seed=0, size=4)``: a valid greyscale PNG whose pixels depend on seed."""
     return tiny_png
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Async tests (``pytest.mark.anyio``) run on asyncio, as the services do."""
+    return "asyncio"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ptychobench
 import ptychobench.data
 import ptychobench.sim
+import services.common
 
 
 def test_ptychobench_exports() -> None:
@@ -35,7 +36,37 @@ def test_ptychobench_data_exports() -> None:
     }
 
 
+def test_services_common_exports() -> None:
+    assert set(services.common.__all__) == {
+        "BackendClient",
+        "BackendError",
+        "BackendRejected",
+        "BackendSettings",
+        "BackendUnavailable",
+        "BadRequest",
+        "CircuitBreaker",
+        "Completion",
+        "Forbidden",
+        "InvalidInput",
+        "NotFound",
+        "PayloadTooLarge",
+        "RequestContext",
+        "ServiceError",
+        "ServiceMetrics",
+        "ServiceSettings",
+        "Unauthorized",
+        "UnparseableAnswer",
+        "UnsupportedMediaType",
+        "api_key_guard",
+        "configure_logging",
+        "install_error_handlers",
+        "operations_router",
+        "request_id_var",
+        "retryable",
+    }
+
+
 def test_every_exported_name_exists() -> None:
-    for module in (ptychobench, ptychobench.data, ptychobench.sim):
+    for module in (ptychobench, ptychobench.data, ptychobench.sim, services.common):
         for name in module.__all__:
             assert hasattr(module, name), f"{module.__name__}.{name}"

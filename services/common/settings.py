@@ -1,0 +1,59 @@
+"""Settings shared by every service: the backend block and the service's own basics.
+
+Each service subclasses :class:`ServiceSettings` with its own env prefix
+(``AGENT_``, ``DIAGNOSIS_``, ``RETRIEVER_``, ``GATEWAY_``); nested blocks are read with
+``__`` (``AGENT_BACKEND__BASE_URL``). Nothing is read at import time: an app builds its
+settings in ``create_app``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "dev", "development"})
+
+
+class BackendSettings(BaseModel):
+    """Where a service's model is served and how hard to try."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str = "http://127.0.0.1:8011"
+    model: str = "base"
+    api_key: SecretStr | None = None
+    timeout_s: float = Field(default=120.0, gt=0)
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    max_retries: int = Field(default=2, ge=0)
+    backoff_s: float = Field(default=0.5, ge=0)
+    backoff_max_s: float = Field(default=8.0, ge=0)
+    circuit_failures: int = Field(default=5, ge=1)
+    circuit_reset_s: float = Field(default=30.0, ge=0)
+    cache_size: int = Field(default=0, ge=0)
+    """Responses kept in the LRU cache (0: no cache)."""
+    max_connections: int = Field(default=32, ge=1)
+
+
+class ServiceSettings(BaseSettings):
+    """What every service has: environment, accepted API keys, logging, database."""
+
+    model_config = SettingsConfigDict(env_nested_delimiter="__", extra="forbid")
+
+    environment: Literal["development", "production"] = "development"
+    api_keys: list[SecretStr] = Field(default_factory=list)
+    """Keys accepted from other services (``Authorization: Bearer`` or ``X-API-Key``).
+    Empty: no key needed, allowed in development only."""
+    log_format: Literal["text", "json"] = "text"
+    database_url: str = "sqlite:///runs/ptychoagent.db"
+
+    @model_validator(mode="after")
+    def _no_placeholders_in_production(self) -> ServiceSettings:
+        if self.environment == "production":
+            if not self.api_keys:
+                raise ValueError("production needs api_keys (service-to-service auth)")
+            weak = [k for k in self.api_keys if k.get_secret_value() in PLACEHOLDER_SECRETS]
+            if weak or any(len(k.get_secret_value()) < 16 for k in self.api_keys):
+                raise ValueError("production api_keys must be real secrets (16+ characters)")
+        return self

@@ -1,0 +1,221 @@
+"""What every service app mounts: the request-id and metrics middleware, problem+json for
+every error path, ``/healthz``, ``/readyz`` and ``/metrics``, and API-key auth."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.common.errors import (
+    PROBLEM_MEDIA_TYPE,
+    ServiceError,
+    Unauthorized,
+    problem,
+    problem_for,
+)
+from services.common.metrics import CONTENT_TYPE, ServiceMetrics
+from services.common.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
+"""The current request's id: read by the backend client and the log filter."""
+
+Check = Callable[[], Awaitable[bool]]
+
+
+class RequestContext:
+    """Pure ASGI middleware: take or make the request id, time the request, count it by
+    route template (not raw path, so ids in paths do not explode the label set)."""
+
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(REQUEST_ID_HEADER.lower().encode(), b"").decode()
+        request_id = given if _REQUEST_ID_PATTERN.match(given) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                message.setdefault("headers", [])
+                message["headers"] = [
+                    *message["headers"],
+                    (REQUEST_ID_HEADER.encode(), request_id.encode()),
+                ]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            self.metrics.observe_request(
+                template, scope["method"], status, time.perf_counter() - started
+            )
+            request_id_var.reset(token)
+
+
+def current_request_id(request: Request) -> str | None:
+    """The request's id, also after the middleware has returned (crash handler)."""
+    state = request.scope.get("state") or {}
+    return request_id_var.get() or state.get("request_id")
+
+
+def _problem_response(body: dict[str, Any], headers: Mapping[str, str] | None = None) -> Response:
+    return JSONResponse(
+        body, status_code=body["status"], media_type=PROBLEM_MEDIA_TYPE, headers=headers
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """problem+json for our errors, validation errors, HTTP errors and crashes."""
+
+    async def service_error(request: Request, error: Exception) -> Response:
+        assert isinstance(error, ServiceError)
+        if error.http_status >= 500:
+            log.warning("%s %s: %s", request.method, request.url.path, error.detail)
+        headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthorized) else None
+        return _problem_response(problem_for(error, request_id_var.get()), headers)
+
+    async def validation_error(request: Request, error: Exception) -> Response:
+        assert isinstance(error, RequestValidationError)
+        errors = [
+            {
+                "loc": [str(part) for part in item.get("loc", ())],
+                "msg": item.get("msg", ""),
+                "type": item.get("type", ""),
+            }
+            for item in error.errors()
+        ]
+        detail = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors)
+        body = problem(
+            422, "Invalid input", detail, request_id_var.get(), "invalid-input", errors=errors
+        )
+        return _problem_response(body)
+
+    async def http_error(request: Request, error: Exception) -> Response:
+        assert isinstance(error, StarletteHTTPException)
+        slug = {404: "not-found", 405: "method-not-allowed"}.get(error.status_code, "http-error")
+        title = {404: "Not found", 405: "Method not allowed"}.get(error.status_code, "Error")
+        body = problem(error.status_code, title, str(error.detail), request_id_var.get(), slug)
+        return _problem_response(body, getattr(error, "headers", None))
+
+    async def crash(request: Request, error: Exception) -> Response:
+        log.exception("unhandled error in %s %s", request.method, request.url.path)
+        body = problem(
+            500,
+            "Internal error",
+            "an unexpected error occurred; the request id says which",
+            current_request_id(request),
+            "internal",
+        )
+        return _problem_response(body)
+
+    app.add_exception_handler(ServiceError, service_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, crash)
+
+
+def operations_router(metrics: ServiceMetrics, checks: Mapping[str, Check]) -> APIRouter:
+    """``/healthz`` (the process answers), ``/readyz`` (every check passes: backend,
+    database, …; 503 naming the failing ones otherwise) and ``/metrics``."""
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz")
+    async def readyz() -> Response:
+        results = {}
+        for name, check in checks.items():
+            try:
+                results[name] = bool(await check())
+            except Exception:  # a failing check is "not ready", never a crash
+                log.exception("readiness check %s failed", name)
+                results[name] = False
+        failing = [name for name, ok in results.items() if not ok]
+        if failing:
+            body = problem(
+                503,
+                "Not ready",
+                f"not ready: {', '.join(failing)} did not answer",
+                request_id_var.get(),
+                "not-ready",
+                checks=results,
+            )
+            return _problem_response(body)
+        return JSONResponse({"status": "ready", "checks": results})
+
+    @router.get("/metrics")
+    async def prometheus() -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    return router
+
+
+def api_key_guard(settings: ServiceSettings) -> Callable[[Request], Awaitable[None]]:
+    """A dependency that admits a request carrying one of ``settings.api_keys`` (as
+    ``Authorization: Bearer KEY`` or ``X-API-Key: KEY``); open when none is configured."""
+    keys = [key.get_secret_value().encode() for key in settings.api_keys]
+
+    async def guard(request: Request) -> None:
+        if not keys:
+            return
+        header = request.headers.get("authorization", "")
+        given = header[7:].strip() if header.lower().startswith("bearer ") else ""
+        given = given or request.headers.get("x-api-key", "")
+        if not given:
+            raise Unauthorized("this service needs an API key (Authorization: Bearer KEY)")
+        if not any(hmac.compare_digest(given.encode(), key) for key in keys):
+            raise Unauthorized("the API key is not valid for this service")
+
+    return guard
+
+
+def configure_logging(log_format: str) -> None:
+    """Set the log format once (called by ``create_app`` and the CLI)."""
+    if log_format == "json":
+        fmt = (
+            '{"time": "%(asctime)s", "level": "%(levelname)s", "logger": "%(name)s", '
+            '"request_id": "%(request_id)s", "message": "%(message)s"}'
+        )
+    else:
+        fmt = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter(fmt))
+    handler.addFilter(_RequestIdFilter())
+    root = logging.getLogger("services")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+
+
+class _RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id_var.get() or "-"
+        return True

@@ -1,0 +1,137 @@
+"""The pieces every service app mounts, on a minimal app driven in-process."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from fastapi import Depends, FastAPI
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
+
+from services.common.errors import NotFound
+from services.common.metrics import ServiceMetrics
+from services.common.settings import ServiceSettings
+from services.common.web import (
+    RequestContext,
+    api_key_guard,
+    install_error_handlers,
+    operations_router,
+    request_id_var,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+class Echo(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    n: int
+
+
+def _app(ready: bool = True, keys: tuple[str, ...] = ()) -> tuple[FastAPI, ServiceMetrics]:
+    metrics = ServiceMetrics("demo")
+    settings = ServiceSettings(api_keys=[SecretStr(k) for k in keys])
+    app = FastAPI()
+    install_error_handlers(app)
+
+    async def check() -> bool:
+        return ready
+
+    app.include_router(operations_router(metrics, {"backend": check}))
+
+    @app.post("/v1/echo/{item}", dependencies=[Depends(api_key_guard(settings))])
+    async def echo(item: str, body: Echo) -> dict[str, object]:
+        if item == "missing":
+            raise NotFound(f"no item {item!r}")
+        if item == "crash":
+            raise RuntimeError("boom")
+        return {"item": item, "n": body.n, "request_id": request_id_var.get()}
+
+    app.add_middleware(RequestContext, metrics=metrics)
+    return app, metrics
+
+
+def _client(app: FastAPI) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    return httpx.AsyncClient(transport=transport, base_url="http://svc")
+
+
+async def test_the_request_id_is_taken_or_made_and_travels() -> None:
+    app, _ = _app()
+    async with _client(app) as client:
+        given = await client.post("/v1/echo/a", json={"n": 1}, headers={"X-Request-ID": "r-42"})
+        made = await client.post("/v1/echo/a", json={"n": 1})
+    assert given.headers["X-Request-ID"] == "r-42"
+    assert given.json()["request_id"] == "r-42"
+    assert len(made.headers["X-Request-ID"]) == 32
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "slug", "detail"),
+    [
+        ("/v1/echo/missing", {"n": 1}, 404, "not-found", "no item 'missing'"),
+        ("/v1/echo/a", {"n": "x"}, 422, "invalid-input", "body.n: Input should be a valid"),
+        ("/v1/echo/a", {"n": 1, "extra": 2}, 422, "invalid-input", "body.extra: Extra inputs"),
+        ("/v1/nowhere", {}, 404, "not-found", "Not Found"),
+        ("/v1/echo/crash", {"n": 1}, 500, "internal", "unexpected error"),
+    ],
+)
+async def test_every_failure_is_problem_json_with_the_request_id(
+    path: str, body: dict[str, object], status: int, slug: str, detail: str
+) -> None:
+    app, _ = _app()
+    async with _client(app) as client:
+        response = await client.post(path, json=body, headers={"X-Request-ID": "r-7"})
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["type"].endswith("/" + slug)
+    assert problem["status"] == status
+    assert detail in problem["detail"]
+    assert problem["instance"] == "r-7"
+
+
+async def test_readiness_names_what_is_not_ready() -> None:
+    app, _ = _app(ready=False)
+    async with _client(app) as client:
+        assert (await client.get("/healthz")).status_code == 200
+        response = await client.get("/readyz")
+    assert response.status_code == 503
+    assert "backend did not answer" in response.json()["detail"]
+    assert response.json()["checks"] == {"backend": False}
+
+
+async def test_requests_are_counted_by_route_template() -> None:
+    app, metrics = _app()
+    async with _client(app) as client:
+        await client.post("/v1/echo/a", json={"n": 1})
+        await client.post("/v1/echo/b", json={"n": 1})
+        await client.post("/v1/echo/missing", json={"n": 1})
+        text = (await client.get("/metrics")).text
+    labels = {"route": "/v1/echo/{item}", "method": "POST"}
+    value = metrics.registry.get_sample_value
+    assert value("ptycho_demo_requests_total", {**labels, "status": "200"}) == 2
+    assert value("ptycho_demo_requests_total", {**labels, "status": "404"}) == 1
+    assert 'ptycho_demo_backend_circuit_state{state="closed"} 1.0' in text
+
+
+async def test_api_keys() -> None:
+    app, _ = _app(keys=("k" * 20,))
+    async with _client(app) as client:
+        missing = await client.post("/v1/echo/a", json={"n": 1})
+        wrong = await client.post("/v1/echo/a", json={"n": 1}, headers={"X-API-Key": "nope"})
+        bearer = await client.post(
+            "/v1/echo/a", json={"n": 1}, headers={"Authorization": "Bearer " + "k" * 20}
+        )
+        header = await client.post("/v1/echo/a", json={"n": 1}, headers={"X-API-Key": "k" * 20})
+    assert missing.status_code == 401
+    assert missing.headers["WWW-Authenticate"] == "Bearer"
+    assert "needs an API key" in missing.json()["detail"]
+    assert wrong.status_code == 401
+    assert (bearer.status_code, header.status_code) == (200, 200)
+
+
+def test_production_refuses_placeholder_or_missing_keys() -> None:
+    with pytest.raises(ValidationError, match="production needs api_keys"):
+        ServiceSettings(environment="production")
+    with pytest.raises(ValidationError, match="real secrets"):
+        ServiceSettings(environment="production", api_keys=[SecretStr("changeme")])
+    ServiceSettings(environment="production", api_keys=[SecretStr("x" * 32)])
