@@ -36,6 +36,7 @@ def test_the_cli_loads_neither_heavy_packages_nor_numpy() -> None:
         "ptychobench.prompts",
         "ptychobench.parsing",
         "ptychobench.captions",
+        "ptychobench.changes",
         "ptychobench.metrics",
         "ptychobench.bootstrap",
         "ptychobench.selection",
