@@ -67,6 +67,8 @@ def describe(path: str | Path) -> dict[str, Any]:
         info["data_hash"] = training["data"]["hash"]
         info["base"] = Path(training["config"]["base"]).name
         info["task"] = training["config"]["task"]
+        if training.get("best_validation_loss") is not None:
+            info["metrics"] = {"validation_answer_loss": training["best_validation_loss"]}
     return info
 
 
@@ -132,7 +134,7 @@ class Registry:
             path=self._relative(Path(path)),
             rank=info["rank"],
             data_hash=info.get("data_hash"),
-            metrics=metrics or {},
+            metrics=metrics if metrics is not None else info.get("metrics", {}),
             created=datetime.now(UTC).isoformat(timespec="seconds"),
         )
         with self._locked() as entries:

@@ -418,7 +418,43 @@ def train(
     }
     save_adapter(model, out, config.save_dtype)
     (out / TRAINING_RECORD).write_text(json.dumps(record, indent=2) + "\n")
+    (out / "README.md").write_text(model_card(out.name, record))
     return record
+
+
+def model_card(name: str, record: dict[str, Any]) -> str:
+    """A short card for the adapter directory, written from its training record."""
+    config, data = record["config"], record["data"]
+    base = record["base_model"]
+    losses = "\n".join(
+        f"| {e['epoch']} | {e['step']} | {e['train_loss']:.4f} | "
+        f"{e.get('validation_loss', float('nan')):.4f} |"
+        for e in record["history"]
+    )
+    return f"""# {name}
+
+LoRA adapter for **{Path(config["base"]).name}**
+({base.get("source_package", "?")} {base.get("source_version", "")}), task
+**{config["task"]}** (PtychoBench parameter recommendation: the paper's prompt, answer
+`<answer>letters</answer>`). Trained by `ptychoagent train agent` ({config["profile"]}
+profile); see docs/engine.md.
+
+- data: {config["dataset"]}, split `{config["split"]}`: {data["train_examples"]} training
+  and {data["validation_examples"]} validation examples; data hash `{data["hash"]}`
+- LoRA r {config["rank"]}, alpha {config["alpha"]}, dropout {config["dropout"]}, on
+  {", ".join(config["target_modules"])}
+- {record["optimizer"]}, lr {config["learning_rate"]}, weight decay {config["weight_decay"]},
+  batch {config["batch_size"]} x {config["grad_accumulation"]}, seed {config["seed"]},
+  {record["device"]}, {record["precision"]}; {record["seconds"]} s
+- kept epoch {record["best_epoch"]} of {len(record["history"])} (lowest validation
+  answer loss); loss on answer tokens only
+
+| epoch | step | train loss | validation loss |
+|---|---|---|---|
+{losses}
+
+The full record is `training.json`.
+"""
 
 
 def _lora_state(model: Any) -> dict[str, Any]:

@@ -69,8 +69,7 @@ def agent(
     try:
         record = train(config, out, progress=report)
         if register:
-            metrics = {"validation_answer_loss": record["best_validation_loss"]}
-            Registry(registry).add(name, out, task=config.task, metrics=metrics, replace=True)
+            Registry(registry).add(name, out, task=config.task, replace=True)
     except (SFTError, AdapterError, FileNotFoundError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None

@@ -111,6 +111,7 @@ def test_a_run_writes_a_servable_adapter_with_its_record_and_repeats_exactly(
     )
     record = json.loads((tmp_path / "a" / "training.json").read_text())
     assert record == first
+    assert "data hash" in (tmp_path / "a" / "README.md").read_text()
     assert record["steps"] == 1
     assert record["data"]["train_examples"] == 4
     assert record["config"]["learning_rate"] == 2e-4
