@@ -171,6 +171,7 @@ class BackendClient:
             on_change=observer.circuit_state if observer is not None else None,
         )
         self._cache: OrderedDict[str, Completion] = OrderedDict()
+        self._last_error = "none recorded"
 
     async def aclose(self) -> None:
         await self.http.aclose()
@@ -252,7 +253,7 @@ class BackendClient:
     ) -> tuple[httpx.Response, int]:
         model = str((body or {}).get("model", "-"))
         headers = {"X-Request-ID": request_id} if request_id else {}
-        last = "no attempt was made"
+        last = self._last_error
         for attempt in range(1, self.settings.max_retries + 2):
             if not self.circuit.allow():
                 raise BackendUnavailable(
@@ -265,7 +266,7 @@ class BackendClient:
             except httpx.HTTPError as error:
                 self._observe(model, started, "error")
                 self.circuit.failure()
-                last = f"{type(error).__name__}: {error}".rstrip(": ")
+                last = self._last_error = f"{type(error).__name__}: {error}".rstrip(": ")
                 if not retryable(error):
                     break
             else:
@@ -273,7 +274,7 @@ class BackendClient:
                     self._observe(model, started, "ok")
                     self.circuit.success()
                     return response, attempt
-                last = f"HTTP {response.status_code}: {_message(response)}"
+                last = self._last_error = f"HTTP {response.status_code}: {_message(response)}"
                 if not retryable(status=response.status_code):
                     self._observe(model, started, "rejected")
                     self.circuit.success()  # it answered: the backend is up

@@ -6,7 +6,6 @@ import json
 import re
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from importlib.util import find_spec
 from pathlib import Path
@@ -17,7 +16,7 @@ from typer.testing import CliRunner
 
 from ptychoagent import adapters
 from ptychoagent.cli import app
-from ptychoagent.engine import AdapterSpec, EngineError, down, load_config, served_models, up
+from ptychoagent.engine import EngineError, served_models, up
 from ptychobench.data import read_release
 from ptychobench.labels import Task
 from ptychobench.parsing import parse_answer
@@ -32,30 +31,6 @@ pytestmark = [
 ]
 ANSWER = answer_regex(Task.RECOMMENDATION)  # bounded: a grammar that must end
 PROMPTS = [f"Name {i} colours of the rainbow." for i in range(1, 7)]
-
-
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    from training.adapters import make_lora, zero_adapter
-    from training.base_models import prepare_gguf_model
-
-    models = ROOT / "models"
-    base = prepare_gguf_model(models)
-    zero = zero_adapter(base, models)
-    noise = make_lora(base, models / "adapters" / "test-noise", std=0.05, seed=1)
-    config = load_config(ROOT / "deploy" / "vllm" / "cpu.yaml").model_copy(
-        update={
-            "model": str(base),
-            "adapters": (AdapterSpec(name="noise", path=str(noise)),),
-            "max_loras": 1,  # every adapter request fights for one slot: the bug's worst case
-            "port": 8021,
-            "venv": str(ROOT / ".venv-vllm"),
-        }
-    )
-    state_dir = tmp_path_factory.mktemp("engine")
-    state = up(config, state_dir, str(zero))
-    yield {"config": config, "state": state, "state_dir": state_dir, "noise": noise, "base": base}
-    down(state_dir)
 
 
 def _post(url: str, body: dict[str, Any]) -> Any:
@@ -80,7 +55,12 @@ def _ask(engine: dict[str, Any], model: str, text: str, **extra: Any) -> str:
 
 
 def test_every_configured_model_is_served(engine: dict[str, Any]) -> None:
-    assert set(served_models(engine["config"].base_url)) == {"smollm2-135m", "base", "noise"}
+    assert set(served_models(engine["config"].base_url)) == {
+        "smollm2-135m",
+        "base",
+        "noise",
+        "smollm2-135m-agent",
+    }
 
 
 def test_the_zero_adapter_is_the_base_model_and_an_adapter_changes_answers(

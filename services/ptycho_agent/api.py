@@ -1,0 +1,29 @@
+"""Routes of the ptycho_agent service (thin: the service does the work)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+
+from services.common.web import current_request_id
+from services.ptycho_agent.protocol import RecommendRequest, RecommendResponse
+from services.ptycho_agent.service import AgentService
+
+
+def get_service(request: Request) -> AgentService:
+    service: AgentService = request.app.state.service
+    return service
+
+
+ServiceDep = Annotated[AgentService, Depends(get_service)]
+
+router = APIRouter(prefix="/v1", tags=["ptycho_agent"])
+
+
+@router.post("/recommend")
+async def recommend(
+    body: RecommendRequest, service: ServiceDep, request: Request
+) -> RecommendResponse:
+    """Which reconstruction parameters to change, as letters, texts and Pty-chi changes."""
+    return await service.recommend(body, current_request_id(request))

@@ -1,0 +1,80 @@
+"""Requests and responses of the ptycho_agent service (our API: extra fields refused)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ptychobench.labels import ARTIFACT_LABELS
+
+
+class SampleInfo(BaseModel):
+    """The paper's *SAMPLE INFORMATION* block."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    package: str = Field(default="pty-chi", max_length=100)
+    instrument: str = Field(min_length=1, max_length=200)
+    sample_type: str = Field(min_length=1, max_length=200)
+    beam: str = Field(default="X-ray", max_length=100)
+    description: str = Field(default="", max_length=4000)
+    """The expert's description of the reconstruction (caption)."""
+    artifacts: list[str] = Field(default_factory=list, max_length=len(ARTIFACT_LABELS))
+    """Observed artifacts, from the 12 detection labels."""
+    parameters: dict[str, str] = Field(default_factory=dict, max_length=100)
+    """Current reconstruction parameters, ``name: value`` as in the prompt."""
+
+    @field_validator("artifacts")
+    @classmethod
+    def _known(cls, value: list[str]) -> list[str]:
+        unknown = [label for label in value if label not in ARTIFACT_LABELS]
+        if unknown:
+            raise ValueError(f"unknown artifact label(s) {unknown}; use {list(ARTIFACT_LABELS)}")
+        return value
+
+
+class RecommendRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sample: SampleInfo
+    sample_id: str | None = Field(default=None, max_length=200)
+    """The sample's id when it is one of the pool's (never shown as its own example)."""
+    k: int = Field(default=0, ge=0, le=16)
+    strategy: Literal["ssfs", "rfs"] = "ssfs"
+    adapter: str | None = Field(default=None, max_length=200, pattern=r"^[A-Za-z0-9._-]+$")
+    """The served model or LoRA adapter (default: the service's)."""
+    seed: int = 0
+
+
+class OptionChange(BaseModel):
+    target: Literal["option", "probe", "data"]
+    path: str
+    op: Literal["set", "multiply", "divide", "add"]
+    value: Any
+    note: str = ""
+
+
+class Recommendation(BaseModel):
+    letter: str
+    text: str
+    changes: list[OptionChange]
+
+
+class RecommendResponse(BaseModel):
+    recommendations: list[Recommendation]
+    letters: list[str]
+    raw_answer: str
+    unmapped: list[str]
+    """Answer fragments that matched no option (parse failures)."""
+    adapter: str
+    k: int
+    strategy: str
+    seed: int
+    example_ids: list[str]
+    prompt_version: str
+    prompt_hash: str
+    prompt_tokens: int
+    completion_tokens: int
+    backend_latency_s: float
+    latency_s: float

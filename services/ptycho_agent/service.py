@@ -1,0 +1,103 @@
+"""Parameter recommendation: the paper's prompt with k examples, sent to the engine,
+parsed into option letters and the Pty-chi changes they mean."""
+
+from __future__ import annotations
+
+import time
+
+from ptychobench.changes import CHANGES
+from ptychobench.data import Sample
+from ptychobench.labels import OPTIONS, Task
+from ptychobench.parsing import parse_answer
+from ptychobench.prompts import answer_regex, build_for_sample, format_parameters
+from services.common.backend import BackendClient
+from services.common.errors import InvalidInput
+from services.common.examples import ExampleSource
+from services.common.metrics import ServiceMetrics
+from services.ptycho_agent.protocol import (
+    OptionChange,
+    Recommendation,
+    RecommendRequest,
+    RecommendResponse,
+)
+from services.ptycho_agent.settings import AgentSettings
+
+
+def query_sample(request: RecommendRequest) -> Sample:
+    info = request.sample
+    return Sample(
+        id=request.sample_id or "query",
+        sample_type=info.sample_type,
+        instrument=info.instrument,
+        beam=info.beam,
+        package=info.package,
+        artifacts=tuple(info.artifacts),
+        caption_obj=info.description,
+        parameters=format_parameters(info.parameters),
+    )
+
+
+class AgentService:
+    def __init__(
+        self,
+        backend: BackendClient,
+        examples: ExampleSource,
+        settings: AgentSettings,
+        metrics: ServiceMetrics,
+    ) -> None:
+        self.backend = backend
+        self.examples = examples
+        self.settings = settings
+        self.metrics = metrics
+
+    async def recommend(
+        self, request: RecommendRequest, request_id: str | None = None
+    ) -> RecommendResponse:
+        started = time.perf_counter()
+        if request.k > self.settings.max_k:
+            raise InvalidInput(
+                f"k = {request.k} is above this service's limit {self.settings.max_k}"
+            )
+        query = query_sample(request)
+        examples = await self.examples.select(
+            Task.RECOMMENDATION, query, request.k, request.strategy, request.seed
+        )
+        conversation = build_for_sample(Task.RECOMMENDATION, query, examples)
+        adapter = request.adapter or self.settings.backend.model
+        regex = answer_regex(Task.RECOMMENDATION, self.settings.max_letters)
+        completion = await self.backend.chat(
+            conversation.messages,
+            model=adapter,
+            max_tokens=self.settings.max_tokens,
+            seed=request.seed,
+            regex=regex if self.settings.constrained else None,
+            request_id=request_id,
+        )
+        parsed = parse_answer(completion.text, Task.RECOMMENDATION)
+        if not parsed.ok:
+            self.metrics.parse_failures.labels(task=Task.RECOMMENDATION.value).inc()
+        recommendations = [
+            Recommendation(
+                letter=letter,
+                text=OPTIONS[letter],
+                changes=[OptionChange(**c.to_dict()) for c in CHANGES[letter]],
+            )
+            for letter in parsed.labels
+        ]
+        return RecommendResponse(
+            recommendations=recommendations,
+            letters=list(parsed.labels),
+            raw_answer=completion.text,
+            unmapped=list(parsed.unmapped),
+            adapter=adapter,
+            k=conversation.k,
+            strategy=request.strategy,
+            seed=request.seed,
+            example_ids=list(conversation.example_ids),
+            prompt_version=conversation.prompt_version,
+            prompt_hash=conversation.prompt_hash,
+            prompt_tokens=completion.prompt_tokens,
+            completion_tokens=completion.completion_tokens,
+            backend_latency_s=round(completion.latency_s, 4),
+            latency_s=round(time.perf_counter() - started, 4),
+        )

