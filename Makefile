@@ -44,6 +44,7 @@ fast: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bootstrap.py
 	$(BIN)/python benchmarks/sim_throughput.py
+	$(BIN)/python benchmarks/engine.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache
