@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from ptychoagent.cli import adapters, data, engine, models, quickstart, score, sim, train
+from ptychoagent.cli import adapters, data, engine, models, quickstart, score, serve, sim, train
 
 app = typer.Typer(
     name="ptychoagent",
@@ -24,6 +24,7 @@ app.add_typer(train.app, name="train")
 app.command("score")(score.score)
 app.command("quickstart")(quickstart.quickstart)
 app.command("sim")(sim.sim)
+app.command("serve")(serve.serve)
 
 
 def main() -> None:

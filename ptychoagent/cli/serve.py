@@ -1,0 +1,23 @@
+"""`ptychoagent serve SERVICE`: run one of the model services with uvicorn."""
+
+from __future__ import annotations
+
+import typer
+
+FACTORIES = {"agent": "services.ptycho_agent.app:create_app"}
+"""Service name → app factory (settings come from the service's environment prefix)."""
+
+
+def serve(
+    service: str = typer.Argument(..., help=f"One of: {', '.join(FACTORIES)}."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8102, help="Port to listen on."),
+    workers: int = typer.Option(1, help="Worker processes (services are stateless)."),
+) -> None:
+    """Run a service (configured by its environment: AGENT_BACKEND__BASE_URL, …)."""
+    if service not in FACTORIES:
+        typer.echo(f"error: unknown service {service!r}; one of: {', '.join(FACTORIES)}", err=True)
+        raise typer.Exit(2)
+    import uvicorn
+
+    uvicorn.run(FACTORIES[service], factory=True, host=host, port=port, workers=workers)
