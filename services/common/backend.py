@@ -17,7 +17,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol
 
 import httpx
@@ -203,7 +203,7 @@ class BackendClient:
         if key is not None and key in self._cache:
             self._cache.move_to_end(key)
             hit = self._cache[key]
-            return Completion(**{**hit.__dict__, "cached": True, "latency_s": 0.0})
+            return replace(hit, cached=True, latency_s=0.0)
         reply, latency, attempts = await self._post("/v1/chat/completions", body, request_id)
         choice = reply["choices"][0]
         usage = reply.get("usage") or {}
@@ -224,7 +224,7 @@ class BackendClient:
 
     async def models(self) -> list[str]:
         """The model and adapter names the backend serves."""
-        response = await self._request("GET", "/v1/models", None, None)
+        response, _ = await self._with_retries("GET", "/v1/models", None, None)
         return [entry["id"] for entry in response.json()["data"]]
 
     async def ready(self) -> bool:
@@ -241,12 +241,6 @@ class BackendClient:
         started = time.perf_counter()
         response, attempts = await self._with_retries("POST", path, body, request_id)
         return response.json(), time.perf_counter() - started, attempts
-
-    async def _request(
-        self, method: str, path: str, body: dict[str, Any] | None, request_id: str | None
-    ) -> httpx.Response:
-        response, _ = await self._with_retries(method, path, body, request_id)
-        return response
 
     async def _with_retries(
         self, method: str, path: str, body: dict[str, Any] | None, request_id: str | None
