@@ -16,7 +16,7 @@ venv: $(STAMP)
 $(STAMP): $(DEPS_FILES)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,sim,train]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,sim,train,embed]'
 	$(BIN)/python -m pip install --quiet --no-deps -r requirements/no-deps.txt
 	@rm -f $(VENV)/.deps-*
 	@touch $@

@@ -1,7 +1,7 @@
 """What every service shares: settings, the one backend client, errors (problem+json),
 metrics, the request-id middleware, health/readiness and API-key auth."""
 
-from services.common.backend import BackendClient, CircuitBreaker, Completion, retryable
+from services.common.backend import BackendClient, Completion
 from services.common.errors import (
     BackendError,
     BackendRejected,
@@ -17,7 +17,8 @@ from services.common.errors import (
     UnsupportedMediaType,
 )
 from services.common.metrics import ServiceMetrics
-from services.common.settings import BackendSettings, ServiceSettings
+from services.common.settings import BackendSettings, ServiceSettings, UpstreamSettings
+from services.common.upstream import CircuitBreaker, Upstream, retryable
 from services.common.web import (
     RequestContext,
     api_key_guard,
@@ -47,6 +48,8 @@ __all__ = [
     "Unauthorized",
     "UnparseableAnswer",
     "UnsupportedMediaType",
+    "Upstream",
+    "UpstreamSettings",
     "api_key_guard",
     "configure_logging",
     "install_error_handlers",

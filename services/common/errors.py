@@ -11,12 +11,12 @@
     ├── NotFound                    404  an unknown prediction, adapter, example, …
     ├── PayloadTooLarge             413  an image over the byte or pixel limit
     ├── UnsupportedMediaType        415  an image format we do not read
-    └── BackendError                502  the model backend answered, but not usefully
+    └── BackendError                502  a backend (model, retriever) answered, not usefully
         ├── BackendRejected         4xx  it refused the request (unknown adapter → 404)
         └── BackendUnavailable      503  down after retries, or the circuit is open
 
 Routes raise; they never return error values. Backend (httpx) exceptions are translated
-into this tree in ``services.common.backend`` and nowhere else.
+into this tree in ``services.common.upstream`` and nowhere else.
 """
 
 from __future__ import annotations
@@ -76,15 +76,15 @@ class UnsupportedMediaType(ServiceError):
 
 
 class BackendError(ServiceError):
-    status, title, slug = 502, "Model backend error", "backend-error"
+    status, title, slug = 502, "Backend error", "backend-error"
 
 
 class BackendRejected(BackendError):
-    title, slug = "Model backend refused the request", "backend-rejected"
+    title, slug = "Backend refused the request", "backend-rejected"
 
 
 class BackendUnavailable(BackendError):
-    status, title, slug = 503, "Model backend unavailable", "backend-unavailable"
+    status, title, slug = 503, "Backend unavailable", "backend-unavailable"
 
 
 PROBLEM_TYPE_BASE = "https://ptychoagent.dev/problems/"

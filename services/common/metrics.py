@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from services.common.backend import CircuitState
+from services.common.upstream import CircuitState
 
 __all__ = ["CONTENT_TYPE", "ServiceMetrics"]
 

@@ -16,13 +16,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "dev", "development"})
 
 
-class BackendSettings(BaseModel):
-    """Where a service's model is served and how hard to try."""
+class UpstreamSettings(BaseModel):
+    """Another server a service calls, and how hard to try (retries, circuit breaker)."""
 
     model_config = ConfigDict(extra="forbid")
 
     base_url: str = "http://127.0.0.1:8011"
-    model: str = "base"
     api_key: SecretStr | None = None
     timeout_s: float = Field(default=120.0, gt=0)
     connect_timeout_s: float = Field(default=5.0, gt=0)
@@ -31,9 +30,15 @@ class BackendSettings(BaseModel):
     backoff_max_s: float = Field(default=8.0, ge=0)
     circuit_failures: int = Field(default=5, ge=1)
     circuit_reset_s: float = Field(default=30.0, ge=0)
+    max_connections: int = Field(default=32, ge=1)
+
+
+class BackendSettings(UpstreamSettings):
+    """Where a service's model is served (vLLM's OpenAI-compatible API)."""
+
+    model: str = "base"
     cache_size: int = Field(default=0, ge=0)
     """Responses kept in the LRU cache (0: no cache)."""
-    max_connections: int = Field(default=32, ge=1)
 
 
 class ServiceSettings(BaseSettings):

@@ -57,6 +57,8 @@ def test_services_common_exports() -> None:
         "Unauthorized",
         "UnparseableAnswer",
         "UnsupportedMediaType",
+        "Upstream",
+        "UpstreamSettings",
         "api_key_guard",
         "configure_logging",
         "install_error_handlers",

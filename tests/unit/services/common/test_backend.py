@@ -10,10 +10,11 @@ from typing import Any
 import httpx
 import pytest
 
-from services.common.backend import BackendClient, CircuitBreaker, cache_key, retryable
+from services.common.backend import BackendClient, cache_key
 from services.common.errors import BackendRejected, BackendUnavailable
 from services.common.metrics import ServiceMetrics
 from services.common.settings import BackendSettings
+from services.common.upstream import CircuitBreaker, retryable
 
 pytestmark = pytest.mark.anyio
 MESSAGES = [{"role": "user", "content": "hi"}]

@@ -1,0 +1,229 @@
+"""Calls to another server that survive a bad minute: the retry policy and the circuit
+breaker every client in the project shares.
+
+:class:`Upstream` wraps one pooled ``httpx.AsyncClient`` with timeouts, one retry policy
+(:func:`retryable` decides, exponential back-off with a cap) and a :class:`CircuitBreaker`
+that fails fast while the server is down and lets one trial request through after
+``circuit_reset_s``. httpx errors are translated into ``services.common.errors`` here and
+nowhere else. The model backend (:mod:`services.common.backend`) and the retriever client
+(:mod:`services.common.examples`) are built on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal, Protocol
+
+import httpx
+
+from services.common.errors import BackendRejected, BackendUnavailable
+from services.common.settings import UpstreamSettings
+
+log = logging.getLogger(__name__)
+
+CircuitState = Literal["closed", "open", "half_open"]
+RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+
+
+class BackendObserver(Protocol):
+    """What the client reports (implemented by ``services.common.metrics``)."""
+
+    def backend_call(self, model: str, seconds: float, outcome: str) -> None: ...
+
+    def backend_retry(self, model: str) -> None: ...
+
+    def circuit_state(self, state: CircuitState) -> None: ...
+
+
+class CircuitBreaker:
+    """Closed → open after ``failures`` consecutive failures; open → half-open after
+    ``reset_s``, when one trial request goes through; its success closes the circuit,
+    its failure opens it again."""
+
+    def __init__(
+        self,
+        failures: int,
+        reset_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        on_change: Callable[[CircuitState], None] | None = None,
+    ) -> None:
+        self.failures = failures
+        self.reset_s = reset_s
+        self.clock = clock
+        self.on_change = on_change
+        self.state: CircuitState = "closed"
+        self.consecutive = 0
+        self.opened_at = 0.0
+        self.trial_in_flight = False
+
+    def _set(self, state: CircuitState) -> None:
+        if state != self.state:
+            log.warning("backend circuit %s -> %s", self.state, state)
+            self.state = state
+            if self.on_change is not None:
+                self.on_change(state)
+
+    def allow(self) -> bool:
+        if self.state == "closed":
+            return True
+        if self.state == "open" and self.clock() - self.opened_at >= self.reset_s:
+            self._set("half_open")
+        if self.state == "half_open" and not self.trial_in_flight:
+            self.trial_in_flight = True
+            return True
+        return False
+
+    def retry_in(self) -> float:
+        return max(0.0, self.reset_s - (self.clock() - self.opened_at))
+
+    def success(self) -> None:
+        self.consecutive = 0
+        self.trial_in_flight = False
+        self._set("closed")
+
+    def failure(self) -> None:
+        self.consecutive += 1
+        self.trial_in_flight = False
+        if self.state == "half_open" or self.consecutive >= self.failures:
+            self.opened_at = self.clock()
+            self._set("open")
+
+
+def retryable(error: Exception | None = None, status: int | None = None) -> bool:
+    """The one place that decides whether a failed call is worth repeating."""
+    if status is not None:
+        return status in RETRYABLE_STATUS
+    return isinstance(error, httpx.TransportError)  # connect/read/write errors, timeouts
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:500]
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict) and "message" in error:
+            return str(error["message"])
+        if "message" in body:
+            return str(body["message"])
+    return response.text[:500]
+
+
+class Upstream:
+    """One server, called with retries behind a circuit breaker.
+
+    ``name`` says what the server is in error messages ("the model backend", "the
+    retriever"); the observer sees every call labelled by ``label``.
+    """
+
+    def __init__(
+        self,
+        settings: UpstreamSettings,
+        name: str,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        observer: BackendObserver | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.settings = settings
+        self.name = name
+        self.observer = observer
+        self.sleep = sleep
+        headers = {}
+        if settings.api_key is not None:
+            headers["Authorization"] = f"Bearer {settings.api_key.get_secret_value()}"
+        self.http = httpx.AsyncClient(
+            base_url=settings.base_url.rstrip("/"),
+            headers=headers,
+            transport=transport,
+            timeout=httpx.Timeout(settings.timeout_s, connect=settings.connect_timeout_s),
+            limits=httpx.Limits(max_connections=settings.max_connections),
+        )
+        self.circuit = CircuitBreaker(
+            settings.circuit_failures,
+            settings.circuit_reset_s,
+            on_change=observer.circuit_state if observer is not None else None,
+        )
+        self._last_error = "none recorded"
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def healthy(self, path: str) -> bool:
+        """Whether ``GET path`` answers 200 now (no retries, no circuit)."""
+        try:
+            response = await self.http.get(path, timeout=self.settings.connect_timeout_s)
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        *,
+        request_id: str | None = None,
+        label: str = "-",
+    ) -> tuple[httpx.Response, int]:
+        """The response (status < 400) and the attempts it took.
+
+        Raises :class:`BackendRejected` when the server refuses the request (not
+        retried) and :class:`BackendUnavailable` when it is down after the retries or
+        the circuit is open.
+        """
+        headers = {"X-Request-ID": request_id} if request_id else {}
+        last = self._last_error
+        for attempt in range(1, self.settings.max_retries + 2):
+            if not self.circuit.allow():
+                raise BackendUnavailable(
+                    f"{self.name} at {self.settings.base_url} is failing; the circuit "
+                    f"is open, next try in {self.circuit.retry_in():.0f} s (last error: {last})"
+                )
+            started = time.perf_counter()
+            try:
+                response = await self.http.request(method, path, json=body, headers=headers)
+            except httpx.HTTPError as error:
+                self._observe(label, started, "error")
+                self.circuit.failure()
+                last = self._last_error = f"{type(error).__name__}: {error}".rstrip(": ")
+                if not retryable(error):
+                    break
+            else:
+                if response.status_code < 400:
+                    self._observe(label, started, "ok")
+                    self.circuit.success()
+                    return response, attempt
+                last = self._last_error = f"HTTP {response.status_code}: {_message(response)}"
+                if not retryable(status=response.status_code):
+                    self._observe(label, started, "rejected")
+                    self.circuit.success()  # it answered: the server is up
+                    raise self._rejected(response)
+                self._observe(label, started, "error")
+                self.circuit.failure()
+            if attempt <= self.settings.max_retries:
+                if self.observer is not None:
+                    self.observer.backend_retry(label)
+                delay = min(
+                    self.settings.backoff_s * 2 ** (attempt - 1), self.settings.backoff_max_s
+                )
+                await self.sleep(delay)
+        raise BackendUnavailable(
+            f"{self.name} at {self.settings.base_url} did not answer after "
+            f"{self.settings.max_retries + 1} attempts: {last}"
+        )
+
+    def _rejected(self, response: httpx.Response) -> BackendRejected:
+        status = response.status_code
+        mapped = 404 if status == 404 else 422 if status in (400, 422) else 502
+        return BackendRejected(
+            f"{self.name} refused the request: {_message(response)}", status=mapped
+        )
+
+    def _observe(self, label: str, started: float, outcome: str) -> None:
+        if self.observer is not None:
+            self.observer.backend_call(label, time.perf_counter() - started, outcome)
