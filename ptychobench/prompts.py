@@ -262,14 +262,16 @@ def _image_rule(task: Task) -> str:
     return "recommendation turns carry no image"
 
 
-def example_from_sample(sample: Sample, task: Task | str) -> Example:
-    """A few-shot example turn from an annotated sample (reads its image for detection)."""
+def example_from_sample(sample: Sample, task: Task | str, image: bytes | None = None) -> Example:
+    """A few-shot example turn from an annotated sample; for detection the image is
+    ``image`` or, when that is ``None``, read from ``sample.image``."""
     task = Task(task)
     if task is Task.DETECTION:
-        if sample.image is None:
-            raise ValueError(f"sample {sample.id!r} has no image")
-        answer = format_answer(sample.artifacts, task)
-        return Example(sample.id, DETECTION_PROMPT, answer, sample.image.read_bytes())
+        if image is None:
+            if sample.image is None:
+                raise ValueError(f"sample {sample.id!r} has no image")
+            image = sample.image.read_bytes()
+        return Example(sample.id, DETECTION_PROMPT, format_answer(sample.artifacts, task), image)
     return Example(sample.id, recommendation_prompt(sample), format_answer(sample.options, task))
 
 

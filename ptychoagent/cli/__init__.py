@@ -8,7 +8,18 @@ from __future__ import annotations
 
 import typer
 
-from ptychoagent.cli import adapters, data, engine, models, quickstart, score, serve, sim, train
+from ptychoagent.cli import (
+    adapters,
+    data,
+    engine,
+    models,
+    quickstart,
+    retriever,
+    score,
+    serve,
+    sim,
+    train,
+)
 
 app = typer.Typer(
     name="ptychoagent",
@@ -21,6 +32,7 @@ app.add_typer(models.app, name="models")
 app.add_typer(engine.app, name="engine")
 app.add_typer(adapters.app, name="adapters")
 app.add_typer(train.app, name="train")
+app.add_typer(retriever.app, name="retriever")
 app.command("score")(score.score)
 app.command("quickstart")(quickstart.quickstart)
 app.command("sim")(sim.sim)

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import typer
 
-FACTORIES = {"agent": "services.ptycho_agent.app:create_app"}
+FACTORIES = {
+    "retriever": "services.retriever.app:create_app",
+    "agent": "services.ptycho_agent.app:create_app",
+}
 """Service name → app factory (settings come from the service's environment prefix)."""
+
+PORTS = {"retriever": 8101, "agent": 8102, "diagnosis": 8103}
+"""Each service's default port, so that they run side by side."""
 
 
 def serve(
     service: str = typer.Argument(..., help=f"One of: {', '.join(FACTORIES)}."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
-    port: int = typer.Option(8102, help="Port to listen on."),
+    port: int | None = typer.Option(None, help=f"Port to listen on (default: {PORTS})."),
     workers: int = typer.Option(1, help="Worker processes (services are stateless)."),
 ) -> None:
     """Run a service (configured by its environment: AGENT_BACKEND__BASE_URL, …)."""
@@ -20,4 +26,5 @@ def serve(
         raise typer.Exit(2)
     import uvicorn
 
+    port = port if port is not None else PORTS[service]
     uvicorn.run(FACTORIES[service], factory=True, host=host, port=port, workers=workers)

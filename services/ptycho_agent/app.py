@@ -12,7 +12,7 @@ import httpx
 from fastapi import Depends, FastAPI
 
 from services.common.backend import BackendClient
-from services.common.examples import DatasetExamples
+from services.common.examples import DatasetExamples, ExampleSource, RetrieverExamples
 from services.common.metrics import ServiceMetrics
 from services.common.web import (
     RequestContext,
@@ -37,13 +37,18 @@ def create_app(
     configure_logging(settings.log_format)
     metrics = ServiceMetrics("agent", tasks=["recommendation"])
     backend = BackendClient(settings.backend, transport=transport, observer=metrics)
-    examples = DatasetExamples(settings.examples_dataset)
+    examples: ExampleSource = (
+        RetrieverExamples(settings.retriever, observer=metrics)
+        if settings.retriever is not None
+        else DatasetExamples(settings.examples_dataset)
+    )
     service = AgentService(backend, examples, settings, metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         await backend.aclose()
+        await examples.aclose()
 
     app = FastAPI(title="ptycho_agent", version="1", lifespan=lifespan)
     app.state.service = service

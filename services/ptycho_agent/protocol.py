@@ -41,7 +41,8 @@ class RecommendRequest(BaseModel):
     sample_id: str | None = Field(default=None, max_length=200)
     """The sample's id when it is one of the pool's (never shown as its own example)."""
     k: int = Field(default=0, ge=0, le=16)
-    strategy: Literal["ssfs", "rfs"] = "ssfs"
+    strategy: Literal["ssfs", "rfs", "semantic"] = "ssfs"
+    """``semantic`` needs the retriever service."""
     adapter: str | None = Field(default=None, max_length=200, pattern=r"^[A-Za-z0-9._-]+$")
     """The served model or LoRA adapter (default: the service's)."""
     seed: int = 0

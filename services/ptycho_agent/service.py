@@ -9,7 +9,12 @@ from ptychobench.changes import CHANGES
 from ptychobench.data import Sample
 from ptychobench.labels import OPTIONS, Task
 from ptychobench.parsing import parse_answer
-from ptychobench.prompts import answer_regex, build_for_sample, format_parameters
+from ptychobench.prompts import (
+    answer_regex,
+    build_conversation,
+    format_parameters,
+    recommendation_prompt,
+)
 from services.common.backend import BackendClient
 from services.common.errors import InvalidInput
 from services.common.examples import ExampleSource
@@ -60,9 +65,11 @@ class AgentService:
             )
         query = query_sample(request)
         examples = await self.examples.select(
-            Task.RECOMMENDATION, query, request.k, request.strategy, request.seed
+            Task.RECOMMENDATION, query, request.k, request.strategy, request.seed, request_id
         )
-        conversation = build_for_sample(Task.RECOMMENDATION, query, examples)
+        conversation = build_conversation(
+            Task.RECOMMENDATION, recommendation_prompt(query), examples
+        )
         adapter = request.adapter or self.settings.backend.model
         regex = answer_regex(Task.RECOMMENDATION, self.settings.max_letters)
         completion = await self.backend.chat(

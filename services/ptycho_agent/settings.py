@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from services.common.settings import BackendSettings, ServiceSettings
+from services.common.settings import BackendSettings, ServiceSettings, UpstreamSettings
 
 
 class AgentBackendSettings(BackendSettings):
@@ -21,8 +21,12 @@ class AgentSettings(ServiceSettings):
     )
 
     backend: AgentBackendSettings = Field(default_factory=AgentBackendSettings)
+    retriever: UpstreamSettings | None = None
+    """The retriever service (``AGENT_RETRIEVER__BASE_URL``); without one, examples come
+    in-process from ``examples_dataset``."""
     examples_dataset: str = "data/ptychobench-sim"
-    """A release-layout dataset whose training split is the example pool."""
+    """A release-layout dataset whose training split is the example pool (when no
+    retriever is configured)."""
     max_k: int = Field(default=7, ge=0, le=16)
     max_tokens: int = Field(default=48, ge=8)
     max_letters: int = Field(default=5, ge=1, le=24)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
@@ -46,3 +46,23 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     state = up(config, state_dir, str(zero))
     yield {"config": config, "state": state, "state_dir": state_dir, "noise": noise, "base": base}
     down(state_dir)
+
+
+@pytest.fixture(scope="session")
+def retriever_url(
+    tmp_path_factory: pytest.TempPathFactory, serve: Callable[..., Any]
+) -> Iterator[str]:
+    """The retriever as a real HTTP server (uvicorn in a thread) over a SQLite database
+    holding PtychoBench-Sim."""
+    from services.common.database import make_engine
+    from services.retriever.app import create_app
+    from services.retriever.ingest import ingest
+    from services.retriever.settings import RetrieverSettings
+    from services.retriever.store import ExampleStore
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('retriever') / 'examples.db'}"
+    engine = make_engine(url)
+    ingest(ExampleStore(engine), ROOT / "data" / "ptychobench-sim")
+    engine.dispose()
+    with serve(create_app(RetrieverSettings(database_url=url))) as base_url:
+        yield base_url

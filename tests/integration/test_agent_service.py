@@ -12,6 +12,7 @@ import pytest
 
 from ptychobench.data import read_release
 from ptychobench.prompts import format_parameters
+from services.common.settings import UpstreamSettings
 from services.ptycho_agent.app import create_app
 from services.ptycho_agent.settings import AgentBackendSettings, AgentSettings
 
@@ -20,16 +21,26 @@ ROOT = Path(__file__).resolve().parents[2]
 DATASET = ROOT / "data" / "ptychobench-sim"
 
 
+def _client(engine: dict[str, Any], **settings: Any) -> httpx.AsyncClient:
+    backend = AgentBackendSettings(base_url=engine["config"].base_url, max_retries=0)
+    app = create_app(AgentSettings(backend=backend, **settings))
+    transport = httpx.ASGITransport(app=app)
+    return httpx.AsyncClient(transport=transport, base_url="http://agent", timeout=300)
+
+
 @pytest.fixture
 async def agent(engine: dict[str, Any]) -> AsyncIterator[httpx.AsyncClient]:
-    settings = AgentSettings(
-        examples_dataset=str(DATASET),
-        backend=AgentBackendSettings(base_url=engine["config"].base_url, max_retries=0),
-    )
-    transport = httpx.ASGITransport(app=create_app(settings))
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://agent", timeout=300
-    ) as client:
+    """Examples in-process from the dataset on disk."""
+    async with _client(engine, examples_dataset=str(DATASET)) as client:
+        yield client
+
+
+@pytest.fixture
+async def agent_with_retriever(
+    engine: dict[str, Any], retriever_url: str
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Examples from the retriever service over HTTP."""
+    async with _client(engine, retriever=UpstreamSettings(base_url=retriever_url)) as client:
         yield client
 
 
@@ -89,3 +100,24 @@ async def test_unknown_adapter_and_readiness(agent: httpx.AsyncClient) -> None:
         'ptycho_agent_backend_latency_seconds_count{model="no-such-adapter",outcome="rejected"}'
         in metrics
     )
+
+
+async def test_examples_from_the_retriever_make_the_same_prompt_as_in_process(
+    agent: httpx.AsyncClient, agent_with_retriever: httpx.AsyncClient
+) -> None:
+    request = _request(1, k=3, strategy="rfs", seed=5)
+    local = (await agent.post("/v1/recommend", json=request)).json()
+    remote = await agent_with_retriever.post("/v1/recommend", json=request)
+    assert remote.status_code == 200, remote.text
+    assert remote.json()["example_ids"] == local["example_ids"]
+    assert remote.json()["prompt_hash"] == local["prompt_hash"]
+    assert remote.json()["letters"] == local["letters"]
+    semantic = await agent_with_retriever.post(
+        "/v1/recommend", json=_request(1, k=2, strategy="semantic")
+    )
+    assert semantic.status_code == 200, semantic.text
+    assert len(semantic.json()["example_ids"]) == 2
+    assert (await agent_with_retriever.get("/readyz")).status_code == 200
+    refused = await agent.post("/v1/recommend", json=_request(1, k=2, strategy="semantic"))
+    assert refused.status_code == 422
+    assert "needs the retriever" in refused.json()["detail"]

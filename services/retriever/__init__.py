@@ -1,0 +1,1 @@
+"""The retriever: few-shot examples from the project database."""

@@ -1,0 +1,49 @@
+"""Routes of the retriever (thin: the service does the work)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from services.retriever.protocol import (
+    AddExampleRequest,
+    AddExampleResponse,
+    SelectRequest,
+    SelectResponse,
+    StatsResponse,
+)
+from services.retriever.service import RetrieverService
+
+
+def get_service(request: Request) -> RetrieverService:
+    service: RetrieverService = request.app.state.service
+    return service
+
+
+ServiceDep = Annotated[RetrieverService, Depends(get_service)]
+
+router = APIRouter(prefix="/v1/examples", tags=["retriever"])
+
+
+@router.post("/select")
+async def select(body: SelectRequest, service: ServiceDep) -> SelectResponse:
+    """k examples for a query: ssfs, rfs or semantic; deterministic and nested."""
+    return await service.select(body)
+
+
+@router.post("", status_code=201)
+async def add(
+    body: AddExampleRequest, service: ServiceDep, response: Response
+) -> AddExampleResponse:
+    """Add an example to the pool (or replace the one with the same task and id)."""
+    added = await service.add(body)
+    if not added.created:
+        response.status_code = 200
+    return added
+
+
+@router.get("/stats")
+async def stats(service: ServiceDep) -> StatsResponse:
+    """Examples per task, split and source."""
+    return await service.stats()

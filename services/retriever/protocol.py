@@ -1,0 +1,125 @@
+"""Requests and responses of the retriever (our API: extra fields refused)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ptychobench.labels import ARTIFACT_LABELS, OPTION_LETTERS, Task
+
+ID_PATTERN = r"^[A-Za-z0-9._:-]+$"
+StrategyName = Literal["ssfs", "rfs", "semantic"]
+
+
+class Query(BaseModel):
+    """The sample examples are chosen for."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sample_type: str = Field(min_length=1, max_length=200)
+    id: str | None = Field(default=None, max_length=200)
+    """The query's id when it is one of the pool's (it is never its own example)."""
+    description: str = Field(default="", max_length=4000)
+    instrument: str = Field(default="", max_length=200)
+
+
+class SelectRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    task: Task
+    query: Query
+    k: int = Field(ge=0, le=64)
+    strategy: StrategyName = "ssfs"
+    seed: int = 0
+    images: bool = True
+    """Return detection examples' images (base64)."""
+
+
+class Example(BaseModel):
+    id: str
+    task: Task
+    sample_type: str
+    instrument: str
+    beam: str
+    package: str
+    artifacts: list[str]
+    options: list[str]
+    description: str
+    """The expert's description of the object (``caption_obj``)."""
+    parameters_description: str
+    """The expert's description of the parameter changes (``caption_param``)."""
+    parameters: str
+    """The "Current Reconstruction Parameters" block, as in the prompt."""
+    answer: str
+    """The assistant turn: ``<answer>…</answer>`` with the true labels."""
+    split: str
+    source: str
+    image_base64: str | None = None
+    image_sha256: str | None = None
+
+
+class SelectResponse(BaseModel):
+    examples: list[Example]
+    task: Task
+    strategy: str
+    k: int
+    seed: int
+    pool_size: int
+    latency_s: float
+
+
+class AddExampleRequest(BaseModel):
+    """One annotated example: from an ingest, or an expert's correction (``feedback``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: Task
+    id: str = Field(min_length=1, max_length=200, pattern=ID_PATTERN)
+    sample_type: str = Field(min_length=1, max_length=200)
+    instrument: str = Field(default="", max_length=200)
+    beam: str = Field(default="X-ray", max_length=100)
+    package: str = Field(default="pty-chi", max_length=100)
+    artifacts: list[str] = Field(default_factory=list, max_length=len(ARTIFACT_LABELS))
+    options: list[str] = Field(default_factory=list, max_length=len(OPTION_LETTERS))
+    description: str = Field(default="", max_length=4000)
+    parameters_description: str = Field(default="", max_length=4000)
+    parameters: str = Field(default="", max_length=20000)
+    image_base64: str | None = Field(default=None, max_length=30_000_000)
+    split: Literal["train", "test"] = "train"
+    source: Literal["dataset", "feedback"] = "feedback"
+    origin: str = Field(default="", max_length=500)
+    """Where it came from: a dataset path, a prediction id."""
+
+    @field_validator("artifacts")
+    @classmethod
+    def _known_artifacts(cls, value: list[str]) -> list[str]:
+        unknown = [label for label in value if label not in ARTIFACT_LABELS]
+        if unknown:
+            raise ValueError(f"unknown artifact label(s) {unknown}; use {list(ARTIFACT_LABELS)}")
+        return value
+
+    @field_validator("options")
+    @classmethod
+    def _known_options(cls, value: list[str]) -> list[str]:
+        unknown = [letter for letter in value if letter not in OPTION_LETTERS]
+        if unknown:
+            raise ValueError(f"unknown option letter(s) {unknown}; use A–X")
+        return value
+
+
+class AddExampleResponse(BaseModel):
+    id: str
+    task: Task
+    created: bool
+
+
+class PoolCount(BaseModel):
+    task: str
+    split: str
+    source: str
+    count: int
+
+
+class StatsResponse(BaseModel):
+    counts: list[PoolCount]
