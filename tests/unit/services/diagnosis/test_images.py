@@ -1,0 +1,152 @@
+"""Image intake: every accepted format, and every way an upload can be wrong."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from services.common.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from services.diagnosis.images import ImageLimits, decode_image
+
+ROOT = Path(__file__).resolve().parents[4]
+DATASET_IMAGE = next((ROOT / "data" / "ptychobench-sim" / "images").glob("*.png"))
+
+
+def _pil(array: np.ndarray, mode: str | None = None, fmt: str = "PNG") -> bytes:
+    out = io.BytesIO()
+    image = Image.fromarray(array)
+    if mode is not None:
+        image = image.convert(mode)
+    image.save(out, format=fmt)
+    return out.getvalue()
+
+
+def _tiff(array: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    tifffile.imwrite(out, array)
+    return out.getvalue()
+
+
+def _npy(array: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    np.save(out, array)
+    return out.getvalue()
+
+
+def _ramp(dtype: type, high: float, shape: tuple[int, int] = (32, 48)) -> np.ndarray:
+    return np.linspace(0, high, shape[0] * shape[1]).reshape(shape).astype(dtype)
+
+
+def test_a_dataset_png_passes_through_unchanged() -> None:
+    data = DATASET_IMAGE.read_bytes()
+    image = decode_image(data)
+    assert image.png == data
+    assert (image.format, image.mode) == ("png", "grey")
+    expected = np.asarray(Image.open(DATASET_IMAGE), dtype=np.float64) / 255
+    np.testing.assert_array_equal(image.pixels, expected)
+
+
+@pytest.mark.parametrize(
+    ("data", "fmt"),
+    [
+        (_tiff(_ramp(np.uint16, 4000)), "tiff"),  # a 16-bit detector image using 12 bits
+        (_pil(_ramp(np.uint16, 4000), "I;16"), "png"),
+        (_tiff(_ramp(np.float32, 3.1)), "tiff"),
+        (_npy(_ramp(np.float64, -2.0)), "npy"),
+    ],
+)
+def test_deep_and_float_images_are_stretched_to_the_unit_range(data: bytes, fmt: str) -> None:
+    image = decode_image(data)
+    assert image.format == fmt
+    assert image.pixels.shape == (32, 48)
+    assert image.pixels.min() == 0
+    assert image.pixels.max() == 1
+    assert image.png.startswith(b"\x89PNG")
+    reread = np.asarray(Image.open(io.BytesIO(image.png)))
+    assert reread.shape == (32, 48)
+
+
+def test_a_complex_object_gives_its_phase() -> None:
+    _y, x = np.mgrid[0:32, 0:32]
+    phase = 0.1 * x
+    image = decode_image(_npy(np.exp(1j * phase).astype(np.complex64)))
+    assert image.mode == "complex"
+    assert np.all(np.diff(image.pixels, axis=1) >= 0)  # the ramp survives, left to right
+    assert image.pixels[:, 0].mean() < 0.05
+    assert image.pixels[:, -1].mean() > 0.95
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+def test_colour_images_keep_colour_for_the_vlm_and_give_grey_pixels(channels: int) -> None:
+    rgb = np.zeros((20, 20, channels), np.uint8)
+    rgb[..., 0] = 255
+    if channels == 4:
+        rgb[..., 3] = 255
+    image = decode_image(_pil(rgb))
+    assert image.mode == "rgb"
+    np.testing.assert_allclose(image.pixels, 0.299)
+    assert np.asarray(Image.open(io.BytesIO(image.png))).shape == (20, 20, 3)
+
+
+def test_a_jpeg_is_read() -> None:
+    image = decode_image(_pil(_ramp(np.uint8, 255), fmt="JPEG"))
+    assert image.format == "jpeg"
+    assert image.png.startswith(b"\x89PNG")
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        body = kind + payload
+        return struct.pack(">I", len(payload)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 1024)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    )
+
+
+def _npy_header_only(shape: tuple[int, ...]) -> bytes:
+    out = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        out, {"descr": "<f8", "fortran_order": False, "shape": shape}
+    )
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("data", "limits", "error", "message"),
+    [
+        (b"", ImageLimits(), InvalidInput, "empty"),
+        (b"GIF89a" + b"\x00" * 20, ImageLimits(), UnsupportedMediaType, "not PNG, JPEG, TIFF"),
+        (b"x" * 101, ImageLimits(max_bytes=100), PayloadTooLarge, "101 bytes"),
+        (_png_header_only(100_000, 100_000), ImageLimits(), PayloadTooLarge, "decompression"),
+        (_npy_header_only((200_000, 200_000)), ImageLimits(), PayloadTooLarge, "pixels"),
+        (
+            _tiff(_ramp(np.uint16, 10, (40, 40))),
+            ImageLimits(max_pixels=1000),
+            PayloadTooLarge,
+            "1,600",
+        ),
+        (DATASET_IMAGE.read_bytes()[:200], ImageLimits(), InvalidInput, "could not be decoded"),
+        (b"II*\x00" + b"\x00" * 40, ImageLimits(), InvalidInput, "the TIFF has no pages"),
+        (_npy(np.zeros((5, 32, 32))), ImageLimits(), InvalidInput, "expected a 2-D image"),
+        (_npy(np.zeros((8, 8))), ImageLimits(), InvalidInput, "at least 16 x 16"),
+        (_npy(np.full((20, 20), np.nan)), ImageLimits(), InvalidInput, "NaN"),
+        (_npy(np.array(["a"] * 400).reshape(20, 20)), ImageLimits(), InvalidInput, "not numeric"),
+        (_npy(np.empty((20, 20), dtype=object)), ImageLimits(), InvalidInput, "Python objects"),
+        (_npy(np.zeros(400)), ImageLimits(), InvalidInput, "not an image"),
+    ],
+)
+def test_bad_uploads_are_refused_clearly(
+    data: bytes, limits: ImageLimits, error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        decode_image(data, limits)
