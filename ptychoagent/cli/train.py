@@ -1,4 +1,5 @@
-"""`ptychoagent train agent|diagnosis`: LoRA SFT of the engine's base models."""
+"""`ptychoagent train agent|diagnosis|classifier`: LoRA SFT of the engine's base models,
+and the frozen-feature artifact classifier of the diagnosis service."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ app = typer.Typer(help="Train LoRA adapters (SFT) for the engine.", no_args_is_h
 
 DEFAULT_BASE = Path("models/SmolLM2-135M-Instruct")
 DEFAULT_DATASET = Path("data/ptychobench-sim")
+DEFAULT_CLASSIFIER = Path("classifiers/physics-v1")
 
 
 @app.command()
@@ -98,3 +100,65 @@ def diagnosis(
         raise typer.Exit(2)
     typer.echo("error: LoRA SFT of a vision-language model is not available yet", err=True)
     raise typer.Exit(2)
+
+
+@app.command()
+def classifier(
+    data: Path = typer.Option(DEFAULT_DATASET, help="A release (the sim's or the authors')."),
+    out: Path = typer.Option(DEFAULT_CLASSIFIER, help="Model directory (model.json)."),
+    seed: int = typer.Option(0, help="Seed of the cross-validation folds."),
+    cnn: bool = typer.Option(
+        False, help="Also train the small CNN it is compared with (torch, minutes) -> cnn.json."
+    ),
+) -> None:
+    """Train the diagnosis service's feature classifier on the detection training split.
+
+    Physics features of each image, one-vs-rest logistic regression; the penalty and the
+    thresholds are chosen by cross-validation inside the training split, then the test
+    split is scored (micro-F1 with a bootstrap 95 % interval, per label) and recorded in
+    model.json.
+    """
+    from pydantic import ValidationError
+
+    from ptychobench.classifier import ClassifierFormatError
+    from ptychobench.data import DataFormatError
+    from training.classifier import (
+        ClassifierConfig,
+        ClassifierTrainingError,
+        CNNConfig,
+        train,
+        train_cnn,
+    )
+
+    name = out.name or "classifier"
+    try:
+        config = ClassifierConfig(name=name, dataset=str(data), seed=seed)
+    except ValidationError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"training classifier {name} on {data} -> {out}")
+    try:
+        model = train(config, out, progress=lambda line: typer.echo("  " + line))
+        if cnn:
+            train_cnn(
+                config,
+                CNNConfig(seed=seed),
+                out,
+                progress=lambda line: typer.echo("  " + line),
+                reference=model,
+            )
+    except (
+        ClassifierTrainingError,
+        ClassifierFormatError,
+        DataFormatError,
+        FileNotFoundError,
+        KeyError,
+    ) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
+    test = model.metadata["metrics"]["test"]["micro_f1"]
+    typer.echo(
+        f"{out}: test micro-F1 {test['point']:.3f} "
+        f"[{test['ci_low']:.3f}, {test['ci_high']:.3f}], "
+        f"data {model.metadata['data']['hash'][:12]}"
+    )

@@ -41,6 +41,8 @@ def test_the_cli_loads_neither_heavy_packages_nor_numpy() -> None:
         "ptychobench.bootstrap",
         "ptychobench.selection",
         "ptychobench.sim",
+        "ptychobench.features",
+        "ptychobench.classifier",
     ],
 )
 def test_library_modules_do_not_load_heavy_packages(module: str) -> None:

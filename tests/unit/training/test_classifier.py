@@ -1,0 +1,157 @@
+"""Training of the feature classifier: the head, the choices made inside the training
+split, determinism, and the committed model against the committed dataset."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ptychobench.classifier import MODEL_FILE, FeatureClassifier
+from ptychobench.labels import ARTIFACT_LABELS, NO_ARTIFACTS
+from ptychobench.metrics import binarize, score
+from training.classifier import (
+    NULL_INDEX,
+    ClassifierConfig,
+    Split,
+    choose_thresholds,
+    data_hash,
+    dataset_splits,
+    decide,
+    fit_logistic,
+    load_split,
+    most_frequent_baseline,
+    stratified_folds,
+    train,
+)
+
+ROOT = Path(__file__).resolve().parents[3]
+DATASET = ROOT / "data" / "ptychobench-sim"
+COMMITTED = ROOT / "classifiers" / "physics-v1"
+SMALL = ClassifierConfig(
+    dataset=str(DATASET), limit=24, folds=2, repeats=1, c_grid=(1.0,), n_resamples=200
+)
+
+
+@pytest.fixture(scope="module")
+def test_split() -> Split:
+    return load_split(dataset_splits(SMALL)["test"])
+
+
+@pytest.fixture(scope="module")
+def small_train() -> Split:
+    return load_split(dataset_splits(SMALL)["train"])
+
+
+def test_logistic_regression_separates_and_the_penalty_shrinks() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 3))
+    y = x[:, 0] - 0.5 * x[:, 1] + 0.3 * rng.normal(size=200) > 0.8  # imbalanced
+    w, b = fit_logistic(x, y, c=10.0)
+    assert w[0] > 1.0 > 0 > w[1]
+    assert abs(w[2]) < 0.5 * w[0]
+    w_strong, _ = fit_logistic(x, y, c=0.001)
+    assert np.linalg.norm(w_strong) < 0.1 * np.linalg.norm(w)
+    p = 1 / (1 + np.exp(-(x @ w + b)))
+    assert np.mean(p[y]) > 0.5 > np.mean(p[~y])  # balanced: both classes on their side
+
+
+def test_a_label_without_positives_gets_its_base_rate() -> None:
+    w, b = fit_logistic(np.ones((10, 2)), np.zeros(10, dtype=bool), c=1.0)
+    assert (w == 0).all()
+    assert 1 / (1 + np.exp(-b)) < 0.1
+
+
+def test_folds_spread_every_rare_label() -> None:
+    y = np.zeros((30, 3), dtype=bool)
+    y[[3, 17, 25], 0] = True
+    y[::2, 1] = True
+    fold = stratified_folds(y, 3, seed=0)
+    assert sorted(np.bincount(fold)) == [10, 10, 10]
+    assert len(set(fold[[3, 17, 25]])) == 3
+    assert (stratified_folds(y, 3, seed=0) == fold).all()
+
+
+def test_thresholds_maximise_f1_and_a_hopeless_label_is_switched_off() -> None:
+    y = np.zeros((6, 2), dtype=bool)
+    y[:3, 0] = True
+    y[0, 1] = True
+    p = np.array([[0.9, 0.1], [0.8, 0.2], [0.5, 0.1], [0.3, 0.9], [0.25, 0.9], [0.05, 0.8]])
+    thresholds = choose_thresholds(p, y, (0.2, 0.4, 0.6))
+    assert thresholds[0] == 0.4  # F1 1; 0.2 lets two negatives in, 0.6 loses a positive
+    assert thresholds[1] == 1.0  # its positive scores lowest: no threshold helps
+
+
+def test_decide_gives_the_null_label_exactly_when_nothing_fires() -> None:
+    p = np.full((3, len(ARTIFACT_LABELS)), 0.1)
+    p[0, 1] = 0.9
+    p[:, NULL_INDEX] = 0.99
+    pred = decide(p, np.full(len(ARTIFACT_LABELS), 0.5))
+    assert pred[0].sum() == 1
+    assert pred[0, 1]
+    assert (pred[1:, NULL_INDEX]).all()
+    assert pred[1:].sum() == 2
+
+
+def test_the_trivial_baseline_never_pairs_the_null_label() -> None:
+    y = binarize(
+        [["Halo artifacts"], ["Halo artifacts", "Blurring"], [NO_ARTIFACTS], ["Blurring"]],
+        ARTIFACT_LABELS,
+    )
+    labels, row = most_frequent_baseline(y)
+    assert NO_ARTIFACTS not in labels or labels == [NO_ARTIFACTS]
+    assert labels == [label for label, on in zip(ARTIFACT_LABELS, row, strict=True) if on]
+
+
+def test_training_is_deterministic(tmp_path: Path, small_train: Split, test_split: Split) -> None:
+    first = train(SMALL, tmp_path / "a", splits=(small_train, test_split))
+    second = train(SMALL, tmp_path / "b", splits=(small_train, test_split))
+    a = (tmp_path / "a" / MODEL_FILE).read_bytes()
+    assert a == (tmp_path / "b" / MODEL_FILE).read_bytes()
+    assert first == second
+    record = json.loads(a)
+    assert record["config"]["limit"] == 24
+    assert record["data"]["train"] == 24
+    assert 0 <= record["metrics"]["test"]["micro_f1"]["point"] <= 1
+    assert FeatureClassifier.load(tmp_path / "a") == first
+
+
+def test_the_data_hash_sees_labels_and_image_bytes(tmp_path: Path) -> None:
+    splits = dataset_splits(SMALL)
+    reference = data_hash(splits)
+    assert data_hash(splits) == reference
+    relabelled = dict(splits)
+    first = splits["train"][0]
+    other = ("Blurring",) if first.artifacts != ("Blurring",) else ("Halo artifacts",)
+    relabelled["train"] = (first.model_copy(update={"artifacts": other}), *splits["train"][1:])
+    assert data_hash(relabelled) != reference
+    copy = tmp_path / "copy.png"
+    assert first.image is not None
+    copy.write_bytes(first.image.read_bytes() + b"\x00")
+    rewritten = dict(splits)
+    rewritten["train"] = (first.model_copy(update={"image": copy}), *splits["train"][1:])
+    assert data_hash(rewritten) != reference
+
+
+def test_the_committed_model_was_trained_on_the_committed_dataset() -> None:
+    record = json.loads((COMMITTED / MODEL_FILE).read_text())
+    config = ClassifierConfig.model_validate(record["config"])
+    assert config.limit is None
+    splits = dataset_splits(config.model_copy(update={"dataset": str(ROOT / config.dataset)}))
+    assert record["data"]["hash"] == data_hash(splits), (
+        "the dataset changed since the classifier was trained: run "
+        "`ptychoagent train classifier` and commit classifiers/physics-v1"
+    )
+
+
+def test_the_committed_model_reproduces_its_recorded_test_scores(test_split: Split) -> None:
+    model = FeatureClassifier.load(COMMITTED)
+    recorded = model.metadata["metrics"]["test"]
+    pred = [model.predict_features(row)[0] for row in test_split.features]
+    scores = score([s.artifacts for s in test_split.samples], pred, ARTIFACT_LABELS)
+    assert round(scores.micro.f1, 4) == recorded["micro_f1"]["point"]
+    for label in ARTIFACT_LABELS:
+        assert round(scores.per_class[label].f1, 4) == recorded["per_class"][label]["f1"]["point"]
+    assert recorded["n_items"] == len(test_split.samples)
