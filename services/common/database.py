@@ -4,6 +4,12 @@ PostgreSQL by URL (``postgresql+psycopg://user:password@host:5432/name``).
 SQLite files get their folder created, write-ahead logging (readers do not wait for a
 writer) and a busy timeout, so several processes can share one file on a laptop.
 Everything here is synchronous: services call it through ``asyncio.to_thread``.
+
+The schema has one history, in Alembic migrations (``services/common/migrations``);
+every service that owns tables runs :func:`migrate` at start-up, which brings the
+database to the newest revision (under a PostgreSQL advisory lock, so replicas starting
+together migrate once). By hand: ``alembic -c services/common/migrations/alembic.ini
+-x url=URL upgrade head``.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, make_url, text
+from sqlalchemy import Engine, create_engine, event, inspect, make_url, text
 from sqlalchemy.exc import SQLAlchemyError
 
 log = logging.getLogger(__name__)
@@ -59,3 +65,30 @@ def ping(engine: Engine) -> bool:
         log.warning("database %s does not answer: %s", engine.url.render_as_string(), error)
         return False
     return True
+
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+MIGRATION_LOCK = 0x70747963  # any constant shared by every service
+FIRST_TABLES = {"0001": "retriever_examples"}
+"""Tables that the first revision creates; a database made before migrations existed
+(``create_all``) is stamped at that revision instead of failing."""
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Bring the database's schema to ``revision`` (default: the newest)."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+        config.attributes["connection"] = connection
+        tables = set(inspect(connection).get_table_names())
+        if "alembic_version" not in tables:
+            for first, table in FIRST_TABLES.items():
+                if table in tables:
+                    log.warning("database made before migrations: stamping revision %s", first)
+                    command.stamp(config, first)
+        command.upgrade(config, revision)

@@ -32,6 +32,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, unde
 
 from ptychobench.data import Sample
 from ptychobench.labels import Task
+from services.common.database import migrate
 
 SOURCES = ("dataset", "feedback")
 
@@ -131,7 +132,8 @@ class ExampleStore:
         self._lock = threading.Lock()
 
     def create_schema(self) -> None:
-        Base.metadata.create_all(self.engine)
+        """Migrate the project database to the newest schema (Alembic)."""
+        migrate(self.engine)
 
     def upsert(self, examples: Iterable[NewExample]) -> tuple[int, int]:
         """Insert new examples and update known ones (same task and id); returns

@@ -6,10 +6,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import inspect, text
 
 from ptychobench.data import Sample
 from ptychobench.labels import Task
-from services.common.database import make_engine, normalise_url, ping
+from services.common.database import make_engine, migrate, normalise_url, ping
 from services.retriever.store import ExampleStore, NewExample
 
 
@@ -32,10 +33,9 @@ def store_factory(
         return store
 
     yield factory
-    if request.param == "postgresql":
-        from services.retriever.store import Base
-
-        Base.metadata.drop_all(engines[0])
+    if request.param == "postgresql":  # the database is the session's: leave it empty
+        with engines[0].begin() as connection:
+            connection.execute(text("DROP TABLE IF EXISTS retriever_examples, alembic_version"))
     for engine in engines:
         engine.dispose()
 
@@ -116,3 +116,28 @@ def test_database_urls_and_ping() -> None:
     assert normalise_url("sqlite:///x.db") == "sqlite:///x.db"
     assert ping(make_engine("sqlite://"))
     assert not ping(make_engine("postgresql://nobody@127.0.0.1:1/none"))
+
+
+def test_migrations_build_the_schema_and_adopt_a_database_made_before_them(
+    tmp_path: Path,
+) -> None:
+    fresh = make_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
+    migrate(fresh)
+    migrate(fresh)  # idempotent
+    with fresh.connect() as connection:
+        assert (
+            connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+        )
+    assert "retriever_examples" in inspect(fresh).get_table_names()
+
+    from services.retriever.store import Base
+
+    old = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    Base.metadata.create_all(old)
+    ExampleStore(old).upsert([_example(1)])
+    migrate(old)
+    assert len(ExampleStore(old).pool(Task.DETECTION)) == 1
+    with old.connect() as connection:
+        assert (
+            connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+        )
