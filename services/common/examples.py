@@ -165,3 +165,12 @@ class RetrieverExamples:
 
     async def aclose(self) -> None:
         await self.upstream.aclose()
+
+
+def example_source(
+    retriever: UpstreamSettings | None, dataset: str, observer: BackendObserver | None = None
+) -> ExampleSource:
+    """The retriever when one is configured, else the dataset's training split in process."""
+    if retriever is not None:
+        return RetrieverExamples(retriever, observer=observer)
+    return DatasetExamples(dataset)

@@ -8,11 +8,12 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -219,3 +220,36 @@ class _RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id_var.get() or "-"
         return True
+
+
+def service_app(
+    title: str,
+    settings: ServiceSettings,
+    metrics: ServiceMetrics,
+    router: APIRouter,
+    service: object,
+    checks: Mapping[str, Check],
+    *,
+    startup: Sequence[Callable[[], Awaitable[None]]] = (),
+    shutdown: Sequence[Callable[[], Awaitable[None]]] = (),
+) -> FastAPI:
+    """A service's app, assembled the one way: logging, problem+json handlers, the
+    operations routes, ``router`` behind the API-key guard, the request-id middleware;
+    ``startup`` runs before the first request, ``shutdown`` after the last."""
+    configure_logging(settings.log_format)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        for step in startup:
+            await step()
+        yield
+        for step in shutdown:
+            await step()
+
+    app = FastAPI(title=title, version="1", lifespan=lifespan)
+    app.state.service = service
+    install_error_handlers(app)
+    app.include_router(operations_router(metrics, checks))
+    app.include_router(router, dependencies=[Depends(api_key_guard(settings))])
+    app.add_middleware(RequestContext, metrics=metrics)
+    return app

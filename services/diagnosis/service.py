@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 from ptychobench.data import Sample
 from ptychobench.labels import Task
-from ptychobench.parsing import parse_answer
-from ptychobench.prompts import DETECTION_PROMPT, answer_regex, build_conversation, format_answer
+from ptychobench.prompts import DETECTION_PROMPT, build_conversation, format_answer
+from services.common.answers import AnswerSettings, ask
 from services.common.backend import BackendClient
 from services.common.errors import InvalidInput, NotFound
 from services.common.examples import ExampleSource
@@ -149,18 +149,18 @@ class DiagnosisService:
         )
         conversation = build_conversation(Task.DETECTION, DETECTION_PROMPT, examples, image.png)
         adapter = options.adapter or self.settings.backend.model
-        regex = answer_regex(Task.DETECTION, self.settings.max_labels)
-        completion = await self.backend.chat(
-            conversation.messages,
-            model=adapter,
-            max_tokens=self.settings.max_tokens,
+        answering = AnswerSettings(
+            self.settings.max_tokens, self.settings.max_labels, self.settings.constrained
+        )
+        completion, parsed = await ask(
+            self.backend,
+            conversation,
+            adapter,
+            answering,
+            self.metrics,
             seed=options.seed,
-            regex=regex if self.settings.constrained else None,
             request_id=request_id,
         )
-        parsed = parse_answer(completion.text, Task.DETECTION)
-        if not parsed.ok:
-            self.metrics.parse_failures.labels(task=Task.DETECTION.value).inc()
         return DiagnoseResponse(
             labels=list(parsed.labels),
             raw_answer=completion.text,

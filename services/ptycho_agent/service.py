@@ -8,13 +8,12 @@ import time
 from ptychobench.changes import CHANGES
 from ptychobench.data import Sample
 from ptychobench.labels import OPTIONS, Task
-from ptychobench.parsing import parse_answer
 from ptychobench.prompts import (
-    answer_regex,
     build_conversation,
     format_parameters,
     recommendation_prompt,
 )
+from services.common.answers import AnswerSettings, ask
 from services.common.backend import BackendClient
 from services.common.errors import InvalidInput
 from services.common.examples import ExampleSource
@@ -71,18 +70,18 @@ class AgentService:
             Task.RECOMMENDATION, recommendation_prompt(query), examples
         )
         adapter = request.adapter or self.settings.backend.model
-        regex = answer_regex(Task.RECOMMENDATION, self.settings.max_letters)
-        completion = await self.backend.chat(
-            conversation.messages,
-            model=adapter,
-            max_tokens=self.settings.max_tokens,
+        answering = AnswerSettings(
+            self.settings.max_tokens, self.settings.max_letters, self.settings.constrained
+        )
+        completion, parsed = await ask(
+            self.backend,
+            conversation,
+            adapter,
+            answering,
+            self.metrics,
             seed=request.seed,
-            regex=regex if self.settings.constrained else None,
             request_id=request_id,
         )
-        parsed = parse_answer(completion.text, Task.RECOMMENDATION)
-        if not parsed.ok:
-            self.metrics.parse_failures.labels(task=Task.RECOMMENDATION.value).inc()
         recommendations = [
             Recommendation(
                 letter=letter,

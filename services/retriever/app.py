@@ -7,20 +7,12 @@ Run with ``ptychoagent serve retriever`` or
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 
 from services.common.database import make_engine, ping
 from services.common.metrics import ServiceMetrics
-from services.common.web import (
-    RequestContext,
-    api_key_guard,
-    configure_logging,
-    install_error_handlers,
-    operations_router,
-)
+from services.common.web import service_app
 from services.retriever.api import router
 from services.retriever.semantic import MiniLM, SemanticIndex
 from services.retriever.service import RetrieverService
@@ -29,9 +21,8 @@ from services.retriever.store import ExampleStore
 
 
 def create_app(settings: RetrieverSettings | None = None) -> FastAPI:
-    """The app; the schema is created and the database checked at start-up."""
+    """The app; the database is migrated at start-up."""
     settings = settings or RetrieverSettings()
-    configure_logging(settings.log_format)
     metrics = ServiceMetrics("retriever")
     engine = make_engine(settings.database_url)
     store = ExampleStore(engine, refresh_s=settings.refresh_s)
@@ -41,16 +32,19 @@ def create_app(settings: RetrieverSettings | None = None) -> FastAPI:
     async def database_ready() -> bool:
         return await asyncio.to_thread(ping, engine)
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def migrate() -> None:
         await asyncio.to_thread(store.create_schema)
-        yield
+
+    async def dispose() -> None:
         engine.dispose()
 
-    app = FastAPI(title="retriever", version="1", lifespan=lifespan)
-    app.state.service = service
-    install_error_handlers(app)
-    app.include_router(operations_router(metrics, {"database": database_ready}))
-    app.include_router(router, dependencies=[Depends(api_key_guard(settings))])
-    app.add_middleware(RequestContext, metrics=metrics)
-    return app
+    return service_app(
+        "retriever",
+        settings,
+        metrics,
+        router,
+        service,
+        {"database": database_ready},
+        startup=(migrate,),
+        shutdown=(dispose,),
+    )
