@@ -85,6 +85,9 @@ class DiagnosisService:
         self.classifier = classifier
         self.settings = settings
         self.metrics = metrics
+        self.answering = AnswerSettings(
+            settings.max_tokens, settings.max_labels, settings.constrained
+        )
         self.limits = ImageLimits(settings.max_image_bytes, settings.max_pixels)
 
     async def diagnose(
@@ -149,14 +152,11 @@ class DiagnosisService:
         )
         conversation = build_conversation(Task.DETECTION, DETECTION_PROMPT, examples, image.png)
         adapter = options.adapter or self.settings.backend.model
-        answering = AnswerSettings(
-            self.settings.max_tokens, self.settings.max_labels, self.settings.constrained
-        )
         completion, parsed = await ask(
             self.backend,
             conversation,
             adapter,
-            answering,
+            self.answering,
             self.metrics,
             seed=options.seed,
             request_id=request_id,

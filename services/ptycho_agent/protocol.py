@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from ptychobench.labels import ARTIFACT_LABELS
+from services.common.labels import ArtifactList
 
 
 class SampleInfo(BaseModel):
@@ -20,18 +20,10 @@ class SampleInfo(BaseModel):
     beam: str = Field(default="X-ray", max_length=100)
     description: str = Field(default="", max_length=4000)
     """The expert's description of the reconstruction (caption)."""
-    artifacts: list[str] = Field(default_factory=list, max_length=len(ARTIFACT_LABELS))
+    artifacts: ArtifactList
     """Observed artifacts, from the 12 detection labels."""
     parameters: dict[str, str] = Field(default_factory=dict, max_length=100)
     """Current reconstruction parameters, ``name: value`` as in the prompt."""
-
-    @field_validator("artifacts")
-    @classmethod
-    def _known(cls, value: list[str]) -> list[str]:
-        unknown = [label for label in value if label not in ARTIFACT_LABELS]
-        if unknown:
-            raise ValueError(f"unknown artifact label(s) {unknown}; use {list(ARTIFACT_LABELS)}")
-        return value
 
 
 class RecommendRequest(BaseModel):

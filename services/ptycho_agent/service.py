@@ -53,6 +53,9 @@ class AgentService:
         self.examples = examples
         self.settings = settings
         self.metrics = metrics
+        self.answering = AnswerSettings(
+            settings.max_tokens, settings.max_letters, settings.constrained
+        )
 
     async def recommend(
         self, request: RecommendRequest, request_id: str | None = None
@@ -70,14 +73,11 @@ class AgentService:
             Task.RECOMMENDATION, recommendation_prompt(query), examples
         )
         adapter = request.adapter or self.settings.backend.model
-        answering = AnswerSettings(
-            self.settings.max_tokens, self.settings.max_letters, self.settings.constrained
-        )
         completion, parsed = await ask(
             self.backend,
             conversation,
             adapter,
-            answering,
+            self.answering,
             self.metrics,
             seed=request.seed,
             request_id=request_id,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from ptychobench.labels import ARTIFACT_LABELS, OPTION_LETTERS, Task
+from ptychobench.labels import Task
+from services.common.labels import ArtifactList, OptionList
 
 ID_PATTERN = r"^[A-Za-z0-9._:-]+$"
 StrategyName = Literal["ssfs", "rfs", "semantic"]
@@ -80,8 +81,8 @@ class AddExampleRequest(BaseModel):
     instrument: str = Field(default="", max_length=200)
     beam: str = Field(default="X-ray", max_length=100)
     package: str = Field(default="pty-chi", max_length=100)
-    artifacts: list[str] = Field(default_factory=list, max_length=len(ARTIFACT_LABELS))
-    options: list[str] = Field(default_factory=list, max_length=len(OPTION_LETTERS))
+    artifacts: ArtifactList
+    options: OptionList
     description: str = Field(default="", max_length=4000)
     parameters_description: str = Field(default="", max_length=4000)
     parameters: str = Field(default="", max_length=20000)
@@ -90,22 +91,6 @@ class AddExampleRequest(BaseModel):
     source: Literal["dataset", "feedback"] = "feedback"
     origin: str = Field(default="", max_length=500)
     """Where it came from: a dataset path, a prediction id."""
-
-    @field_validator("artifacts")
-    @classmethod
-    def _known_artifacts(cls, value: list[str]) -> list[str]:
-        unknown = [label for label in value if label not in ARTIFACT_LABELS]
-        if unknown:
-            raise ValueError(f"unknown artifact label(s) {unknown}; use {list(ARTIFACT_LABELS)}")
-        return value
-
-    @field_validator("options")
-    @classmethod
-    def _known_options(cls, value: list[str]) -> list[str]:
-        unknown = [letter for letter in value if letter not in OPTION_LETTERS]
-        if unknown:
-            raise ValueError(f"unknown option letter(s) {unknown}; use A–X")
-        return value
 
 
 class AddExampleResponse(BaseModel):
