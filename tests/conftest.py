@@ -117,3 +117,9 @@ def serve_in_thread(app: Any, port: int | None = None) -> Iterator[str]:
 def serve() -> Callable[..., Any]:
     """``with serve(app) as url:`` runs an ASGI app as a real HTTP server."""
     return serve_in_thread
+
+
+@pytest.fixture
+def free_tcp_port() -> Callable[[], int]:
+    """``free_tcp_port()``: a port nothing listens on now."""
+    return free_port

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,23 +21,19 @@ from ptychoagent.cli import app
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_an_unknown_service_is_a_usage_error() -> None:
     result = CliRunner().invoke(app, ["serve", "retriever-x"])
     assert result.exit_code == 2
     assert "unknown service 'retriever-x'" in result.output
 
 
-def test_serve_agent_answers_health_and_reports_its_backend_down() -> None:
-    port = _free_port()
+def test_serve_agent_answers_health_and_reports_its_backend_down(
+    free_tcp_port: Callable[[], int],
+) -> None:
+    port = free_tcp_port()
     env = {
         **os.environ,
-        "AGENT_BACKEND__BASE_URL": f"http://127.0.0.1:{_free_port()}",  # nothing listens
+        "AGENT_BACKEND__BASE_URL": f"http://127.0.0.1:{free_tcp_port()}",  # nothing listens
         "AGENT_EXAMPLES_DATASET": str(ROOT / "data" / "ptychobench-sim"),
     }
     process = subprocess.Popen(
