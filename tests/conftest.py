@@ -123,3 +123,17 @@ def serve() -> Callable[..., Any]:
 def free_tcp_port() -> Callable[[], int]:
     """``free_tcp_port()``: a port nothing listens on now."""
     return free_port
+
+
+@pytest.fixture
+def empty_postgres(postgres_url: str) -> str:
+    """The session's PostgreSQL database, emptied first (its public schema recreated), so
+    each test migrates from nothing whatever the previous test left."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(postgres_url)
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    return postgres_url

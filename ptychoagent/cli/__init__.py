@@ -12,6 +12,7 @@ from ptychoagent.cli import (
     adapters,
     data,
     engine,
+    keys,
     models,
     quickstart,
     retriever,
@@ -33,6 +34,7 @@ app.add_typer(engine.app, name="engine")
 app.add_typer(adapters.app, name="adapters")
 app.add_typer(train.app, name="train")
 app.add_typer(retriever.app, name="retriever")
+app.add_typer(keys.app, name="keys")
 app.command("score")(score.score)
 app.command("quickstart")(quickstart.quickstart)
 app.command("sim")(sim.sim)

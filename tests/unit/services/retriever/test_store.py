@@ -6,11 +6,18 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect
 
 from ptychobench.data import Sample
 from ptychobench.labels import Task
-from services.common.database import make_engine, migrate, normalise_url, ping
+from services.common.database import (
+    head_revision,
+    make_engine,
+    migrate,
+    normalise_url,
+    ping,
+    revision_of,
+)
 from services.retriever.store import ExampleStore, NewExample
 
 
@@ -22,7 +29,7 @@ def store_factory(
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'sub' / 'examples.db'}"
     else:
-        url = request.getfixturevalue("postgres_url")
+        url = request.getfixturevalue("empty_postgres")
     engines = []
 
     def factory() -> ExampleStore:
@@ -33,9 +40,6 @@ def store_factory(
         return store
 
     yield factory
-    if request.param == "postgresql":  # the database is the session's: leave it empty
-        with engines[0].begin() as connection:
-            connection.execute(text("DROP TABLE IF EXISTS retriever_examples, alembic_version"))
     for engine in engines:
         engine.dispose()
 
@@ -124,10 +128,7 @@ def test_migrations_build_the_schema_and_adopt_a_database_made_before_them(
     fresh = make_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
     migrate(fresh)
     migrate(fresh)  # idempotent
-    with fresh.connect() as connection:
-        assert (
-            connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
-        )
+    assert revision_of(fresh) == head_revision()
     assert "retriever_examples" in inspect(fresh).get_table_names()
 
     from services.retriever.store import Base
@@ -137,7 +138,4 @@ def test_migrations_build_the_schema_and_adopt_a_database_made_before_them(
     ExampleStore(old).upsert([_example(1)])
     migrate(old)
     assert len(ExampleStore(old).pool(Task.DETECTION)) == 1
-    with old.connect() as connection:
-        assert (
-            connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
-        )
+    assert revision_of(old) == head_revision()

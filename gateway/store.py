@@ -1,0 +1,344 @@
+"""The gateway's record in the project database: every prediction with its provenance,
+the uploaded images (stored once per SHA-256), expert feedback, and the answers kept for
+``Idempotency-Key`` replays.
+
+Feedback is the one write that must never be lost: :meth:`PredictionStore.add_feedback`
+retries when the database connection drops (a PostgreSQL restart), and is idempotent on
+its caller's side through the prediction id. The tables come from the project's
+migrations (revision 0003), never from ``create_all``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Engine,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    select,
+)
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from services.common.database import migrate
+from services.common.errors import InvalidInput, NotFound
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ImageRow(Base):
+    __tablename__ = "gateway_images"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    format: Mapped[str] = mapped_column(String(20))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class PredictionRow(Base):
+    __tablename__ = "gateway_predictions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    kind: Mapped[str] = mapped_column(String(20))
+    task: Mapped[str] = mapped_column(String(20))
+    analysis_id: Mapped[str | None] = mapped_column(String(32))
+    api_key_id: Mapped[str | None] = mapped_column(String(32))
+    sample_type: Mapped[str] = mapped_column(String(200))
+    instrument: Mapped[str] = mapped_column(String(200))
+    labels: Mapped[list[str]] = mapped_column(JSON)
+    raw_answer: Mapped[str] = mapped_column(Text)
+    unmapped: Mapped[list[str]] = mapped_column(JSON)
+    scores: Mapped[dict[str, float] | None] = mapped_column(JSON)
+    backend: Mapped[str] = mapped_column(String(20))
+    adapter: Mapped[str] = mapped_column(String(200))
+    service_url: Mapped[str] = mapped_column(String(500))
+    prompt_version: Mapped[str | None] = mapped_column(String(50))
+    prompt_hash: Mapped[str | None] = mapped_column(String(64))
+    example_ids: Mapped[list[str]] = mapped_column(JSON)
+    seed: Mapped[int] = mapped_column(Integer)
+    k: Mapped[int] = mapped_column(Integer)
+    strategy: Mapped[str] = mapped_column(String(20))
+    latency_s: Mapped[float] = mapped_column(Float)
+    backend_latency_s: Mapped[float] = mapped_column(Float)
+    prompt_tokens: Mapped[int] = mapped_column(Integer)
+    completion_tokens: Mapped[int] = mapped_column(Integer)
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    image_sha256: Mapped[str | None] = mapped_column(ForeignKey("gateway_images.sha256"))
+
+
+class FeedbackRow(Base):
+    __tablename__ = "gateway_feedback"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    prediction_id: Mapped[str] = mapped_column(ForeignKey("gateway_predictions.id"))
+    labels: Mapped[list[str]] = mapped_column(JSON)
+    expert: Mapped[str] = mapped_column(String(200))
+    comment: Mapped[str] = mapped_column(Text)
+    added_to_pool: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class IdempotencyRow(Base):
+    __tablename__ = "gateway_idempotency"
+
+    api_key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    endpoint: Mapped[str] = mapped_column(String(50))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    response: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+@dataclass
+class Prediction:
+    """One model answer and what produced it."""
+
+    kind: str
+    task: str
+    sample_type: str
+    instrument: str
+    labels: list[str]
+    raw_answer: str
+    backend: str
+    adapter: str
+    service_url: str
+    seed: int
+    k: int
+    strategy: str
+    latency_s: float
+    backend_latency_s: float
+    request: dict[str, Any]
+    unmapped: list[str] = field(default_factory=list)
+    scores: dict[str, float] | None = None
+    prompt_version: str | None = None
+    prompt_hash: str | None = None
+    example_ids: list[str] = field(default_factory=list)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    image_sha256: str | None = None
+    analysis_id: str | None = None
+    api_key_id: str | None = None
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+@dataclass(frozen=True)
+class Feedback:
+    id: int
+    prediction_id: str
+    labels: list[str]
+    expert: str
+    comment: str
+    added_to_pool: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Replay:
+    """What an ``Idempotency-Key`` was first used for, and the answer given then."""
+
+    endpoint: str
+    request_hash: str
+    response: dict[str, Any]
+
+
+def _prediction(row: PredictionRow) -> Prediction:
+    values = {name: getattr(row, name) for name in Prediction.__dataclass_fields__}
+    if values["created_at"].tzinfo is None:  # SQLite keeps no zone: it was UTC
+        values["created_at"] = values["created_at"].replace(tzinfo=UTC)
+    return Prediction(**values)
+
+
+def _feedback(row: FeedbackRow) -> Feedback:
+    return Feedback(
+        row.id,
+        row.prediction_id,
+        list(row.labels),
+        row.expert,
+        row.comment,
+        row.added_to_pool,
+        row.created_at,
+    )
+
+
+class PredictionStore:
+    """Reads and writes the gateway's tables; synchronous and thread-safe."""
+
+    def __init__(
+        self, engine: Engine, retries: int = 5, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
+        self.engine = engine
+        self.retries = retries
+        self.sleep = sleep
+
+    def create_schema(self) -> None:
+        migrate(self.engine)
+
+    def save_image(self, sha256: str, data: bytes, fmt: str, width: int, height: int) -> None:
+        """Keep an uploaded image (once per content)."""
+        with Session(self.engine) as session:
+            if session.get(ImageRow, sha256) is not None:
+                return
+            session.add(
+                ImageRow(
+                    sha256=sha256,
+                    data=data,
+                    format=fmt,
+                    width=width,
+                    height=height,
+                    created_at=datetime.now(UTC),
+                )
+            )
+            try:
+                session.commit()
+            except IntegrityError:  # another request stored the same image just now
+                session.rollback()
+
+    def image(self, sha256: str) -> bytes:
+        with Session(self.engine) as session:
+            row = session.get(ImageRow, sha256)
+            if row is None:
+                raise NotFound(f"no image {sha256}")
+            return row.data
+
+    def add(self, predictions: Iterable[Prediction]) -> None:
+        """Store predictions (an analysis's two in one transaction)."""
+        with Session(self.engine) as session, session.begin():
+            session.add_all(PredictionRow(**asdict(p)) for p in predictions)
+
+    def get(self, prediction_id: str) -> Prediction:
+        with Session(self.engine) as session:
+            row = session.get(PredictionRow, prediction_id)
+            if row is None:
+                raise NotFound(f"no prediction {prediction_id!r}")
+            return _prediction(row)
+
+    def recent(
+        self,
+        limit: int = 50,
+        *,
+        sample_type: str | None = None,
+        instrument: str | None = None,
+        adapter: str | None = None,
+        unreviewed: bool = False,
+    ) -> list[Prediction]:
+        """The latest predictions, newest first, filtered."""
+        query = select(PredictionRow).order_by(PredictionRow.created_at.desc()).limit(limit)
+        if sample_type:
+            query = query.where(PredictionRow.sample_type == sample_type)
+        if instrument:
+            query = query.where(PredictionRow.instrument == instrument)
+        if adapter:
+            query = query.where(PredictionRow.adapter == adapter)
+        if unreviewed:
+            reviewed = select(FeedbackRow.prediction_id)
+            query = query.where(PredictionRow.id.not_in(reviewed))
+        with Session(self.engine) as session:
+            return [_prediction(row) for row in session.scalars(query)]
+
+    def add_feedback(
+        self,
+        prediction_id: str,
+        labels: list[str],
+        expert: str,
+        comment: str = "",
+        added_to_pool: bool = False,
+    ) -> Feedback:
+        """Record an expert's true labels (retried while the database is unreachable)."""
+
+        def write() -> Feedback:
+            with Session(self.engine) as session, session.begin():
+                if session.get(PredictionRow, prediction_id) is None:
+                    raise NotFound(f"no prediction {prediction_id!r}")
+                row = FeedbackRow(
+                    prediction_id=prediction_id,
+                    labels=labels,
+                    expert=expert,
+                    comment=comment,
+                    added_to_pool=added_to_pool,
+                    created_at=datetime.now(UTC),
+                )
+                session.add(row)
+                session.flush()
+                return _feedback(row)
+
+        return self._retrying(write)
+
+    def feedback(self, prediction_id: str) -> list[Feedback]:
+        """Every feedback of a prediction, oldest first (the latest one counts)."""
+        with Session(self.engine) as session:
+            rows = session.scalars(
+                select(FeedbackRow)
+                .where(FeedbackRow.prediction_id == prediction_id)
+                .order_by(FeedbackRow.id)
+            )
+            return [_feedback(row) for row in rows]
+
+    def replay(self, api_key_id: str, key: str) -> Replay | None:
+        with Session(self.engine) as session:
+            row = session.get(IdempotencyRow, (api_key_id, key))
+            if row is None:
+                return None
+            return Replay(row.endpoint, row.request_hash, dict(row.response))
+
+    def remember(
+        self, api_key_id: str, key: str, endpoint: str, request_hash: str, response: dict[str, Any]
+    ) -> Replay:
+        """Keep an answer for its Idempotency-Key; if a concurrent request kept one
+        first, that one is returned (and is what the caller should answer)."""
+        with Session(self.engine) as session:
+            session.add(
+                IdempotencyRow(
+                    api_key_id=api_key_id,
+                    key=key,
+                    endpoint=endpoint,
+                    request_hash=request_hash,
+                    response=response,
+                    created_at=datetime.now(UTC),
+                )
+            )
+            try:
+                session.commit()
+            except IntegrityError:
+                session.rollback()
+                kept = self.replay(api_key_id, key)
+                if kept is None:  # pragma: no cover - the row that collided is gone
+                    raise InvalidInput("the Idempotency-Key could not be recorded") from None
+                return kept
+        return Replay(endpoint, request_hash, response)
+
+    def _retrying(self, write: Callable[[], T]) -> T:
+        for attempt in range(self.retries + 1):
+            try:
+                return write()
+            except (OperationalError, DBAPIError) as error:
+                if not error.connection_invalidated and not isinstance(error, OperationalError):
+                    raise
+                if attempt == self.retries:
+                    raise
+                delay = min(0.2 * 2**attempt, 5.0)
+                log.warning("database write failed (%s); retrying in %.1f s", error, delay)
+                self.sleep(delay)
+        raise AssertionError("unreachable")
