@@ -154,3 +154,26 @@ def test_settings_from_the_environment_keep_the_agent_defaults(
     assert settings.backend.base_url == "http://gpu-host:8000"
     assert settings.backend.model == "smollm2-135m-agent"
     assert settings.max_k == 5
+
+
+async def test_a_down_retriever_is_a_503_naming_it(free_tcp_port: Callable[[], int]) -> None:
+    from services.common.settings import UpstreamSettings
+
+    nowhere = UpstreamSettings(base_url=f"http://127.0.0.1:{free_tcp_port()}", backoff_s=0)
+    settings = AgentSettings(
+        retriever=nowhere,
+        backend=AgentBackendSettings(base_url="http://engine", backoff_s=0),
+    )
+    app = create_app(settings, transport=httpx.MockTransport(_answer("<answer>K</answer>")))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://agent"
+    ) as client:
+        with_examples = await client.post("/v1/recommend", json={"sample": SAMPLE, "k": 1})
+        without = await client.post("/v1/recommend", json={"sample": SAMPLE, "k": 0})
+        ready = await client.get("/readyz")
+    assert with_examples.status_code == 503
+    assert "the retriever at http://127.0.0.1:" in with_examples.json()["detail"]
+    assert "did not answer after 3 attempts" in with_examples.json()["detail"]
+    assert without.status_code == 200  # zero-shot needs no examples
+    assert ready.status_code == 503
+    assert ready.json()["checks"]["examples"] is False
