@@ -15,7 +15,7 @@ from ptychobench.labels import Task
 from ptychobench.prompts import DETECTION_PROMPT, build_conversation, format_answer
 from services.common.answers import AnswerSettings, ask
 from services.common.backend import BackendClient
-from services.common.errors import InvalidInput, NotFound
+from services.common.errors import BackendUnavailable, InvalidInput, NotFound
 from services.common.examples import ExampleSource
 from services.common.metrics import ServiceMetrics
 from services.diagnosis.images import DecodedImage, ImageLimits, decode_image
@@ -112,7 +112,7 @@ class DiagnosisService:
         try:
             model = await asyncio.to_thread(self.classifier.get)
         except (OSError, ValueError) as error:
-            raise NotFound(
+            raise BackendUnavailable(
                 f"the classifier at {self.classifier.directory} is missing or broken: {error}"
             ) from error
         name = f"{model.name}@{model.version}"

@@ -219,5 +219,5 @@ async def test_a_missing_classifier_makes_the_service_unready(tmp_path: Path) ->
         )
     assert ready.status_code == 503
     assert "classifier" in ready.json()["detail"]
-    assert response.status_code == 404
+    assert response.status_code == 503  # the service's fault, not the caller's
     assert "missing or broken" in response.json()["detail"]
