@@ -126,6 +126,18 @@ def install_error_handlers(app: FastAPI) -> None:
         return _problem_response(body, getattr(error, "headers", None))
 
     async def crash(request: Request, error: Exception) -> Response:
+        if _database_outage(error):
+            log.warning(
+                "%s %s: the database does not answer: %s", request.method, request.url.path, error
+            )
+            body = problem(
+                503,
+                "Database unavailable",
+                "the database does not answer; try again shortly",
+                current_request_id(request),
+                "database-unavailable",
+            )
+            return _problem_response(body, {"Retry-After": "5"})
         log.exception("unhandled error in %s %s", request.method, request.url.path)
         body = problem(
             500,
@@ -140,6 +152,19 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, crash)
+
+
+def _database_outage(error: Exception) -> bool:
+    """Whether an error is the database being unreachable (a restart, a closed pool),
+    which is worth a 503 and a retry, not a 500."""
+    if not type(error).__module__.startswith("sqlalchemy"):
+        return False
+    from sqlalchemy.exc import DBAPIError, OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    if isinstance(error, OperationalError | PoolTimeout):
+        return True
+    return isinstance(error, DBAPIError) and error.connection_invalidated
 
 
 def operations_router(metrics: ServiceMetrics, checks: Mapping[str, Check]) -> APIRouter:

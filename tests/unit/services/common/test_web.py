@@ -6,6 +6,7 @@ import httpx
 import pytest
 from fastapi import Depends, FastAPI
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
+from sqlalchemy.exc import OperationalError
 
 from services.common.errors import NotFound
 from services.common.metrics import ServiceMetrics
@@ -43,6 +44,8 @@ def _app(ready: bool = True, keys: tuple[str, ...] = ()) -> tuple[FastAPI, Servi
             raise NotFound(f"no item {item!r}")
         if item == "crash":
             raise RuntimeError("boom")
+        if item == "database-down":
+            raise OperationalError("SELECT 1", {}, ConnectionRefusedError("refused"))
         return {"item": item, "n": body.n, "request_id": request_id_var.get()}
 
     app.add_middleware(RequestContext, metrics=metrics)
@@ -72,6 +75,7 @@ async def test_the_request_id_is_taken_or_made_and_travels() -> None:
         ("/v1/echo/a", {"n": 1, "extra": 2}, 422, "invalid-input", "body.extra: Extra inputs"),
         ("/v1/nowhere", {}, 404, "not-found", "Not Found"),
         ("/v1/echo/crash", {"n": 1}, 500, "internal", "unexpected error"),
+        ("/v1/echo/database-down", {"n": 1}, 503, "database-unavailable", "does not answer"),
     ],
 )
 async def test_every_failure_is_problem_json_with_the_request_id(
