@@ -33,11 +33,15 @@ _HEADER = APIKeyHeader(
 )
 
 
-def require_scope(store: KeyStore, scope: str) -> Callable[..., Awaitable[ApiKey]]:
-    """A dependency that admits a request whose API key is active and has ``scope``,
-    and gives the route that key. ``Authorization: Bearer`` wins over ``X-API-Key``."""
-    if scope not in SCOPES:
-        raise ValueError(f"unknown scope {scope!r}; allowed: {', '.join(SCOPES)}")
+def require_scope(
+    store: KeyStore, scope: str, *alternatives: str
+) -> Callable[..., Awaitable[ApiKey]]:
+    """A dependency that admits a request whose API key is active and has ``scope`` (or
+    one of ``alternatives``), and gives the route that key. ``Authorization: Bearer``
+    wins over ``X-API-Key``."""
+    for name in (scope, *alternatives):
+        if name not in SCOPES:
+            raise ValueError(f"unknown scope {name!r}; allowed: {', '.join(SCOPES)}")
 
     async def api_key(
         bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
@@ -45,7 +49,8 @@ def require_scope(store: KeyStore, scope: str) -> Callable[..., Awaitable[ApiKey
     ) -> ApiKey:
         token = bearer.credentials if bearer is not None else header
         key = await asyncio.to_thread(store.authenticate, token)
-        store.require(key, scope)
+        if not any(name in key.scopes for name in alternatives):
+            store.require(key, scope)
         return key
 
     return api_key

@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import (
@@ -29,6 +29,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    func,
     select,
 )
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
@@ -166,8 +167,7 @@ class Replay:
 
 def _prediction(row: PredictionRow) -> Prediction:
     values = {name: getattr(row, name) for name in Prediction.__dataclass_fields__}
-    if values["created_at"].tzinfo is None:  # SQLite keeps no zone: it was UTC
-        values["created_at"] = values["created_at"].replace(tzinfo=UTC)
+    values["created_at"] = _utc(values["created_at"])
     return Prediction(**values)
 
 
@@ -179,8 +179,13 @@ def _feedback(row: FeedbackRow) -> Feedback:
         row.expert,
         row.comment,
         row.added_to_pool,
-        row.created_at,
+        _utc(row.created_at),
     )
+
+
+def _utc(moment: datetime) -> datetime:
+    """SQLite keeps no zone: what it gives back was written in UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 class PredictionStore:
@@ -217,11 +222,31 @@ class PredictionStore:
                 session.rollback()
 
     def image(self, sha256: str) -> bytes:
+        return self.image_with_format(sha256)[0]
+
+    def image_with_format(self, sha256: str) -> tuple[bytes, str]:
+        """The image's bytes and its format (``PNG``, ``JPEG``, ``TIFF``, ``NPY``)."""
         with Session(self.engine) as session:
             row = session.get(ImageRow, sha256)
             if row is None:
                 raise NotFound(f"no image {sha256}")
-            return row.data
+            return row.data, row.format
+
+    def feedback_for(self, prediction_ids: Iterable[str]) -> dict[str, list[Feedback]]:
+        """The feedback of several predictions, oldest first for each."""
+        ids = list(prediction_ids)
+        out: dict[str, list[Feedback]] = {i: [] for i in ids}
+        if not ids:
+            return out
+        with Session(self.engine) as session:
+            rows = session.scalars(
+                select(FeedbackRow)
+                .where(FeedbackRow.prediction_id.in_(ids))
+                .order_by(FeedbackRow.id)
+            )
+            for row in rows:
+                out[row.prediction_id].append(_feedback(row))
+        return out
 
     def add(self, predictions: Iterable[Prediction]) -> None:
         """Store predictions (an analysis's two in one transaction)."""
@@ -296,10 +321,47 @@ class PredictionStore:
             )
             return [_feedback(row) for row in rows]
 
-    def replay(self, api_key_id: str, key: str) -> Replay | None:
+    def set_added_to_pool(self, feedback_id: int) -> None:
+        """Mark a feedback's sample as added to the retriever's pool."""
+        with Session(self.engine) as session, session.begin():
+            row = session.get(FeedbackRow, feedback_id)
+            if row is None:
+                raise NotFound(f"no feedback {feedback_id}")
+            row.added_to_pool = True
+
+    def reviewed(
+        self, since: datetime | None = None, task: str | None = None
+    ) -> list[tuple[Prediction, Feedback]]:
+        """Each reviewed prediction with its latest feedback (given at or after
+        ``since``), oldest prediction first."""
+        latest = (
+            select(FeedbackRow.prediction_id, func.max(FeedbackRow.id).label("id"))
+            .group_by(FeedbackRow.prediction_id)
+            .subquery()
+        )
+        query = (
+            select(PredictionRow, FeedbackRow)
+            .join(latest, latest.c.prediction_id == PredictionRow.id)
+            .join(FeedbackRow, FeedbackRow.id == latest.c.id)
+            .order_by(PredictionRow.created_at, PredictionRow.id)
+        )
+        if since is not None:
+            query = query.where(FeedbackRow.created_at >= since)
+        if task is not None:
+            query = query.where(PredictionRow.task == task)
+        with Session(self.engine) as session:
+            return [(_prediction(p), _feedback(f)) for p, f in session.execute(query)]
+
+    def replay(self, api_key_id: str, key: str, max_age: timedelta | None = None) -> Replay | None:
+        """The answer kept for an Idempotency-Key, unless it is older than ``max_age``
+        (then it is forgotten and the key may be used afresh)."""
         with Session(self.engine) as session:
             row = session.get(IdempotencyRow, (api_key_id, key))
             if row is None:
+                return None
+            if max_age is not None and datetime.now(UTC) - _utc(row.created_at) > max_age:
+                session.delete(row)
+                session.commit()
                 return None
             return Replay(row.endpoint, row.request_hash, dict(row.response))
 

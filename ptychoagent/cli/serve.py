@@ -1,4 +1,4 @@
-"""`ptychoagent serve SERVICE`: run one of the model services with uvicorn."""
+"""`ptychoagent serve SERVICE`: run the gateway or one of the model services with uvicorn."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ FACTORIES = {
     "retriever": "services.retriever.app:create_app",
     "agent": "services.ptycho_agent.app:create_app",
     "diagnosis": "services.diagnosis.app:create_app",
+    "gateway": "gateway.app:create_app",
 }
 """Service name → app factory (settings come from the service's environment prefix)."""
 
-PORTS = {"retriever": 8101, "agent": 8102, "diagnosis": 8103}
+PORTS = {"gateway": 8100, "retriever": 8101, "agent": 8102, "diagnosis": 8103}
 """Each service's default port, so that they run side by side."""
 
 

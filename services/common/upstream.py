@@ -110,6 +110,8 @@ def _message(response: httpx.Response) -> str:
             return str(error["message"])
         if "message" in body:
             return str(body["message"])
+        if "detail" in body:  # problem+json, from our own services
+            return str(body["detail"])
     return response.text[:500]
 
 
@@ -169,12 +171,15 @@ class Upstream:
         *,
         request_id: str | None = None,
         label: str = "-",
+        files: dict[str, tuple[str, bytes, str]] | None = None,
+        data: dict[str, str] | None = None,
     ) -> tuple[httpx.Response, int]:
         """The response (status < 400) and the attempts it took.
 
         Raises :class:`BackendRejected` when the server refuses the request (not
         retried) and :class:`BackendUnavailable` when it is down after the retries or
-        the circuit is open.
+        the circuit is open. ``body`` goes as JSON; ``files`` and ``data`` as a multipart
+        upload instead.
         """
         headers = {"X-Request-ID": request_id} if request_id else {}
         last = self._last_error
@@ -186,7 +191,9 @@ class Upstream:
                 )
             started = time.perf_counter()
             try:
-                response = await self.http.request(method, path, json=body, headers=headers)
+                response = await self.http.request(
+                    method, path, json=body, files=files, data=data, headers=headers
+                )
             except httpx.HTTPError as error:
                 self._observe(label, started, "error")
                 self.circuit.failure()
@@ -219,7 +226,8 @@ class Upstream:
 
     def _rejected(self, response: httpx.Response) -> BackendRejected:
         status = response.status_code
-        mapped = 404 if status == 404 else 422 if status in (400, 422) else 502
+        # what the caller got wrong stays the caller's error; anything else is ours
+        mapped = 422 if status in (400, 422) else status if status in (404, 413, 415) else 502
         return BackendRejected(
             f"{self.name} refused the request: {_message(response)}", status=mapped
         )

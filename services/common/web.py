@@ -257,10 +257,12 @@ def service_app(
     *,
     startup: Sequence[Callable[[], Awaitable[None]]] = (),
     shutdown: Sequence[Callable[[], Awaitable[None]]] = (),
+    guarded: bool = True,
 ) -> FastAPI:
     """A service's app, assembled the one way: logging, problem+json handlers, the
-    operations routes, ``router`` behind the API-key guard, the request-id middleware;
-    ``startup`` runs before the first request, ``shutdown`` after the last."""
+    operations routes, ``router`` behind the API-key guard (unless ``guarded`` is false:
+    the router authenticates its routes itself), the request-id middleware; ``startup``
+    runs before the first request, ``shutdown`` after the last."""
     configure_logging(settings.log_format)
 
     @asynccontextmanager
@@ -275,6 +277,7 @@ def service_app(
     app.state.service = service
     install_error_handlers(app)
     app.include_router(operations_router(metrics, checks))
-    app.include_router(router, dependencies=[Depends(api_key_guard(settings))])
+    guard = [Depends(api_key_guard(settings))] if guarded else []
+    app.include_router(router, dependencies=guard)
     app.add_middleware(RequestContext, metrics=metrics)
     return app

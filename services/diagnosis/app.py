@@ -12,8 +12,10 @@ from fastapi import FastAPI
 from services.common.backend import BackendClient
 from services.common.examples import example_source
 from services.common.metrics import ServiceMetrics
+from services.common.uploads import add_schemas
 from services.common.web import Check, service_app
 from services.diagnosis.api import router
+from services.diagnosis.protocol import DiagnoseRequest
 from services.diagnosis.service import ClassifierHolder, DiagnosisService
 from services.diagnosis.settings import DiagnosisSettings
 
@@ -38,7 +40,7 @@ def create_app(
         if settings.default_backend == "classifier"
         else {"backend": backend.ready, "examples": examples.ready}
     )
-    return service_app(
+    app = service_app(
         "diagnosis",
         settings,
         metrics,
@@ -47,3 +49,5 @@ def create_app(
         checks,
         shutdown=(backend.aclose, examples.aclose),
     )
+    add_schemas(app, DiagnoseRequest)
+    return app

@@ -87,7 +87,9 @@ async def test_after_the_retries_the_error_is_a_clear_503() -> None:
     assert caught.value.http_status == 503
 
 
-@pytest.mark.parametrize(("status", "mapped"), [(404, 404), (400, 422), (401, 502)])
+@pytest.mark.parametrize(
+    ("status", "mapped"), [(404, 404), (400, 422), (413, 413), (415, 415), (401, 502)]
+)
 async def test_a_refusal_is_not_retried_and_keeps_the_backends_message(
     status: int, mapped: int
 ) -> None:

@@ -1,0 +1,183 @@
+"""The gateway's routes. Every route names the API-key scope it needs; the work is in
+:class:`gateway.service.GatewayService`.
+
+No ``from __future__ import annotations`` here: the scope dependencies are made per app
+(they hold its key store), and FastAPI must see them as objects, not as names it would
+look up in this module's globals.
+"""
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from gateway.auth import require_scope
+from gateway.keys import ApiKey, KeyStore
+from gateway.protocol import (
+    Analysis,
+    AnalyzeOptions,
+    DiagnosisAnswer,
+    FeedbackRequest,
+    FeedbackResponse,
+    LiveF1Response,
+    PredictionRecord,
+    RecommendationAnswer,
+)
+from gateway.service import GatewayService, request_hash
+from services.common.uploads import openapi_body, read_image_body
+from services.common.web import current_request_id
+from services.diagnosis.protocol import DiagnoseOptions
+from services.ptycho_agent.protocol import RecommendRequest
+
+REPLAYED_HEADER = "Idempotent-Replayed"
+IMAGE_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "TIFF": "image/tiff"}
+WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(days=7)}
+PredictionId = Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[0-9a-f]+$")]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="Send the same key again to get the same answer, with no second "
+        "model call (kept for `idempotency_ttl_h`).",
+    ),
+]
+
+
+def get_service(request: Request) -> GatewayService:
+    service: GatewayService = request.app.state.service
+    return service
+
+
+ServiceDep = Annotated[GatewayService, Depends(get_service)]
+
+
+def _answer(content: dict[str, Any], replayed: bool) -> JSONResponse:
+    return JSONResponse(content, headers={REPLAYED_HEADER: str(replayed).lower()})
+
+
+def build_router(keys: KeyStore) -> APIRouter:
+    """The routes, with auth from ``keys``."""
+    Predict = Annotated[ApiKey, Depends(require_scope(keys, "predict"))]  # noqa: N806
+    Review = Annotated[ApiKey, Depends(require_scope(keys, "feedback"))]  # noqa: N806
+    Read = Annotated[ApiKey, Depends(require_scope(keys, "predict", "feedback"))]  # noqa: N806
+    router = APIRouter(prefix="/v1", tags=["gateway"])
+
+    @router.post(
+        "/diagnose",
+        response_model=DiagnosisAnswer,
+        openapi_extra=openapi_body("DiagnoseRequest", "DiagnoseOptions"),
+    )
+    async def diagnose(
+        request: Request, service: ServiceDep, key: Predict, idempotency_key: IdempotencyKey = None
+    ) -> Response:
+        """Which artifacts a reconstruction shows; the answer is kept as a prediction."""
+        options, image = await read_image_body(
+            request, service.settings.max_image_bytes, DiagnoseOptions
+        )
+        content, replayed = await service.once(
+            key,
+            idempotency_key,
+            "diagnose",
+            request_hash("diagnose", options, image),
+            lambda: service.diagnose(options, image, key, current_request_id(request)),
+        )
+        return _answer(content, replayed)
+
+    @router.post("/recommend", response_model=RecommendationAnswer)
+    async def recommend(
+        body: RecommendRequest,
+        request: Request,
+        service: ServiceDep,
+        key: Predict,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response:
+        """Which reconstruction parameters to change; the answer is kept as a prediction."""
+        content, replayed = await service.once(
+            key,
+            idempotency_key,
+            "recommend",
+            request_hash("recommend", body),
+            lambda: service.recommend(body, key, current_request_id(request)),
+        )
+        return _answer(content, replayed)
+
+    @router.post(
+        "/analyze",
+        response_model=Analysis,
+        openapi_extra=openapi_body("AnalyzeRequest", "AnalyzeOptions"),
+    )
+    async def analyze(
+        request: Request, service: ServiceDep, key: Predict, idempotency_key: IdempotencyKey = None
+    ) -> Response:
+        """Diagnose, then recommend with the detected artifacts as the observed ones."""
+        options, image = await read_image_body(
+            request, service.settings.max_image_bytes, AnalyzeOptions
+        )
+        content, replayed = await service.once(
+            key,
+            idempotency_key,
+            "analyze",
+            request_hash("analyze", options, image),
+            lambda: service.analyze(options, image, key, current_request_id(request)),
+        )
+        return _answer(content, replayed)
+
+    @router.post("/feedback/{prediction_id}")
+    async def feedback(
+        prediction_id: PredictionId, body: FeedbackRequest, service: ServiceDep, key: Review
+    ) -> FeedbackResponse:
+        """An expert's true labels for a prediction: into live F1, and optionally into
+        the example pool. A later review of the same prediction replaces this one."""
+        return await service.feedback(prediction_id, body, key)
+
+    @router.get("/predictions")
+    async def predictions(
+        service: ServiceDep,
+        key: Read,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        sample_type: Annotated[str | None, Query(max_length=200)] = None,
+        instrument: Annotated[str | None, Query(max_length=200)] = None,
+        adapter: Annotated[str | None, Query(max_length=200)] = None,
+        unreviewed: bool = False,
+    ) -> list[PredictionRecord]:
+        """The latest predictions, newest first."""
+        return await service.predictions(
+            limit,
+            sample_type=sample_type,
+            instrument=instrument,
+            adapter=adapter,
+            unreviewed=unreviewed,
+        )
+
+    @router.get("/predictions/{prediction_id}")
+    async def prediction(
+        prediction_id: PredictionId, service: ServiceDep, key: Read
+    ) -> PredictionRecord:
+        """One prediction with its provenance and its reviews."""
+        return await service.prediction(prediction_id)
+
+    @router.get(
+        "/predictions/{prediction_id}/image",
+        response_class=Response,
+        responses={200: {"content": {"image/png": {}, "application/octet-stream": {}}}},
+    )
+    async def prediction_image(
+        prediction_id: PredictionId, service: ServiceDep, key: Read
+    ) -> Response:
+        """The image a diagnosis was made from, as uploaded."""
+        data, fmt = await service.image(prediction_id)
+        media = IMAGE_TYPES.get(fmt.upper(), "application/octet-stream")
+        return Response(data, media_type=media, headers={"Cache-Control": "private, max-age=86400"})
+
+    @router.get("/live-f1")
+    async def live_f1(
+        service: ServiceDep,
+        key: Read,
+        window: Literal["1h", "24h", "7d", "all"] = "all",
+    ) -> LiveF1Response:
+        """Micro-F1 per task and adapter over the predictions reviewed in ``window``."""
+        since = None if window == "all" else datetime.now(UTC) - WINDOWS[window]
+        return await service.live_f1(since)
+
+    return router

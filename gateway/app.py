@@ -1,0 +1,90 @@
+"""``create_app(settings=None)``: the gateway, the beamline's one entry point.
+
+Run with ``ptychoagent serve gateway`` or
+``uvicorn --factory gateway.app:create_app``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+
+import httpx
+from fastapi import FastAPI
+
+from gateway.api import build_router
+from gateway.keys import KeyStore
+from gateway.metrics import GatewayMetrics
+from gateway.protocol import AnalyzeRequest
+from gateway.service import GatewayService
+from gateway.settings import GatewaySettings
+from gateway.store import PredictionStore
+from services.common.database import make_engine, ping
+from services.common.uploads import add_schemas
+from services.common.upstream import Upstream
+from services.common.web import service_app
+from services.diagnosis.protocol import DiagnoseRequest
+
+
+def create_app(
+    settings: GatewaySettings | None = None,
+    *,
+    transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
+) -> FastAPI:
+    """The app; the database is migrated at start-up. ``transports`` replaces the
+    network transport to ``diagnosis``, ``agent`` or ``retriever`` (tests run the real
+    services in-process through ``httpx.ASGITransport``)."""
+    settings = settings or GatewaySettings()
+    transports = transports or {}
+    metrics = GatewayMetrics()
+    engine = make_engine(settings.database_url)
+    keys = KeyStore(engine)
+    store = PredictionStore(engine)
+
+    def upstream(name: str, what: str) -> Upstream | None:
+        block = getattr(settings, name)
+        if block is None:
+            return None
+        return Upstream(
+            block,
+            what,
+            transport=transports.get(name),
+            observer=metrics.upstream_observer(name),
+        )
+
+    diagnosis = upstream("diagnosis", "the diagnosis service")
+    agent = upstream("agent", "the ptycho_agent service")
+    retriever = upstream("retriever", "the retriever")
+    assert diagnosis is not None
+    assert agent is not None
+    service = GatewayService(settings, store, metrics, diagnosis, agent, retriever)
+    clients = [c for c in (diagnosis, agent, retriever) if c is not None]
+
+    async def database_ready() -> bool:
+        return await asyncio.to_thread(ping, engine)
+
+    async def migrate() -> None:
+        await asyncio.to_thread(store.create_schema)
+
+    async def close() -> None:
+        for client in clients:
+            await client.aclose()
+        engine.dispose()
+
+    app = service_app(
+        "gateway",
+        settings,
+        metrics,
+        build_router(keys),
+        service,
+        {
+            "database": database_ready,
+            "diagnosis": lambda: diagnosis.healthy("/readyz"),
+            "agent": lambda: agent.healthy("/readyz"),
+        },
+        startup=(migrate,),
+        shutdown=(close,),
+        guarded=False,
+    )
+    add_schemas(app, DiagnoseRequest, AnalyzeRequest)
+    return app

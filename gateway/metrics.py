@@ -1,0 +1,128 @@
+"""The gateway's Prometheus metrics: the service basics, the upstream services, and the
+live-F1 counters that expert feedback drives.
+
+Live F1 is counted per class: each reviewed prediction adds, for every label of its
+task's vocabulary that the prediction or the truth holds, one true positive, false
+positive or false negative to ``ptycho_gateway_label_outcomes_total{task, adapter,
+strategy, k, label, outcome}``. When an expert reviews a prediction again, the latest
+review counts: the earlier review's outcomes are added to
+``ptycho_gateway_label_outcome_retractions_total`` (same labels), and the recording rules
+in ``deploy/prometheus/rules`` subtract them. The two series of a label set are always
+created together, so the subtraction never misses a side.
+
+Counters start at zero with the process, as Prometheus counters do; ``increase()`` over
+a window is right across restarts and replicas. The all-time figures come from the
+database (``GET /v1/live-f1``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client import Counter, Gauge
+
+from ptychobench.labels import vocabulary
+from services.common.metrics import CIRCUIT_STATES, ServiceMetrics
+from services.common.upstream import CircuitState
+
+OUTCOMES = ("tp", "fp", "fn")
+
+
+def outcomes(predicted: Iterable[str], truth: Iterable[str], task: str) -> dict[str, list[str]]:
+    """Which labels were true positives, false positives and false negatives, in the
+    vocabulary's order."""
+    said, true = set(predicted), set(truth)
+    vocab = vocabulary(task)
+    return {
+        "tp": [label for label in vocab if label in said and label in true],
+        "fp": [label for label in vocab if label in said and label not in true],
+        "fn": [label for label in vocab if label not in said and label in true],
+    }
+
+
+class GatewayMetrics(ServiceMetrics):
+    def __init__(self) -> None:
+        super().__init__("gateway", tasks=["detection", "recommendation"])
+        self.predictions = Counter(
+            "ptycho_gateway_predictions",
+            "Predictions stored, by task, kind (diagnose, recommend, analyze) and adapter.",
+            ("task", "kind", "adapter"),
+            registry=self.registry,
+        )
+        self.feedback = Counter(
+            "ptycho_gateway_feedback",
+            "Expert reviews received, by task; replaced: whether one superseded another.",
+            ("task", "replaced"),
+            registry=self.registry,
+        )
+        labels = ("task", "adapter", "strategy", "k", "label", "outcome")
+        self.label_outcomes = Counter(
+            "ptycho_gateway_label_outcomes",
+            "Per-class outcomes (tp, fp, fn) of reviewed predictions.",
+            labels,
+            registry=self.registry,
+        )
+        self.label_retractions = Counter(
+            "ptycho_gateway_label_outcome_retractions",
+            "Outcomes of reviews that a later review of the same prediction replaced.",
+            labels,
+            registry=self.registry,
+        )
+        self.upstream_circuit = Gauge(
+            "ptycho_gateway_upstream_circuit_state",
+            "1 for each upstream service's current circuit state, 0 for the others.",
+            ("upstream", "state"),
+            registry=self.registry,
+        )
+        for task in ("detection", "recommendation"):
+            for replaced in ("false", "true"):
+                self.feedback.labels(task=task, replaced=replaced)
+
+    def count_outcomes(
+        self,
+        found: dict[str, list[str]],
+        *,
+        task: str,
+        adapter: str,
+        strategy: str,
+        k: int,
+        retract: bool = False,
+    ) -> None:
+        for outcome, labels in found.items():
+            for label in labels:
+                key = {
+                    "task": task,
+                    "adapter": adapter,
+                    "strategy": strategy,
+                    "k": str(k),
+                    "label": label,
+                    "outcome": outcome,
+                }
+                added = self.label_outcomes.labels(**key)
+                retracted = self.label_retractions.labels(**key)
+                (retracted if retract else added).inc()
+
+    def upstream_observer(self, name: str) -> UpstreamObserver:
+        return UpstreamObserver(self, name)
+
+
+class UpstreamObserver:
+    """What the gateway's client of one service reports: call latency and retries under
+    the service's name, and that service's circuit state."""
+
+    def __init__(self, metrics: GatewayMetrics, name: str) -> None:
+        self.metrics = metrics
+        self.name = name
+        self.circuit_state("closed")
+
+    def backend_call(self, model: str, seconds: float, outcome: str) -> None:
+        self.metrics.backend_call(self.name, seconds, outcome)
+
+    def backend_retry(self, model: str) -> None:
+        self.metrics.backend_retry(self.name)
+
+    def circuit_state(self, state: CircuitState) -> None:
+        for name in CIRCUIT_STATES:
+            self.metrics.upstream_circuit.labels(upstream=self.name, state=name).set(
+                1 if name == state else 0
+            )

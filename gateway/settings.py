@@ -1,0 +1,54 @@
+"""Settings of the gateway (env prefix ``GATEWAY_``; nested blocks with ``__``, as in
+``GATEWAY_AGENT__BASE_URL``)."""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from services.common.settings import ServiceSettings, UpstreamSettings
+
+
+class DiagnosisUpstream(UpstreamSettings):
+    base_url: str = "http://127.0.0.1:8103"
+
+
+class AgentUpstream(UpstreamSettings):
+    base_url: str = "http://127.0.0.1:8102"
+
+
+class GatewaySettings(ServiceSettings):
+    """The services the gateway calls, and what it keeps.
+
+    The beamline authenticates with the gateway's own API keys (``ptychoagent keys``,
+    stored hashed in the database), not with ``api_keys``; the ``api_key`` of each
+    upstream block is what the gateway presents to that service.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="GATEWAY_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    diagnosis: DiagnosisUpstream = Field(default_factory=DiagnosisUpstream)
+    agent: AgentUpstream = Field(default_factory=AgentUpstream)
+    retriever: UpstreamSettings | None = None
+    """The retriever, for feedback that adds corrected samples to the example pool
+    (``add_to_pool``); without one such feedback is refused."""
+    max_image_bytes: int = Field(default=20_000_000, ge=1)
+    idempotency_ttl_h: float = Field(default=24.0, gt=0)
+    """How long an ``Idempotency-Key`` answer is kept for replays."""
+
+    @model_validator(mode="after")
+    def _no_placeholders_in_production(self) -> GatewaySettings:
+        # the gateway's callers use database keys; what production needs is a real
+        # database and real keys for the services behind it
+        if self.environment == "production":
+            missing = [
+                name for name in ("diagnosis", "agent") if getattr(self, name).api_key is None
+            ]
+            if missing:
+                raise ValueError(
+                    f"production needs an api_key for {', '.join(missing)} "
+                    f"(GATEWAY_{missing[0].upper()}__API_KEY)"
+                )
+        return self
