@@ -10,6 +10,7 @@ import typer
 
 from ptychoagent.cli import (
     adapters,
+    analyze,
     data,
     engine,
     keys,
@@ -39,6 +40,7 @@ app.command("score")(score.score)
 app.command("quickstart")(quickstart.quickstart)
 app.command("sim")(sim.sim)
 app.command("serve")(serve.serve)
+app.command("analyze")(analyze.analyze)
 
 
 def main() -> None:

@@ -1,32 +1,43 @@
 """What every service shares: settings, the one backend client, errors (problem+json),
 metrics, the request-id middleware, health/readiness and API-key auth."""
 
-from services.common.backend import BackendClient, Completion
-from services.common.errors import (
-    BackendError,
-    BackendRejected,
-    BackendUnavailable,
-    BadRequest,
-    Forbidden,
-    InvalidInput,
-    NotFound,
-    PayloadTooLarge,
-    ServiceError,
-    Unauthorized,
-    UnparseableAnswer,
-    UnsupportedMediaType,
-)
-from services.common.metrics import ServiceMetrics
-from services.common.settings import BackendSettings, ServiceSettings, UpstreamSettings
-from services.common.upstream import CircuitBreaker, Upstream, retryable
-from services.common.web import (
-    RequestContext,
-    api_key_guard,
-    configure_logging,
-    install_error_handlers,
-    operations_router,
-    request_id_var,
-)
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "BackendClient": "services.common.backend",
+    "BackendError": "services.common.errors",
+    "BackendRejected": "services.common.errors",
+    "BackendSettings": "services.common.settings",
+    "BackendUnavailable": "services.common.errors",
+    "BadRequest": "services.common.errors",
+    "CircuitBreaker": "services.common.upstream",
+    "Completion": "services.common.backend",
+    "Forbidden": "services.common.errors",
+    "InvalidInput": "services.common.errors",
+    "NotFound": "services.common.errors",
+    "PayloadTooLarge": "services.common.errors",
+    "RequestContext": "services.common.web",
+    "ServiceError": "services.common.errors",
+    "ServiceMetrics": "services.common.metrics",
+    "ServiceSettings": "services.common.settings",
+    "Unauthorized": "services.common.errors",
+    "UnparseableAnswer": "services.common.errors",
+    "UnsupportedMediaType": "services.common.errors",
+    "Upstream": "services.common.upstream",
+    "UpstreamSettings": "services.common.settings",
+    "api_key_guard": "services.common.web",
+    "configure_logging": "services.common.web",
+    "install_error_handlers": "services.common.web",
+    "operations_router": "services.common.web",
+    "request_id_var": "services.common.web",
+    "retryable": "services.common.upstream",
+}
+"""Exported name → its module, imported on first use: a client that needs only
+``services.common.labels`` does not load FastAPI."""
+
 
 __all__ = [
     "BackendClient",
@@ -57,3 +68,12 @@ __all__ = [
     "request_id_var",
     "retryable",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -11,98 +11,19 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from gateway.app import create_app
-from gateway.keys import KeyStore
-from gateway.settings import AgentUpstream, DiagnosisUpstream, GatewaySettings
 from ptychobench.data import read_release
 from ptychobench.labels import ARTIFACT_LABELS
 from ptychobench.metrics import score
-from services.common.database import make_engine
-from services.common.settings import UpstreamSettings
-from services.diagnosis.app import create_app as create_diagnosis
-from services.diagnosis.settings import DiagnosisBackendSettings, DiagnosisSettings
-from services.ptycho_agent.app import create_app as create_agent
-from services.ptycho_agent.settings import AgentBackendSettings, AgentSettings
-from services.retriever.app import create_app as create_retriever
-from services.retriever.settings import RetrieverSettings
 
 pytestmark = pytest.mark.anyio
-ROOT = Path(__file__).resolve().parents[3]
-DATASET = ROOT / "data" / "ptychobench-sim"
-CLASSIFIER = ROOT / "classifiers" / "physics-v1"
-FAST = {"max_retries": 1, "backoff_s": 0, "connect_timeout_s": 1}
-
-
-@dataclass
-class Stack:
-    gateway: httpx.AsyncClient
-    diagnosis: httpx.AsyncClient
-    retriever: httpx.AsyncClient
-    keys: dict[str, str]
-
-    def auth(self, scope: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.keys[scope]}"}
-
-
-def _asgi(app: Any, name: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=f"http://{name}")
-
-
-@pytest.fixture
-async def stack(tmp_path: Path, free_tcp_port: Callable[[], int]) -> AsyncIterator[Stack]:
-    database = f"sqlite:///{tmp_path / 'gateway.db'}"
-    diagnosis = create_diagnosis(
-        DiagnosisSettings(
-            classifier=str(CLASSIFIER),
-            examples_dataset=str(DATASET),
-            backend=DiagnosisBackendSettings(base_url="http://127.0.0.1:9", max_retries=0),
-        )
-    )
-    # a real agent whose engine is not running (nothing listens on free_tcp_port)
-    agent = create_agent(
-        AgentSettings(
-            examples_dataset=str(DATASET),
-            backend=AgentBackendSettings(base_url=f"http://127.0.0.1:{free_tcp_port()}", **FAST),
-        )
-    )
-    retriever = create_retriever(
-        RetrieverSettings(database_url=f"sqlite:///{tmp_path / 'pool.db'}", semantic=False)
-    )
-    gateway = create_app(
-        GatewaySettings(
-            database_url=database,
-            diagnosis=DiagnosisUpstream(base_url="http://diagnosis", **FAST),
-            agent=AgentUpstream(base_url="http://agent", **FAST),
-            retriever=UpstreamSettings(base_url="http://retriever", **FAST),
-            max_image_bytes=2_000_000,
-        ),
-        transports={
-            "diagnosis": httpx.ASGITransport(app=diagnosis),
-            "agent": httpx.ASGITransport(app=agent),
-            "retriever": httpx.ASGITransport(app=retriever),
-        },
-    )
-    async with (
-        gateway.router.lifespan_context(gateway),
-        retriever.router.lifespan_context(retriever),
-        _asgi(gateway, "gateway") as client,
-        _asgi(diagnosis, "diagnosis") as diagnosis_client,
-        _asgi(retriever, "retriever") as retriever_client,
-    ):
-        store = KeyStore(make_engine(database))
-        keys = {
-            scope: store.create(f"{scope}-key", [scope])[1]
-            for scope in ("predict", "feedback", "admin")
-        }
-        yield Stack(client, diagnosis_client, retriever_client, keys)
+DATASET = Path(__file__).resolve().parents[3] / "data" / "ptychobench-sim"
+Stack = Any  # conftest.Stack: the gateway and the services' clients, and a key per scope
 
 
 def _sample(index: int) -> Any:

@@ -1,0 +1,110 @@
+"""The gateway in front of real services, in-process: the diagnosis service with its
+committed classifier, the retriever, and a real agent service whose engine is not
+running (nothing listens on its port), over real SQLite databases."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from gateway.app import create_app
+from gateway.keys import KeyStore
+from gateway.settings import AgentUpstream, DiagnosisUpstream, GatewaySettings
+from services.common.database import make_engine
+from services.common.settings import UpstreamSettings
+from services.diagnosis.app import create_app as create_diagnosis
+from services.diagnosis.settings import DiagnosisBackendSettings, DiagnosisSettings
+from services.ptycho_agent.app import create_app as create_agent
+from services.ptycho_agent.settings import AgentBackendSettings, AgentSettings
+from services.retriever.app import create_app as create_retriever
+from services.retriever.settings import RetrieverSettings
+
+ROOT = Path(__file__).resolve().parents[3]
+DATASET = ROOT / "data" / "ptychobench-sim"
+CLASSIFIER = ROOT / "classifiers" / "physics-v1"
+FAST = {"max_retries": 1, "backoff_s": 0, "connect_timeout_s": 1}
+SCOPES = ("predict", "feedback", "admin")
+
+
+@dataclass
+class Apps:
+    gateway: FastAPI
+    diagnosis: FastAPI
+    retriever: FastAPI
+    database: str
+
+    def keys(self) -> dict[str, str]:
+        """One key per scope, named ``<scope>-key`` (the gateway's database migrated)."""
+        store = KeyStore(make_engine(self.database))
+        return {scope: store.create(f"{scope}-key", [scope])[1] for scope in SCOPES}
+
+
+@dataclass
+class Stack:
+    gateway: httpx.AsyncClient
+    diagnosis: httpx.AsyncClient
+    retriever: httpx.AsyncClient
+    keys: dict[str, str]
+    app: FastAPI
+    """The gateway's app itself."""
+
+    def auth(self, scope: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.keys[scope]}"}
+
+
+@pytest.fixture
+def apps(tmp_path: Path, free_tcp_port: Callable[[], int]) -> Apps:
+    database = f"sqlite:///{tmp_path / 'gateway.db'}"
+    diagnosis = create_diagnosis(
+        DiagnosisSettings(
+            classifier=str(CLASSIFIER),
+            examples_dataset=str(DATASET),
+            backend=DiagnosisBackendSettings(base_url="http://127.0.0.1:9", max_retries=0),
+        )
+    )
+    agent = create_agent(
+        AgentSettings(
+            examples_dataset=str(DATASET),
+            backend=AgentBackendSettings(base_url=f"http://127.0.0.1:{free_tcp_port()}", **FAST),
+        )
+    )
+    retriever = create_retriever(
+        RetrieverSettings(database_url=f"sqlite:///{tmp_path / 'pool.db'}", semantic=False)
+    )
+    gateway = create_app(
+        GatewaySettings(
+            database_url=database,
+            diagnosis=DiagnosisUpstream(base_url="http://diagnosis", **FAST),
+            agent=AgentUpstream(base_url="http://agent", **FAST),
+            retriever=UpstreamSettings(base_url="http://retriever", **FAST),
+            max_image_bytes=2_000_000,
+        ),
+        transports={
+            "diagnosis": httpx.ASGITransport(app=diagnosis),
+            "agent": httpx.ASGITransport(app=agent),
+            "retriever": httpx.ASGITransport(app=retriever),
+        },
+    )
+    return Apps(gateway, diagnosis, retriever, database)
+
+
+def _asgi(app: Any, name: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=f"http://{name}")
+
+
+@pytest.fixture
+async def stack(apps: Apps) -> AsyncIterator[Stack]:
+    async with (
+        apps.gateway.router.lifespan_context(apps.gateway),
+        apps.retriever.router.lifespan_context(apps.retriever),
+        _asgi(apps.gateway, "gateway") as client,
+        _asgi(apps.diagnosis, "diagnosis") as diagnosis_client,
+        _asgi(apps.retriever, "retriever") as retriever_client,
+    ):
+        yield Stack(client, diagnosis_client, retriever_client, apps.keys(), apps.gateway)
