@@ -9,7 +9,7 @@ DEPS_HASH := $(shell cat $(DEPS_FILES) | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.deps-$(DEPS_HASH)
 RUN_DIR ?= runs/quickstart
 
-.PHONY: venv run test lint typecheck unit fast bench clean
+.PHONY: venv tools run test lint typecheck unit fast bench clean
 
 venv: $(STAMP)
 
@@ -22,6 +22,33 @@ $(STAMP): $(DEPS_FILES)
 	@touch $@
 	@echo "virtual environment $(VENV) is up to date ($(DEPS_HASH))"
 
+# promtool checks and tests deploy/prometheus; it comes with Debian's prometheus package,
+# installed only when promtool is missing. The package's daemon is not started:
+# policy-rc.d refuses the start during the install (a policy-rc.d already there is left
+# as it is), and the service is disabled afterwards.
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+POLICY_RC := /usr/sbin/policy-rc.d
+
+tools:
+	@command -v promtool >/dev/null 2>&1 || { \
+		set -e; \
+		if [ ! -e $(POLICY_RC) ]; then \
+			trap '$(SUDO) rm -f $(POLICY_RC)' EXIT; \
+			printf '#!/bin/sh\nexit 101\n' | $(SUDO) tee $(POLICY_RC) >/dev/null; \
+			$(SUDO) chmod 755 $(POLICY_RC); \
+		fi; \
+		echo "installing promtool (Debian package prometheus)"; \
+		$(SUDO) apt-get update -qq; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+		if command -v systemctl >/dev/null 2>&1; then \
+			$(SUDO) systemctl disable --quiet prometheus 2>/dev/null || true; \
+		elif command -v update-rc.d >/dev/null 2>&1; then \
+			$(SUDO) update-rc.d prometheus disable >/dev/null 2>&1 || true; \
+		fi; \
+	}
+	@promtool --version 2>&1 | head -n 1
+
 run: $(STAMP)
 	$(BIN)/ptychoagent quickstart --out $(RUN_DIR)
 
@@ -32,13 +59,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: $(STAMP) tools
 	$(BIN)/pytest -q tests/unit
 
-test: lint typecheck
+test: lint typecheck tools
 	$(BIN)/pytest -q
 
-fast: $(STAMP)
+fast: $(STAMP) tools
 	$(BIN)/pytest -q -m 'not slow and not integration'
 
 bench: $(STAMP)

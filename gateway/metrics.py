@@ -74,9 +74,31 @@ class GatewayMetrics(ServiceMetrics):
             ("upstream", "state"),
             registry=self.registry,
         )
+        self._prepared: set[tuple[str, str, str, str]] = set()
         for task in ("detection", "recommendation"):
             for replaced in ("false", "true"):
                 self.feedback.labels(task=task, replaced=replaced)
+
+    def prepare_outcomes(self, task: str, adapter: str, strategy: str, k: int) -> None:
+        """Create a configuration's outcome and retraction series at 0 for every label,
+        when its first prediction is stored: Prometheus then sees each series rise from
+        0, and ``increase()`` over a window counts its first review too."""
+        key = (task, adapter, strategy, str(k))
+        if key in self._prepared:
+            return
+        self._prepared.add(key)
+        for label in vocabulary(task):
+            for outcome in OUTCOMES:
+                names = {
+                    "task": task,
+                    "adapter": adapter,
+                    "strategy": strategy,
+                    "k": str(k),
+                    "label": label,
+                    "outcome": outcome,
+                }
+                self.label_outcomes.labels(**names)
+                self.label_retractions.labels(**names)
 
     def count_outcomes(
         self,

@@ -258,6 +258,7 @@ class GatewayService:
         await asyncio.to_thread(write)
         for p in predictions:
             self.metrics.predictions.labels(task=p.task, kind=p.kind, adapter=p.adapter).inc()
+            self.metrics.prepare_outcomes(p.task, p.adapter, p.strategy, p.k)
 
     @staticmethod
     def _diagnosis(answer: DiagnoseResponse, prediction: Prediction) -> DiagnosisAnswer:

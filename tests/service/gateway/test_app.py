@@ -263,7 +263,10 @@ async def test_bad_feedback_is_refused_and_counts_nothing(stack: Stack) -> None:
         "/v1/feedback/" + "0" * 32, json={"labels": ["Halo artifacts"]}, headers=auth
     )
     assert missing.status_code == 404
-    assert _net_outcomes((await stack.gateway.get("/metrics")).text) == {}
+    # nothing counted; the series exist at 0 from the prediction on, so that a window's
+    # increase() sees the first review
+    totals = _net_outcomes((await stack.gateway.get("/metrics")).text)
+    assert totals == {"tp": 0.0, "fp": 0.0, "fn": 0.0}
 
 
 async def test_a_correction_goes_into_the_example_pool_when_asked(stack: Stack) -> None:
