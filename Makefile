@@ -7,7 +7,6 @@ BIN := $(VENV)/bin
 DEPS_FILES := pyproject.toml requirements/no-deps.txt
 DEPS_HASH := $(shell cat $(DEPS_FILES) | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.deps-$(DEPS_HASH)
-RUN_DIR ?= runs/quickstart
 
 .PHONY: venv tools run test lint typecheck unit fast bench clean
 
@@ -50,7 +49,7 @@ tools:
 	@promtool --version 2>&1 | head -n 1
 
 run: $(STAMP)
-	$(BIN)/ptychoagent quickstart --out $(RUN_DIR)
+	$(BIN)/ptychoagent run
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

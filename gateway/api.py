@@ -6,17 +6,24 @@ No ``from __future__ import annotations`` here: the scope dependencies are made 
 look up in this module's globals.
 """
 
+import asyncio
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, Response
 
 from gateway.auth import require_scope
+from gateway.bench.config import BenchConfig
+from gateway.bench.jobs import BenchJobs, RunningError
+from gateway.bench.store import RunInfo
 from gateway.keys import ApiKey, KeyStore
 from gateway.protocol import (
     Analysis,
     AnalyzeOptions,
+    BenchRun,
     DiagnosisAnswer,
     FeedbackRequest,
     FeedbackResponse,
@@ -25,6 +32,7 @@ from gateway.protocol import (
     RecommendationAnswer,
 )
 from gateway.service import GatewayService, request_hash
+from services.common.errors import Conflict, NotFound
 from services.common.uploads import openapi_body, read_image_body
 from services.common.web import current_request_id
 from services.diagnosis.protocol import DiagnoseOptions
@@ -33,7 +41,8 @@ from services.ptycho_agent.protocol import RecommendRequest
 REPLAYED_HEADER = "Idempotent-Replayed"
 IMAGE_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "TIFF": "image/tiff"}
 WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(days=7)}
-PredictionId = Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[0-9a-f]+$")]
+RunId = Annotated[str, PathParam(min_length=1, max_length=32, pattern=r"^[0-9a-f]+$")]
+PredictionId = Annotated[str, PathParam(min_length=1, max_length=32, pattern=r"^[0-9a-f]+$")]
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -52,6 +61,47 @@ def get_service(request: Request) -> GatewayService:
 ServiceDep = Annotated[GatewayService, Depends(get_service)]
 
 
+def get_jobs(request: Request) -> BenchJobs:
+    jobs: BenchJobs = request.app.state.jobs
+    return jobs
+
+
+JobsDep = Annotated[BenchJobs, Depends(get_jobs)]
+REPORT_FILES = {
+    "report.json": "application/json",
+    "report.md": "text/markdown; charset=utf-8",
+    "cells.csv": "text/csv; charset=utf-8",
+    "f1_vs_k.png": "image/png",
+}
+
+
+def _run(run: RunInfo, jobs: BenchJobs) -> BenchRun:
+    progress = jobs.progress.get(run.id)
+    f1 = {}
+    if progress is not None:
+        for task in progress.counts:
+            value = progress.micro_f1(task)
+            if value is not None:
+                f1[task] = value
+    return BenchRun(
+        id=run.id,
+        name=run.name,
+        status=run.status,
+        total=run.total,
+        done=run.done,
+        failed=run.failed,
+        message=run.message,
+        config_hash=run.config_hash,
+        config=run.config,
+        git_revision=run.git_revision,
+        micro_f1=f1,
+        report=run.report_dir,
+        created_at=run.created_at,
+        updated_at=run.updated_at,
+        finished_at=run.finished_at,
+    )
+
+
 def _answer(content: dict[str, Any], replayed: bool) -> JSONResponse:
     return JSONResponse(content, headers={REPLAYED_HEADER: str(replayed).lower()})
 
@@ -61,6 +111,10 @@ def build_router(keys: KeyStore) -> APIRouter:
     Predict = Annotated[ApiKey, Depends(require_scope(keys, "predict"))]  # noqa: N806
     Review = Annotated[ApiKey, Depends(require_scope(keys, "feedback"))]  # noqa: N806
     Read = Annotated[ApiKey, Depends(require_scope(keys, "predict", "feedback"))]  # noqa: N806
+    Admin = Annotated[ApiKey, Depends(require_scope(keys, "admin"))]  # noqa: N806
+    Anyone = Annotated[  # noqa: N806
+        ApiKey, Depends(require_scope(keys, "predict", "feedback", "admin"))
+    ]
     router = APIRouter(prefix="/v1", tags=["gateway"])
 
     @router.post(
@@ -179,5 +233,46 @@ def build_router(keys: KeyStore) -> APIRouter:
         """Micro-F1 per task and adapter over the predictions reviewed in ``window``."""
         since = None if window == "all" else datetime.now(UTC) - WINDOWS[window]
         return await service.live_f1(since)
+
+    @router.post("/benchmarks", status_code=202)
+    async def start_benchmark(config: BenchConfig, jobs: JobsDep, key: Admin) -> BenchRun:
+        """Start a benchmark run through this gateway, or resume the stored run of the
+        same configuration; ``GET /v1/benchmarks/{id}`` follows it."""
+        try:
+            run = await jobs.start(config, key)
+        except RunningError as error:
+            raise Conflict(str(error), run_id=error.run_id) from None
+        return _run(run, jobs)
+
+    @router.get("/benchmarks")
+    async def benchmarks(
+        jobs: JobsDep, key: Anyone, limit: Annotated[int, Query(ge=1, le=200)] = 50
+    ) -> list[BenchRun]:
+        """The latest runs, newest first."""
+        runs = await asyncio.to_thread(jobs.store.list, limit)
+        return [_run(run, jobs) for run in runs]
+
+    @router.get("/benchmarks/{run_id}")
+    async def benchmark(run_id: RunId, jobs: JobsDep, key: Anyone) -> BenchRun:
+        """A run's status and progress."""
+        return _run(await asyncio.to_thread(jobs.store.get, run_id), jobs)
+
+    @router.get(
+        "/benchmarks/{run_id}/{name}",
+        response_class=Response,
+        responses={200: {"content": {media: {} for media in REPORT_FILES.values()}}},
+    )
+    async def benchmark_file(run_id: RunId, name: str, jobs: JobsDep, key: Anyone) -> Response:
+        """A file of a finished run's report: report.json, report.md, cells.csv or
+        f1_vs_k.png."""
+        if name not in REPORT_FILES:
+            raise NotFound(f"no report file {name!r}; one of {sorted(REPORT_FILES)}")
+        run = await asyncio.to_thread(jobs.store.get, run_id)
+        if run.report_dir is None:
+            raise NotFound(f"run {run_id} has no report yet (status {run.status})")
+        path = Path(run.report_dir) / name
+        if not path.is_file():
+            raise NotFound(f"run {run_id}'s report has no {name}")
+        return Response(path.read_bytes(), media_type=REPORT_FILES[name])
 
     return router

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
 
 from gateway.api import build_router
+from gateway.bench.jobs import BenchJobs
+from gateway.bench.store import RunStore
 from gateway.keys import KeyStore
 from gateway.metrics import GatewayMetrics
 from gateway.protocol import AnalyzeRequest
@@ -58,6 +61,8 @@ def create_app(
     assert diagnosis is not None
     assert agent is not None
     service = GatewayService(settings, store, metrics, diagnosis, agent, retriever)
+    runs = RunStore(engine)
+    jobs = BenchJobs(runs, service, Path(settings.reports_dir))
     clients = [c for c in (diagnosis, agent, retriever) if c is not None]
 
     async def database_ready() -> bool:
@@ -67,6 +72,7 @@ def create_app(
         await asyncio.to_thread(store.create_schema)
 
     async def close() -> None:
+        await jobs.stop()
         for client in clients:
             await client.aclose()
         engine.dispose()
@@ -86,5 +92,6 @@ def create_app(
         shutdown=(close,),
         guarded=False,
     )
+    app.state.jobs = jobs
     add_schemas(app, DiagnoseRequest, AnalyzeRequest)
     return app

@@ -200,3 +200,26 @@ class LiveF1Response(BaseModel):
 
     since: datetime | None
     scores: list[LiveScore]
+
+
+class BenchRun(BaseModel):
+    """A benchmark run and how far it is."""
+
+    id: str
+    name: str
+    status: str
+    """running, finished, failed (a configuration error: see message) or interrupted."""
+    total: int
+    done: int
+    failed: int
+    message: str
+    config_hash: str
+    config: dict[str, Any]
+    git_revision: str | None
+    micro_f1: dict[str, float]
+    """Running micro-F1 per task over the items answered so far."""
+    report: str | None
+    """Where the report is, once written (``GET /v1/benchmarks/{id}/report``)."""
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None

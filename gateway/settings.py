@@ -35,6 +35,8 @@ class GatewaySettings(ServiceSettings):
     """The retriever, for feedback that adds corrected samples to the example pool
     (``add_to_pool``); without one such feedback is refused."""
     max_image_bytes: int = Field(default=20_000_000, ge=1)
+    reports_dir: str = "reports"
+    """Where reports of runs started with ``POST /v1/benchmarks`` are written."""
     idempotency_ttl_h: float = Field(default=24.0, gt=0)
     """How long an ``Idempotency-Key`` answer is kept for replays."""
 

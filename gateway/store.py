@@ -392,15 +392,21 @@ class PredictionStore:
         return Replay(endpoint, request_hash, response)
 
     def _retrying(self, write: Callable[[], T]) -> T:
-        for attempt in range(self.retries + 1):
-            try:
-                return write()
-            except (OperationalError, DBAPIError) as error:
-                if not error.connection_invalidated and not isinstance(error, OperationalError):
-                    raise
-                if attempt == self.retries:
-                    raise
-                delay = min(0.2 * 2**attempt, 5.0)
-                log.warning("database write failed (%s); retrying in %.1f s", error, delay)
-                self.sleep(delay)
-        raise AssertionError("unreachable")
+        return retrying(write, self.retries, self.sleep)
+
+
+def retrying(write: Callable[[], T], retries: int, sleep: Callable[[float], None]) -> T:
+    """``write()``, again (with back-off) while the database connection drops, as in a
+    PostgreSQL restart; other errors are raised at once."""
+    for attempt in range(retries + 1):
+        try:
+            return write()
+        except (OperationalError, DBAPIError) as error:
+            if not error.connection_invalidated and not isinstance(error, OperationalError):
+                raise
+            if attempt == retries:
+                raise
+            delay = min(0.2 * 2**attempt, 5.0)
+            log.warning("database write failed (%s); retrying in %.1f s", error, delay)
+            sleep(delay)
+    raise AssertionError("unreachable")

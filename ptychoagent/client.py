@@ -169,15 +169,19 @@ class _Calls:
         backend: str | None,
         adapter: str | None,
         seed: int,
+        sample_id: str | None,
         idempotency_key: str | None,
     ) -> _Call[DiagnosisAnswer]:
         options = _drop_none(
             {
-                "sample": {
-                    "sample_type": sample_type,
-                    "instrument": instrument,
-                    "description": description,
-                },
+                "sample": _drop_none(
+                    {
+                        "sample_type": sample_type,
+                        "instrument": instrument,
+                        "description": description,
+                        "id": sample_id,
+                    }
+                ),
                 "k": k,
                 "strategy": strategy,
                 "backend": backend,
@@ -361,6 +365,7 @@ class Client(_Base):
         backend: str | None = None,
         adapter: str | None = None,
         seed: int = 0,
+        sample_id: str | None = None,
         idempotency_key: str | None = None,
     ) -> DiagnosisAnswer:
         """Which artifacts the reconstruction ``image`` (a path or bytes) shows."""
@@ -375,6 +380,7 @@ class Client(_Base):
                 backend,
                 adapter,
                 seed,
+                sample_id,
                 idempotency_key,
             )
         )
@@ -511,6 +517,7 @@ class AsyncClient(_Base):
         backend: str | None = None,
         adapter: str | None = None,
         seed: int = 0,
+        sample_id: str | None = None,
         idempotency_key: str | None = None,
     ) -> DiagnosisAnswer:
         return await self._send(
@@ -524,6 +531,7 @@ class AsyncClient(_Base):
                 backend,
                 adapter,
                 seed,
+                sample_id,
                 idempotency_key,
             )
         )

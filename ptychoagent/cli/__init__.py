@@ -11,12 +11,14 @@ import typer
 from ptychoagent.cli import (
     adapters,
     analyze,
+    bench,
     data,
     engine,
     keys,
     models,
     quickstart,
     retriever,
+    run,
     score,
     serve,
     sim,
@@ -41,6 +43,8 @@ app.command("quickstart")(quickstart.quickstart)
 app.command("sim")(sim.sim)
 app.command("serve")(serve.serve)
 app.command("analyze")(analyze.analyze)
+app.command("bench")(bench.bench)
+app.command("run")(run.run)
 
 
 def main() -> None:

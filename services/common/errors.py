@@ -67,6 +67,10 @@ class NotFound(ServiceError):
     status, title, slug = 404, "Not found", "not-found"
 
 
+class Conflict(ServiceError):
+    status, title, slug = 409, "Conflict", "conflict"
+
+
 class PayloadTooLarge(ServiceError):
     status, title, slug = 413, "Payload too large", "payload-too-large"
 

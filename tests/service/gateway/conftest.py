@@ -84,6 +84,7 @@ def apps(tmp_path: Path, free_tcp_port: Callable[[], int]) -> Apps:
             agent=AgentUpstream(base_url="http://agent", **FAST),
             retriever=UpstreamSettings(base_url="http://retriever", **FAST),
             max_image_bytes=2_000_000,
+            reports_dir=str(tmp_path / "reports"),
         ),
         transports={
             "diagnosis": httpx.ASGITransport(app=diagnosis),

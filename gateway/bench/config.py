@@ -1,0 +1,197 @@
+"""A benchmark run, described in YAML::
+
+    name: default
+    dataset: data/ptychobench-sim
+    split: test
+    tasks: [detection, recommendation]
+    models:
+      detection:
+        - {name: classifier, backend: classifier}
+      recommendation:
+        - {name: base, adapter: base}
+        - {name: sft, adapter: smollm2-135m-agent}
+    strategies: [rfs, ssfs]
+    k: [0, 1, 3, 5, 7]
+    seeds: [0, 1, 2]
+    limit: null        # the first N test samples of each task (null: all)
+    concurrency: 4
+    comparisons: [[sft, base]]
+    feedback: false    # post each item's truth as expert feedback (drives live F1)
+
+The configuration hash covers what changes the answers (dataset, split, tasks, models,
+strategies, k, seeds, limit); a run with the same hash resumes the stored one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ptychobench.data import Sample, read_release
+from ptychobench.labels import Task
+
+NAME_PATTERN = r"^[A-Za-z0-9._-]+$"
+Strategy = Literal["ssfs", "rfs", "semantic"]
+NO_STRATEGY = "none"
+"""The strategy of items that take no examples (k = 0, the classifier)."""
+
+
+class BenchConfigError(ValueError):
+    """The configuration cannot be read or makes no run; the message says why."""
+
+
+class ModelSpec(BaseModel):
+    """One model configuration of a task: the adapter (or base model) on the engine, or
+    for detection the classifier backend."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=100, pattern=NAME_PATTERN)
+    adapter: str | None = Field(default=None, max_length=200, pattern=NAME_PATTERN)
+    """None: the service's default model."""
+    backend: Literal["vlm", "classifier"] | None = None
+    """Detection only: the VLM or the classifier (None: the service's default)."""
+
+    @property
+    def examples(self) -> bool:
+        """Whether this model takes few-shot examples (the classifier does not)."""
+        return self.backend != "classifier"
+
+
+def _default_models() -> dict[Task, list[ModelSpec]]:
+    return {
+        Task.DETECTION: [ModelSpec(name="classifier", backend="classifier")],
+        Task.RECOMMENDATION: [
+            ModelSpec(name="base", adapter="base"),
+            ModelSpec(name="sft", adapter="smollm2-135m-agent"),
+        ],
+    }
+
+
+class BenchConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(default="default", min_length=1, max_length=100, pattern=NAME_PATTERN)
+    dataset: str = "data/ptychobench-sim"
+    split: str = "test"
+    tasks: tuple[Task, ...] = (Task.DETECTION, Task.RECOMMENDATION)
+    models: dict[Task, list[ModelSpec]] = Field(default_factory=_default_models)
+    strategies: tuple[Strategy, ...] = ("rfs", "ssfs")
+    k: tuple[int, ...] = (0, 1, 3, 5, 7)
+    seeds: tuple[int, ...] = (0,)
+    limit: int | None = Field(default=None, ge=1)
+    concurrency: int = Field(default=4, ge=1, le=256)
+    comparisons: tuple[tuple[str, str], ...] = (("sft", "base"),)
+    """Pairs (A, B) of model names compared by a paired bootstrap, A − B."""
+    feedback: bool = False
+
+    @field_validator("k")
+    @classmethod
+    def _ks(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value or any(k < 0 or k > 16 for k in value):
+            raise ValueError("k values must be between 0 and 16, at least one")
+        return tuple(sorted(set(value)))
+
+    @field_validator("seeds", "strategies", "tasks")
+    @classmethod
+    def _not_empty(cls, value: tuple[Any, ...]) -> tuple[Any, ...]:
+        if not value:
+            raise ValueError("needs at least one value")
+        return tuple(dict.fromkeys(value))
+
+    def task_models(self, task: Task) -> list[ModelSpec]:
+        models = self.models.get(task, [])
+        if not models:
+            raise BenchConfigError(f"no models for the {task.value} task (models.{task.value})")
+        names = [m.name for m in models]
+        if len(set(names)) != len(names):
+            raise BenchConfigError(f"models.{task.value} repeats a name: {names}")
+        return models
+
+    def hash(self) -> str:
+        """What the answers depend on (not concurrency, nor feedback, nor the name)."""
+        keep = self.model_dump(mode="json", exclude={"name", "concurrency", "feedback"})
+        return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()
+
+
+def load_config(path: str | Path) -> BenchConfig:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise BenchConfigError(f"no benchmark configuration at {path}") from None
+    except yaml.YAMLError as error:
+        raise BenchConfigError(f"{path} is not valid YAML: {error}") from None
+    return parse_config(raw, str(path))
+
+
+def parse_config(raw: Any, where: str = "the configuration") -> BenchConfig:
+    try:
+        return BenchConfig.model_validate(raw)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}" for e in error.errors()
+        )
+        raise BenchConfigError(f"{where}: {problems}") from None
+
+
+@dataclass(frozen=True)
+class Item:
+    """One request of a run."""
+
+    task: Task
+    model: ModelSpec
+    strategy: str
+    k: int
+    seed: int
+    sample: Sample
+
+    @property
+    def key(self) -> str:
+        return (
+            f"{self.task.value}/{self.model.name}/{self.strategy}/k{self.k}/s{self.seed}/"
+            f"{self.sample.id}"
+        )
+
+
+def plan(config: BenchConfig, root: Path | None = None) -> list[Item]:
+    """Every item of the run, in an order that lets the engine's prefix cache work:
+    one model, seed and strategy at a time, samples of a type together, k ascending (the
+    k-shot examples are the first k of the larger sets, so prompts share their start).
+
+    k = 0 takes no examples, and greedy decoding makes seeds irrelevant there: it is sent
+    once per model and sample (strategy ``none``), and reported under every strategy.
+    """
+    dataset_path = Path(config.dataset)
+    if root is not None and not dataset_path.is_absolute():
+        dataset_path = root / dataset_path
+    try:
+        dataset = read_release(dataset_path)
+    except (OSError, ValueError) as error:
+        raise BenchConfigError(f"cannot read the dataset {dataset_path}: {error}") from error
+    items: list[Item] = []
+    for task in config.tasks:
+        if config.split not in dataset.splits(task):
+            raise BenchConfigError(f"{dataset_path} has no {task.value} split {config.split!r}")
+        samples = list(dataset.samples(task, config.split))[: config.limit]
+        samples.sort(key=lambda s: (s.sample_type, s.id))
+        for model in config.task_models(task):
+            if task is Task.RECOMMENDATION and model.backend is not None:
+                raise BenchConfigError(f"model {model.name!r}: backend is for detection only")
+            if 0 in config.k or not model.examples:
+                items += [Item(task, model, NO_STRATEGY, 0, config.seeds[0], s) for s in samples]
+            if not model.examples:
+                continue
+            for seed in config.seeds:
+                for strategy in config.strategies:
+                    for sample in samples:
+                        items += [
+                            Item(task, model, strategy, k, seed, sample) for k in config.k if k > 0
+                        ]
+    return items

@@ -1,0 +1,350 @@
+"""Run a benchmark through the gateway: every item concurrently (bounded), each kept as
+soon as it is answered, a killed run resumed where it stopped.
+
+Items reach the services through a :class:`Predictor`: over HTTP with the gateway's
+client (``ptychoagent bench``), or in the gateway's own process (``POST
+/v1/benchmarks``). Either way each item carries an Idempotency-Key made from the run's
+configuration hash and the item, so an item whose answer was lost with the runner (killed
+after the gateway answered, before the item was stored) is replayed by the gateway on
+resume, not computed again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import subprocess
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from gateway.bench.config import NO_STRATEGY, BenchConfig, Item, plan
+from gateway.bench.records import ItemResult, RunRecord
+from gateway.bench.store import RunInfo, RunStore
+from gateway.metrics import outcomes
+from ptychobench.labels import Task
+from services.diagnosis.protocol import DiagnoseOptions, SampleMeta
+from services.ptycho_agent.protocol import RecommendRequest, SampleInfo
+
+if TYPE_CHECKING:
+    from gateway.protocol import DiagnosisAnswer, RecommendationAnswer
+    from ptychoagent.client import AsyncClient
+
+log = logging.getLogger(__name__)
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class BenchAbortError(RuntimeError):
+    """The run cannot go on (a request the gateway refuses for every item: an unknown
+    adapter, a wrong key); the message says why."""
+
+
+class ItemFailedError(Exception):
+    """One item could not be answered (after the retries); the run goes on.
+
+    ``fatal``: the gateway refused the request itself (4xx), which no retry and no
+    other item will change."""
+
+    def __init__(self, message: str, fatal: bool = False) -> None:
+        super().__init__(message)
+        self.fatal = fatal
+
+
+class Predictor(Protocol):
+    """Where items are sent."""
+
+    async def diagnose(
+        self, options: DiagnoseOptions, image: bytes, idempotency_key: str
+    ) -> DiagnosisAnswer: ...
+
+    async def recommend(
+        self, request: RecommendRequest, idempotency_key: str
+    ) -> RecommendationAnswer: ...
+
+    async def feedback(self, prediction_id: str, labels: list[str]) -> None: ...
+
+
+@dataclass
+class Progress:
+    """How far a run is, for a progress bar: counts and the running micro-F1 per task
+    over the items answered in this session and before it."""
+
+    run_id: str
+    total: int
+    done: int = 0
+    failed: int = 0
+    resumed: int = 0
+    started: float = field(default_factory=time.monotonic)
+    counts: dict[str, list[int]] = field(default_factory=dict)
+
+    def add(self, result: ItemResult) -> None:
+        if result.error is not None:
+            self.failed += 1
+            return
+        self.done += 1
+        found = outcomes(result.predicted, result.truth, result.task)
+        tally = self.counts.setdefault(result.task, [0, 0, 0])
+        for i, outcome in enumerate(("tp", "fp", "fn")):
+            tally[i] += len(found[outcome])
+
+    def micro_f1(self, task: str) -> float | None:
+        tp, fp, fn = self.counts.get(task, [0, 0, 0])
+        return None if tp + fp + fn == 0 else 2 * tp / (2 * tp + fp + fn)
+
+
+def git_revision(root: Path = ROOT) -> str | None:
+    """The checkout's commit, with ``-dirty`` when files differ from it; None outside
+    a git checkout."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return f"{head}-dirty" if dirty else head
+
+
+def idempotency_key(config_hash: str, item: Item) -> str:
+    digest = hashlib.sha256(item.key.encode()).hexdigest()[:24]
+    return f"bench-{config_hash[:16]}-{digest}"
+
+
+def _parameters(block: str) -> dict[str, str]:
+    return dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+
+
+async def answer(item: Item, predictor: Predictor, key: str) -> ItemResult:
+    """Send one item and read the answer into a result (raises :class:`ItemFailedError`)."""
+    sample = item.sample
+    strategy = "ssfs" if item.strategy == NO_STRATEGY else item.strategy
+    truth = sample.artifacts if item.task is Task.DETECTION else sample.options
+    if item.task is Task.DETECTION:
+        options = DiagnoseOptions(
+            sample=SampleMeta(
+                sample_type=sample.sample_type, instrument=sample.instrument, id=sample.id
+            ),
+            k=item.k,
+            strategy=strategy,  # type: ignore[arg-type]
+            backend=item.model.backend,
+            adapter=item.model.adapter,
+            seed=item.seed,
+        )
+        if sample.image is None:
+            raise ItemFailedError(f"sample {sample.id} has no image")
+        found = await predictor.diagnose(options, sample.image.read_bytes(), key)
+        predicted, unmapped, raw = found.labels, found.unmapped, found.raw_answer
+        meta: Any = found
+    else:
+        request = RecommendRequest(
+            sample=SampleInfo(
+                package=sample.package or "pty-chi",
+                instrument=sample.instrument,
+                sample_type=sample.sample_type,
+                beam=sample.beam or "X-ray",
+                description=sample.caption_obj,
+                artifacts=list(sample.artifacts),
+                parameters=_parameters(sample.parameters),
+            ),
+            sample_id=sample.id,
+            k=item.k,
+            strategy=strategy,  # type: ignore[arg-type]
+            adapter=item.model.adapter,
+            seed=item.seed,
+        )
+        advice = await predictor.recommend(request, key)
+        predicted, unmapped, raw = advice.letters, advice.unmapped, advice.raw_answer
+        meta = advice
+    return ItemResult(
+        task=item.task.value,
+        model=item.model.name,
+        adapter=meta.adapter,
+        strategy=item.strategy,
+        k=item.k,
+        seed=item.seed,
+        sample_id=sample.id,
+        sample_type=sample.sample_type,
+        truth=tuple(truth),
+        predicted=tuple(predicted),
+        raw_answer=raw,
+        unmapped=tuple(unmapped),
+        prediction_id=meta.prediction_id,
+        latency_s=meta.latency_s,
+        prompt_tokens=meta.prompt_tokens,
+        completion_tokens=meta.completion_tokens,
+    )
+
+
+def _failed(item: Item, error: str) -> ItemResult:
+    truth = item.sample.artifacts if item.task is Task.DETECTION else item.sample.options
+    return ItemResult(
+        task=item.task.value,
+        model=item.model.name,
+        adapter=item.model.adapter or item.model.backend or "default",
+        strategy=item.strategy,
+        k=item.k,
+        seed=item.seed,
+        sample_id=item.sample.id,
+        sample_type=item.sample.sample_type,
+        truth=tuple(truth),
+        predicted=(),
+        error=error,
+    )
+
+
+async def run_benchmark(
+    config: BenchConfig,
+    store: RunStore,
+    predictor: Predictor,
+    *,
+    gateway_url: str,
+    root: Path | None = None,
+    restart: bool = False,
+    progress: Callable[[Progress], None] | None = None,
+    on_start: Callable[[RunInfo], Awaitable[None] | None] | None = None,
+) -> RunInfo:
+    """Send every item not yet answered, keep each result at once, and return the run.
+    A relative dataset path is read from ``root`` (default: the working directory).
+
+    A 4xx from the gateway for an item stops the run (status ``failed``): it is a
+    configuration error that every other item would repeat. A cancelled run is marked
+    ``interrupted``; run it again to resume.
+    """
+    items = plan(config, root)
+    run, done = await asyncio.to_thread(
+        store.open, config, len(items), git_revision(), gateway_url, restart
+    )
+    if on_start is not None:
+        started = on_start(run)
+        if started is not None:
+            await started
+    state = Progress(run.id, len(items))
+    for result in await asyncio.to_thread(store.items, run.id):
+        if result.error is None:
+            state.add(result)
+    state.resumed = state.done
+    pending = [item for item in items if item.key not in done]
+    log.info("run %s: %d items, %d to send", run.id, len(items), len(pending))
+    if progress is not None:
+        progress(state)
+    semaphore = asyncio.Semaphore(config.concurrency)
+    config_hash = config.hash()
+
+    async def one(item: Item) -> None:
+        async with semaphore:
+            try:
+                result = await answer(item, predictor, idempotency_key(config_hash, item))
+            except ItemFailedError as error:
+                if error.fatal:
+                    raise BenchAbortError(f"{item.key}: {error}") from error
+                result = _failed(item, str(error))
+            else:
+                if config.feedback and result.prediction_id is not None:
+                    await predictor.feedback(result.prediction_id, list(result.truth))
+            await asyncio.to_thread(store.save, run.id, item.key, result)
+            state.add(result)
+            if progress is not None:
+                progress(state)
+
+    try:
+        try:
+            async with asyncio.TaskGroup() as group:
+                for item in pending:
+                    group.create_task(one(item))
+        except BaseExceptionGroup as errors:
+            abort = next((e for e in errors.exceptions if isinstance(e, BenchAbortError)), None)
+            if abort is None:
+                raise
+            await asyncio.to_thread(store.finish, run.id, "failed", str(abort))
+            raise abort from None
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        await asyncio.to_thread(store.finish, run.id, "interrupted", "stopped; run it again")
+        raise
+    failed = state.failed
+    message = f"{failed} item(s) failed; run again to retry them" if failed else ""
+    return await asyncio.to_thread(store.finish, run.id, "finished", message)
+
+
+def run_record(run: RunInfo, dataset: str) -> RunRecord:
+    return RunRecord(
+        run_id=run.id,
+        name=run.name,
+        config_hash=run.config_hash,
+        config=run.config,
+        git_revision=run.git_revision,
+        dataset=dataset,
+        split=str(run.config.get("split", "test")),
+        started_at=run.created_at.astimezone(UTC).isoformat(timespec="seconds"),
+        finished_at=(
+            run.finished_at.astimezone(UTC).isoformat(timespec="seconds")
+            if run.finished_at
+            else None
+        ),
+        gateway_url=run.gateway_url,
+    )
+
+
+class HttpPredictor:
+    """Items over HTTP, with the gateway's client (its retries and Idempotency-Keys)."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self.client = client
+
+    async def diagnose(
+        self, options: DiagnoseOptions, image: bytes, idempotency_key: str
+    ) -> DiagnosisAnswer:
+        with _failures():
+            return await self.client.diagnose(
+                image,
+                sample_type=options.sample.sample_type,
+                instrument=options.sample.instrument,
+                sample_id=options.sample.id,
+                k=options.k,
+                strategy=options.strategy,
+                backend=options.backend,
+                adapter=options.adapter,
+                seed=options.seed,
+                idempotency_key=idempotency_key,
+            )
+
+    async def recommend(
+        self, request: RecommendRequest, idempotency_key: str
+    ) -> RecommendationAnswer:
+        with _failures():
+            return await self.client.recommend(
+                request.sample.model_dump(mode="json"),
+                k=request.k,
+                strategy=request.strategy,
+                adapter=request.adapter,
+                seed=request.seed,
+                sample_id=request.sample_id,
+                idempotency_key=idempotency_key,
+            )
+
+    async def feedback(self, prediction_id: str, labels: list[str]) -> None:
+        with _failures():
+            await self.client.feedback(prediction_id, labels, expert="benchmark")
+
+
+@contextmanager
+def _failures() -> Iterator[None]:
+    """A gateway error as an item failure: fatal for what the gateway refuses (4xx but
+    timeouts and rate limits), which every other item would repeat."""
+    from ptychoagent.client import GatewayError
+
+    try:
+        yield
+    except GatewayError as error:
+        fatal = 400 <= error.status < 500 and error.status not in (408, 409, 429)
+        raise ItemFailedError(str(error), fatal=fatal) from error

