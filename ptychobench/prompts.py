@@ -130,6 +130,11 @@ def format_parameters(parameters: dict[str, Any]) -> str:
     return "\n".join(f"{name}: {value}" for name, value in parameters.items())
 
 
+def parse_parameters(block: str) -> dict[str, str]:
+    """The inverse of :func:`format_parameters` (lines without ``": "`` are skipped)."""
+    return dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+
+
 def recommendation_prompt(sample: Sample) -> str:
     """The recommendation user turn: the published text when the sample carries it,
     otherwise the paper's template filled from the sample's fields."""

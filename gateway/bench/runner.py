@@ -28,6 +28,7 @@ from gateway.bench.records import ItemResult, RunRecord
 from gateway.bench.store import RunInfo, RunStore
 from gateway.metrics import outcomes
 from ptychobench.labels import Task
+from ptychobench.prompts import parse_parameters
 from services.diagnosis.protocol import DiagnoseOptions, SampleMeta
 from services.ptycho_agent.protocol import RecommendRequest, SampleInfo
 
@@ -121,10 +122,6 @@ def idempotency_key(config_hash: str, item: Item) -> str:
     return f"bench-{config_hash[:16]}-{digest}"
 
 
-def _parameters(block: str) -> dict[str, str]:
-    return dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
-
-
 async def answer(item: Item, predictor: Predictor, key: str) -> ItemResult:
     """Send one item and read the answer into a result (raises :class:`ItemFailedError`)."""
     sample = item.sample
@@ -155,7 +152,7 @@ async def answer(item: Item, predictor: Predictor, key: str) -> ItemResult:
                 beam=sample.beam or "X-ray",
                 description=sample.caption_obj,
                 artifacts=list(sample.artifacts),
-                parameters=_parameters(sample.parameters),
+                parameters=parse_parameters(sample.parameters),
             ),
             sample_id=sample.id,
             k=item.k,
