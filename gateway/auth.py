@@ -13,6 +13,7 @@ show in the OpenAPI document as security schemes. Failures are raised as
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
@@ -20,6 +21,7 @@ from fastapi import Depends
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from gateway.keys import SCOPES, TOKEN_FORMAT, ApiKey, KeyStore
+from gateway.store import retrying
 
 _BEARER = HTTPBearer(
     auto_error=False,
@@ -48,7 +50,8 @@ def require_scope(
         header: Annotated[str | None, Depends(_HEADER)],
     ) -> ApiKey:
         token = bearer.credentials if bearer is not None else header
-        key = await asyncio.to_thread(store.authenticate, token)
+        # retried like every write: a dropped connection (a database restart) is not a 503
+        key = await asyncio.to_thread(retrying, lambda: store.authenticate(token), 5, time.sleep)
         if not any(name in key.scopes for name in alternatives):
             store.require(key, scope)
         return key

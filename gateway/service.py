@@ -36,7 +36,7 @@ from gateway.protocol import (
     RecommendationAnswer,
 )
 from gateway.settings import GatewaySettings
-from gateway.store import Feedback, Prediction, PredictionStore
+from gateway.store import Feedback, Prediction, PredictionStore, retrying
 from ptychobench.labels import Task, canonical_order, describe, null_label, vocabulary
 from ptychobench.metrics import score
 from ptychobench.prompts import format_parameters
@@ -458,7 +458,10 @@ class GatewayService:
             )
         async with self._reviews.hold(prediction_id):
             prediction, earlier = await asyncio.to_thread(
-                self._prediction_and_reviews, prediction_id
+                retrying,
+                lambda: self._prediction_and_reviews(prediction_id),
+                self.store.retries,
+                self.store.sleep,
             )
             labels = _check_labels(body.labels, prediction.task)
             expert = body.expert or key.name

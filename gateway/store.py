@@ -202,7 +202,10 @@ class PredictionStore:
         migrate(self.engine)
 
     def save_image(self, sha256: str, data: bytes, fmt: str, width: int, height: int) -> None:
-        """Keep an uploaded image (once per content)."""
+        """Keep an uploaded image (once per content; retried while the connection drops)."""
+        self._retrying(lambda: self._save_image(sha256, data, fmt, width, height))
+
+    def _save_image(self, sha256: str, data: bytes, fmt: str, width: int, height: int) -> None:
         with Session(self.engine) as session:
             if session.get(ImageRow, sha256) is not None:
                 return
@@ -249,9 +252,15 @@ class PredictionStore:
         return out
 
     def add(self, predictions: Iterable[Prediction]) -> None:
-        """Store predictions (an analysis's two in one transaction)."""
-        with Session(self.engine) as session, session.begin():
-            session.add_all(PredictionRow(**asdict(p)) for p in predictions)
+        """Store predictions (an analysis's two in one transaction; retried while the
+        connection drops, so an answer the model gave is not lost to a restart)."""
+        rows = [asdict(p) for p in predictions]
+
+        def write() -> None:
+            with Session(self.engine) as session, session.begin():
+                session.add_all(PredictionRow(**row) for row in rows)
+
+        self._retrying(write)
 
     def get(self, prediction_id: str) -> Prediction:
         with Session(self.engine) as session:

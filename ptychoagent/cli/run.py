@@ -29,6 +29,7 @@ def run(
     from ptychoagent.stack import Stack, StackError
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     console = Console()
     path = config or CONFIGS / ("full.yaml" if full else "default.yaml")
     try:

@@ -5,6 +5,7 @@ running (nothing listens on its port), over real SQLite databases."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,9 +59,9 @@ class Stack:
         return {"Authorization": f"Bearer {self.keys[scope]}"}
 
 
-@pytest.fixture
-def apps(tmp_path: Path, free_tcp_port: Callable[[], int]) -> Apps:
-    database = f"sqlite:///{tmp_path / 'gateway.db'}"
+def build_apps(tmp_path: Path, dead_port: int, database: str) -> Apps:
+    """The gateway over ``database`` in front of the real services (the agent's engine
+    at ``dead_port``, where nothing listens)."""
     diagnosis = create_diagnosis(
         DiagnosisSettings(
             classifier=str(CLASSIFIER),
@@ -71,7 +72,7 @@ def apps(tmp_path: Path, free_tcp_port: Callable[[], int]) -> Apps:
     agent = create_agent(
         AgentSettings(
             examples_dataset=str(DATASET),
-            backend=AgentBackendSettings(base_url=f"http://127.0.0.1:{free_tcp_port()}", **FAST),
+            backend=AgentBackendSettings(base_url=f"http://127.0.0.1:{dead_port}", **FAST),
         )
     )
     retriever = create_retriever(
@@ -95,12 +96,23 @@ def apps(tmp_path: Path, free_tcp_port: Callable[[], int]) -> Apps:
     return Apps(gateway, diagnosis, retriever, database)
 
 
+@pytest.fixture
+def apps(tmp_path: Path, free_tcp_port: Callable[[], int]) -> Apps:
+    return build_apps(tmp_path, free_tcp_port(), f"sqlite:///{tmp_path / 'gateway.db'}")
+
+
+@pytest.fixture
+def postgres_apps(tmp_path: Path, free_tcp_port: Callable[[], int], empty_postgres: str) -> Apps:
+    """The same over the session's PostgreSQL database (emptied first)."""
+    return build_apps(tmp_path, free_tcp_port(), empty_postgres)
+
+
 def _asgi(app: Any, name: str) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=f"http://{name}")
 
 
-@pytest.fixture
-async def stack(apps: Apps) -> AsyncIterator[Stack]:
+@asynccontextmanager
+async def _running(apps: Apps) -> AsyncIterator[Stack]:
     async with (
         apps.gateway.router.lifespan_context(apps.gateway),
         apps.retriever.router.lifespan_context(apps.retriever),
@@ -109,3 +121,15 @@ async def stack(apps: Apps) -> AsyncIterator[Stack]:
         _asgi(apps.retriever, "retriever") as retriever_client,
     ):
         yield Stack(client, diagnosis_client, retriever_client, apps.keys(), apps.gateway)
+
+
+@pytest.fixture
+async def stack(apps: Apps) -> AsyncIterator[Stack]:
+    async with _running(apps) as running:
+        yield running
+
+
+@pytest.fixture
+async def postgres_stack(postgres_apps: Apps) -> AsyncIterator[Stack]:
+    async with _running(postgres_apps) as running:
+        yield running

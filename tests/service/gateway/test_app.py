@@ -8,6 +8,7 @@ are in tests/integration/test_gateway.py.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import re
@@ -339,3 +340,60 @@ async def test_the_openapi_document_describes_both_body_forms(stack: Stack) -> N
         assert "image" in content["multipart/form-data"]["schema"]["properties"]
         assert "image_base64" in schemas[name]["properties"]
     assert "Idempotency-Key" in json.dumps(document["paths"]["/v1/recommend"])
+
+
+# a connection the server killed is dropped by SQLAlchemy and collected by psycopg
+# without a close() (it cannot be closed any more): psycopg warns; nothing leaks
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+async def test_feedback_under_load_survives_postgresql_dropping_every_connection(
+    postgres_stack: Stack, postgres_apps: Any
+) -> None:
+    """Eight reviews in flight while every connection of the gateway's database is
+    terminated over and over (what a PostgreSQL restart does to a pool): each review
+    is answered 200 and kept, none twice."""
+    import threading
+
+    from sqlalchemy import create_engine, make_url, text
+
+    stack = postgres_stack
+    made = [(await _diagnose(stack, i % 4)).json()["prediction_id"] for i in range(8)]
+    url = make_url(postgres_apps.database)
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    stop = threading.Event()
+    killed: list[int] = []
+
+    def terminate() -> None:
+        while not stop.is_set():
+            with admin.connect() as connection:
+                rows = connection.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = :name AND pid <> pg_backend_pid()"
+                    ),
+                    {"name": url.database},
+                ).all()
+            killed.append(len(rows))
+            stop.wait(0.02)
+
+    killer = threading.Thread(target=terminate)
+    killer.start()
+    try:
+        answers = await asyncio.gather(
+            *(
+                stack.gateway.post(
+                    f"/v1/feedback/{pid}",
+                    json={"labels": ["Blurring"]},
+                    headers=stack.auth("feedback"),
+                )
+                for pid in made
+            )
+        )
+    finally:
+        stop.set()
+        killer.join()
+        admin.dispose()
+    assert sum(killed) > 0  # connections really were dropped while the reviews ran
+    assert [a.status_code for a in answers] == [200] * 8, [a.text for a in answers]
+    for pid in made:
+        kept = await stack.gateway.get(f"/v1/predictions/{pid}", headers=stack.auth("predict"))
+        assert [f["labels"] for f in kept.json()["feedback"]] == [["Blurring"]]
