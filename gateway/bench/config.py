@@ -17,6 +17,7 @@
     concurrency: 4
     comparisons: [[sft, base]]
     feedback: false    # post each item's truth as expert feedback (drives live F1)
+    paper_parity: false  # also score as the published code did
 
 The configuration hash covers what changes the answers (dataset, split, tasks, models,
 strategies, k, seeds, limit); a run with the same hash resumes the stored one.
@@ -90,6 +91,9 @@ class BenchConfig(BaseModel):
     comparisons: tuple[tuple[str, str], ...] = (("sft", "base"),)
     """Pairs (A, B) of model names compared by a paired bootstrap, A − B."""
     feedback: bool = False
+    paper_parity: bool = False
+    """Also score every cell as the published code did (its answer regex on the raw
+    text, the label set of what occurs, the null label dropped), beside our scoring."""
 
     @field_validator("k")
     @classmethod
@@ -116,7 +120,9 @@ class BenchConfig(BaseModel):
 
     def hash(self) -> str:
         """What the answers depend on (not concurrency, nor feedback, nor the name)."""
-        keep = self.model_dump(mode="json", exclude={"name", "concurrency", "feedback"})
+        keep = self.model_dump(
+            mode="json", exclude={"name", "concurrency", "feedback", "paper_parity"}
+        )
         return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()
 
 

@@ -57,7 +57,8 @@ from rich.table import Table
 from gateway.bench.records import ItemResult, RunRecord
 from ptychobench.bootstrap import bootstrap, paired_bootstrap
 from ptychobench.labels import Task, vocabulary
-from ptychobench.metrics import BoolMatrix, binarize, score
+from ptychobench.metrics import BoolMatrix, binarize, parity_score, score
+from ptychobench.prompts import format_answer
 
 CONFIDENCE: Final = 0.95
 NO_STRATEGY: Final = "none"
@@ -108,6 +109,9 @@ class Cell(TypedDict):
     macro_f1: float | None
     macro_f1_present: float | None
     mean_latency_s: float | None
+    parity_micro_f1: float | None
+    """With ``paper_parity``: the pooled micro-F1 as the published code scored it (its
+    answer regex on the raw text, the label set of what occurs, the null label dropped)."""
     """Mean latency of the answered (not failed) items."""
 
 
@@ -366,6 +370,7 @@ def _cell(
     n_resamples: int,
     seed: int,
     missing: list[str],
+    parity: bool = False,
 ) -> Cell:
     task, model, strategy, k = key
     vocab = vocabulary(task)
@@ -409,6 +414,7 @@ def _cell(
         macro_f1=None,
         macro_f1_present=None,
         mean_latency_s=_mean([item.latency_s for item in scored]),
+        parity_micro_f1=None,
     )
     if not scored:
         missing.append(f"{_cell_name(key)}: no scored items ({cell['errors']} failed)")
@@ -422,6 +428,12 @@ def _cell(
     cell["micro_recall"] = pooled.micro.recall
     cell["macro_f1"] = pooled.macro.f1
     cell["macro_f1_present"] = pooled.macro_over_present.f1
+    if parity:
+        cell["parity_micro_f1"] = parity_score(
+            [format_answer(item.truth, task) for item in scored],
+            [item.raw_answer for item in scored],
+            require_brackets=task == "detection",
+        ).micro.f1
     return cell
 
 
@@ -653,7 +665,8 @@ def build_report(
 
     members = _expand(kept)
     keys = sorted(members, key=_cell_sort_key)
-    cells = [_cell(key, members[key], n_resamples, seed, missing) for key in keys]
+    parity = bool(config.get("paper_parity", False))
+    cells = [_cell(key, members[key], n_resamples, seed, missing, parity) for key in keys]
 
     tasks = sorted({cell["task"] for cell in cells})
     best: dict[str, Best] = {}
@@ -838,6 +851,9 @@ def _task_section(report: Report, task: str) -> list[str]:
     lines += [*_md_matrix(report, task, _mean_std), ""]
     lines += [f"### Pooled micro-F1 [{report.settings['confidence']:.0%} CI] ({task})", ""]
     lines += [*_md_matrix(report, task, _pooled), ""]
+    if any(c["parity_micro_f1"] is not None for c in report.task_cells(task)):
+        lines += [f"### Pooled micro-F1 as the published code scored it ({task})", ""]
+        lines += [*_md_matrix(report, task, lambda c: _f(c["parity_micro_f1"])), ""]
     lines += [f"### Every cell ({task})", ""]
     lines += _md_table(
         [
@@ -1030,6 +1046,7 @@ CSV_COLUMNS: Final[tuple[str, ...]] = (
     "macro_f1",
     "macro_f1_present",
     "mean_latency_s",
+    "parity_micro_f1",
 )
 
 

@@ -21,6 +21,7 @@ def run(
 ) -> None:
     """Start everything, run the sweep through the gateway, write the report, stop."""
     import logging
+    import signal
 
     from rich.console import Console
 
@@ -30,6 +31,11 @@ def run(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
+    # Ctrl-C and SIGTERM both stop the run cleanly: the runner marks it interrupted (run
+    # again to resume) and the stack stops what it started. SIGINT is set explicitly
+    # because a shell starts background jobs with it ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
     console = Console()
     path = config or CONFIGS / ("full.yaml" if full else "default.yaml")
     try:
@@ -58,3 +64,7 @@ def run(
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
     console.print(f"report: {out}/report.md")
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")

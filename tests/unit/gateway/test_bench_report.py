@@ -475,3 +475,41 @@ def test_a_task_without_scored_items_does_not_crash(
 def test_items_answered_twice_are_refused(items: list[ItemResult]) -> None:
     with pytest.raises(ValueError, match="more than once"):
         build_report([*items, items[0]], _record(), n_resamples=N_RESAMPLES)
+
+
+def test_paper_parity_scores_the_raw_answers_as_the_published_code_did(
+    items: list[ItemResult],
+) -> None:
+    from ptychobench.metrics import parity_score
+    from ptychobench.prompts import format_answer
+
+    # raw answers as a model writes them; one with a label outside the vocabulary, which
+    # the published scoring counts as a false positive and ours cannot see
+    answered = [
+        replace(
+            item,
+            raw_answer=format_answer(item.predicted, item.task).replace(
+                "</answer>", ", Fuzzy</answer>" if i % 5 == 0 else "</answer>"
+            ),
+        )
+        for i, item in enumerate(items)
+    ]
+    plain = build_report(answered, _record(), n_resamples=N_RESAMPLES)
+    assert all(c["parity_micro_f1"] is None for c in plain.cells)
+    report = build_report(answered, _record(paper_parity=True), n_resamples=N_RESAMPLES)
+    cell = _cell(report, "recommendation", "sft", "ssfs", 3)
+    members = [
+        i
+        for i in answered
+        if (i.task, i.model, i.strategy, i.k) == ("recommendation", "sft", "ssfs", 3)
+        and i.error is None
+    ]
+    expected = parity_score(
+        [format_answer(i.truth, "recommendation") for i in members],
+        [i.raw_answer for i in members],
+    ).micro.f1
+    assert cell["parity_micro_f1"] == pytest.approx(expected)
+    assert cell["parity_micro_f1"] != cell["micro_f1"]  # the junk label costs precision
+    from gateway.bench.report import render_markdown
+
+    assert "as the published code scored it" in render_markdown(report)
