@@ -1,1 +1,37 @@
-"""gateway — filled in by later issues (see design/ARCHITECTURE.md)."""
+"""The gateway: the beamline's one entry point (diagnose, recommend, analyze, feedback,
+live F1) and the PtychoBench benchmark runner against the live services.
+
+``create_app`` is the ASGI app factory (``ptychoagent serve gateway``); the Python client
+is :mod:`ptychoagent.client`. Exports load on first use, so importing a submodule (the
+protocol, for a client) does not load FastAPI.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "ApiKey": "gateway.keys",
+    "BenchConfig": "gateway.bench.config",
+    "GatewayMetrics": "gateway.metrics",
+    "GatewayService": "gateway.service",
+    "GatewaySettings": "gateway.settings",
+    "KeyStore": "gateway.keys",
+    "PredictionStore": "gateway.store",
+    "RunStore": "gateway.bench.store",
+    "create_app": "gateway.app",
+    "load_config": "gateway.bench.config",
+    "run_benchmark": "gateway.bench.runner",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gateway
 import ptychobench
 import ptychobench.data
 import ptychobench.sim
@@ -68,7 +69,23 @@ def test_services_common_exports() -> None:
     }
 
 
+def test_gateway_exports() -> None:
+    assert set(gateway.__all__) == {
+        "ApiKey",
+        "BenchConfig",
+        "GatewayMetrics",
+        "GatewayService",
+        "GatewaySettings",
+        "KeyStore",
+        "PredictionStore",
+        "RunStore",
+        "create_app",
+        "load_config",
+        "run_benchmark",
+    }
+
+
 def test_every_exported_name_exists() -> None:
-    for module in (ptychobench, ptychobench.data, ptychobench.sim, services.common):
+    for module in (ptychobench, ptychobench.data, ptychobench.sim, services.common, gateway):
         for name in module.__all__:
             assert hasattr(module, name), f"{module.__name__}.{name}"
