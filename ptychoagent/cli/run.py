@@ -31,11 +31,6 @@ def run(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
-    # Ctrl-C and SIGTERM both stop the run cleanly: the runner marks it interrupted (run
-    # again to resume) and the stack stops what it started. SIGINT is set explicitly
-    # because a shell starts background jobs with it ignored.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _interrupt)
     console = Console()
     path = config or CONFIGS / ("full.yaml" if full else "default.yaml")
     try:
@@ -43,6 +38,11 @@ def run(
     except BenchConfigError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
+    # Ctrl-C and SIGTERM both stop the run cleanly: the runner marks it interrupted (run
+    # again to resume) and the stack stops what it started. SIGINT is set explicitly
+    # because a shell starts background jobs with it ignored.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    previous_term = signal.signal(signal.SIGTERM, _interrupt)
     try:
         with Stack() as stack:
             console.print(
@@ -63,6 +63,9 @@ def run(
     except StackError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGTERM, previous_term)
     console.print(f"report: {out}/report.md")
 
 
