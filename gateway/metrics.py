@@ -68,6 +68,13 @@ class GatewayMetrics(ServiceMetrics):
             labels,
             registry=self.registry,
         )
+        self.benchmark_items = Gauge(
+            "ptycho_gateway_benchmark_items",
+            "Items of benchmark runs started on this gateway, by run and state "
+            "(total, done, failed).",
+            ("run", "name", "state"),
+            registry=self.registry,
+        )
         self.upstream_circuit = Gauge(
             "ptycho_gateway_upstream_circuit_state",
             "1 for each upstream service's current circuit state, 0 for the others.",

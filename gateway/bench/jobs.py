@@ -113,7 +113,7 @@ class BenchJobs:
                     ServicePredictor(self.service, key),
                     gateway_url="in-process",
                     root=self.root,
-                    progress=lambda state: self.progress.__setitem__(state.run_id, state),
+                    progress=lambda state: self._progress(config.name, state),
                     on_start=on_start,
                 )
                 items = await asyncio.to_thread(self.store.items, run.id)
@@ -138,6 +138,12 @@ class BenchJobs:
         run = await opened
         self.tasks[run.id] = task
         return run
+
+    def _progress(self, name: str, state: Progress) -> None:
+        self.progress[state.run_id] = state
+        gauge = self.service.metrics.benchmark_items
+        for kind, value in (("total", state.total), ("done", state.done), ("failed", state.failed)):
+            gauge.labels(run=state.run_id, name=name, state=kind).set(value)
 
     async def stop(self) -> None:
         """Cancel running jobs (at shutdown): they are marked interrupted and resume when

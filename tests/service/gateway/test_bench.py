@@ -192,5 +192,10 @@ async def test_a_run_started_over_http_reports_when_done(stack: Any) -> None:
     assert png.content.startswith(b"\x89PNG")
     missing = await stack.gateway.get(f"/v1/benchmarks/{run_id}/secrets.txt", headers=admin)
     assert missing.status_code == 404
+    metrics = (await stack.gateway.get("/metrics")).text
+    series = (
+        f'ptycho_gateway_benchmark_items{{name="classifier-smoke",run="{run_id}",state="done"}} 6.0'
+    )
+    assert series in metrics
     listed = await stack.gateway.get("/v1/benchmarks", headers=stack.auth("feedback"))
     assert [r["id"] for r in listed.json()] == [run_id]
