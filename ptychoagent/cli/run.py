@@ -30,7 +30,8 @@ def run(
     from ptychoagent.stack import Stack, StackError
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
+    for noisy in ("httpx", "alembic"):  # a line per request, per migration step otherwise
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     console = Console()
     path = config or CONFIGS / ("full.yaml" if full else "default.yaml")
     try:
