@@ -25,10 +25,14 @@ $(STAMP): $(DEPS_FILES)
 # installed only when promtool is missing. The package's daemon is not started:
 # policy-rc.d refuses the start during the install (a policy-rc.d already there is left
 # as it is), and the service is disabled afterwards.
+# docker-compose (Debian package docker-compose, Compose 1.29, no daemon) validates
+# docker-compose.yml (tests/unit/deploy/test_compose.py); installed only when missing.
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 POLICY_RC := /usr/sbin/policy-rc.d
 
-tools:
+# The Python tools (helm-python-sdk and kubernetes-validate, for deploy/k8s) are pinned in
+# the dev extra: they come with the virtual environment, hence $(STAMP).
+tools: $(STAMP)
 	@command -v promtool >/dev/null 2>&1 || { \
 		set -e; \
 		if [ ! -e $(POLICY_RC) ]; then \
@@ -46,7 +50,15 @@ tools:
 			$(SUDO) update-rc.d prometheus disable >/dev/null 2>&1 || true; \
 		fi; \
 	}
+	@command -v docker-compose >/dev/null 2>&1 || { \
+		set -e; \
+		echo "installing docker-compose (Debian package docker-compose)"; \
+		$(SUDO) apt-get update -qq; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq --no-install-recommends docker-compose >/dev/null; \
+	}
 	@promtool --version 2>&1 | head -n 1
+	@echo "docker-compose $$(docker-compose version --short)"
 
 run: $(STAMP)
 	$(BIN)/ptychoagent run
