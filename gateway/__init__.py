@@ -8,8 +8,7 @@ protocol, for a client) does not load FastAPI.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from services.common.exports import lazy_exports
 
 _EXPORTS = {
     "ApiKey": "gateway.keys",
@@ -28,10 +27,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)

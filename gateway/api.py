@@ -7,13 +7,15 @@ look up in this module's globals.
 """
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 
 from gateway.auth import require_scope
 from gateway.bench.config import BenchConfig
@@ -38,6 +40,7 @@ from services.common.web import current_request_id
 from services.diagnosis.protocol import DiagnoseOptions
 from services.ptycho_agent.protocol import RecommendRequest
 
+M = TypeVar("M", bound=BaseModel)
 REPLAYED_HEADER = "Idempotent-Replayed"
 IMAGE_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "TIFF": "image/tiff"}
 WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(days=7)}
@@ -106,6 +109,27 @@ def _answer(content: dict[str, Any], replayed: bool) -> JSONResponse:
     return JSONResponse(content, headers={REPLAYED_HEADER: str(replayed).lower()})
 
 
+async def _with_image(
+    request: Request,
+    service: GatewayService,
+    key: ApiKey,
+    idempotency_key: str | None,
+    endpoint: str,
+    options_model: type[M],
+    call: Callable[[M, bytes, ApiKey, str | None], Awaitable[BaseModel]],
+) -> Response:
+    """An image route: read the body, answer once per Idempotency-Key."""
+    options, image = await read_image_body(request, service.settings.max_image_bytes, options_model)
+    content, replayed = await service.once(
+        key,
+        idempotency_key,
+        endpoint,
+        request_hash(endpoint, options, image),
+        lambda: call(options, image, key, current_request_id(request)),
+    )
+    return _answer(content, replayed)
+
+
 def build_router(keys: KeyStore) -> APIRouter:
     """The routes, with auth from ``keys``."""
     Predict = Annotated[ApiKey, Depends(require_scope(keys, "predict"))]  # noqa: N806
@@ -126,17 +150,9 @@ def build_router(keys: KeyStore) -> APIRouter:
         request: Request, service: ServiceDep, key: Predict, idempotency_key: IdempotencyKey = None
     ) -> Response:
         """Which artifacts a reconstruction shows; the answer is kept as a prediction."""
-        options, image = await read_image_body(
-            request, service.settings.max_image_bytes, DiagnoseOptions
+        return await _with_image(
+            request, service, key, idempotency_key, "diagnose", DiagnoseOptions, service.diagnose
         )
-        content, replayed = await service.once(
-            key,
-            idempotency_key,
-            "diagnose",
-            request_hash("diagnose", options, image),
-            lambda: service.diagnose(options, image, key, current_request_id(request)),
-        )
-        return _answer(content, replayed)
 
     @router.post("/recommend", response_model=RecommendationAnswer)
     async def recommend(
@@ -165,17 +181,9 @@ def build_router(keys: KeyStore) -> APIRouter:
         request: Request, service: ServiceDep, key: Predict, idempotency_key: IdempotencyKey = None
     ) -> Response:
         """Diagnose, then recommend with the detected artifacts as the observed ones."""
-        options, image = await read_image_body(
-            request, service.settings.max_image_bytes, AnalyzeOptions
+        return await _with_image(
+            request, service, key, idempotency_key, "analyze", AnalyzeOptions, service.analyze
         )
-        content, replayed = await service.once(
-            key,
-            idempotency_key,
-            "analyze",
-            request_hash("analyze", options, image),
-            lambda: service.analyze(options, image, key, current_request_id(request)),
-        )
-        return _answer(content, replayed)
 
     @router.post("/feedback/{prediction_id}")
     async def feedback(

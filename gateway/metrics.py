@@ -18,6 +18,7 @@ database (``GET /v1/live-f1``).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from prometheus_client import Counter, Gauge
 
@@ -96,16 +97,7 @@ class GatewayMetrics(ServiceMetrics):
         self._prepared.add(key)
         for label in vocabulary(task):
             for outcome in OUTCOMES:
-                names = {
-                    "task": task,
-                    "adapter": adapter,
-                    "strategy": strategy,
-                    "k": str(k),
-                    "label": label,
-                    "outcome": outcome,
-                }
-                self.label_outcomes.labels(**names)
-                self.label_retractions.labels(**names)
+                self._series(task, adapter, strategy, k, label, outcome)
 
     def count_outcomes(
         self,
@@ -119,17 +111,22 @@ class GatewayMetrics(ServiceMetrics):
     ) -> None:
         for outcome, labels in found.items():
             for label in labels:
-                key = {
-                    "task": task,
-                    "adapter": adapter,
-                    "strategy": strategy,
-                    "k": str(k),
-                    "label": label,
-                    "outcome": outcome,
-                }
-                added = self.label_outcomes.labels(**key)
-                retracted = self.label_retractions.labels(**key)
+                added, retracted = self._series(task, adapter, strategy, k, label, outcome)
                 (retracted if retract else added).inc()
+
+    def _series(
+        self, task: str, adapter: str, strategy: str, k: int, label: str, outcome: str
+    ) -> tuple[Any, Any]:
+        """A label set's outcome and retraction counters, always made together."""
+        names = {
+            "task": task,
+            "adapter": adapter,
+            "strategy": strategy,
+            "k": str(k),
+            "label": label,
+            "outcome": outcome,
+        }
+        return self.label_outcomes.labels(**names), self.label_retractions.labels(**names)
 
     def upstream_observer(self, name: str) -> UpstreamObserver:
         return UpstreamObserver(self, name)

@@ -174,6 +174,34 @@ class GatewayService:
         )
         return _parse(RecommendResponse, body, "agent")
 
+    @staticmethod
+    def _provenance(
+        answer: DiagnoseResponse | RecommendResponse,
+        key: ApiKey,
+        latency_s: float,
+        kind: str,
+        analysis_id: str | None,
+    ) -> dict[str, Any]:
+        """What both kinds of answer record alike."""
+        return {
+            "kind": kind,
+            "raw_answer": answer.raw_answer,
+            "adapter": answer.adapter,
+            "seed": answer.seed,
+            "k": answer.k,
+            "strategy": answer.strategy,
+            "latency_s": latency_s,
+            "backend_latency_s": answer.backend_latency_s,
+            "unmapped": answer.unmapped,
+            "prompt_version": answer.prompt_version,
+            "prompt_hash": answer.prompt_hash,
+            "example_ids": answer.example_ids,
+            "prompt_tokens": answer.prompt_tokens,
+            "completion_tokens": answer.completion_tokens,
+            "analysis_id": analysis_id,
+            "api_key_id": key.id,
+        }
+
     def _diagnosis_record(
         self,
         options: DiagnoseOptions,
@@ -184,31 +212,16 @@ class GatewayService:
         analysis_id: str | None = None,
     ) -> Prediction:
         return Prediction(
-            kind=kind,
             task=Task.DETECTION.value,
             sample_type=options.sample.sample_type,
             instrument=options.sample.instrument,
             labels=answer.labels,
-            raw_answer=answer.raw_answer,
             backend=answer.backend,
-            adapter=answer.adapter,
             service_url=self.settings.diagnosis.base_url,
-            seed=answer.seed,
-            k=answer.k,
-            strategy=answer.strategy,
-            latency_s=latency_s,
-            backend_latency_s=answer.backend_latency_s,
             request=options.model_dump(mode="json"),
-            unmapped=answer.unmapped,
             scores=answer.scores,
-            prompt_version=answer.prompt_version,
-            prompt_hash=answer.prompt_hash,
-            example_ids=answer.example_ids,
-            prompt_tokens=answer.prompt_tokens,
-            completion_tokens=answer.completion_tokens,
             image_sha256=answer.image.sha256,
-            analysis_id=analysis_id,
-            api_key_id=key.id,
+            **self._provenance(answer, key, latency_s, kind, analysis_id),
         )
 
     def _recommendation_record(
@@ -221,29 +234,14 @@ class GatewayService:
         analysis_id: str | None = None,
     ) -> Prediction:
         return Prediction(
-            kind=kind,
             task=Task.RECOMMENDATION.value,
             sample_type=request.sample.sample_type,
             instrument=request.sample.instrument,
             labels=answer.letters,
-            raw_answer=answer.raw_answer,
             backend="llm",
-            adapter=answer.adapter,
             service_url=self.settings.agent.base_url,
-            seed=answer.seed,
-            k=answer.k,
-            strategy=answer.strategy,
-            latency_s=latency_s,
-            backend_latency_s=answer.backend_latency_s,
             request=request.model_dump(mode="json"),
-            unmapped=answer.unmapped,
-            prompt_version=answer.prompt_version,
-            prompt_hash=answer.prompt_hash,
-            example_ids=answer.example_ids,
-            prompt_tokens=answer.prompt_tokens,
-            completion_tokens=answer.completion_tokens,
-            analysis_id=analysis_id,
-            api_key_id=key.id,
+            **self._provenance(answer, key, latency_s, kind, analysis_id),
         )
 
     async def _keep(

@@ -167,7 +167,7 @@ class Replay:
 
 def _prediction(row: PredictionRow) -> Prediction:
     values = {name: getattr(row, name) for name in Prediction.__dataclass_fields__}
-    values["created_at"] = _utc(values["created_at"])
+    values["created_at"] = as_utc(values["created_at"])
     return Prediction(**values)
 
 
@@ -179,11 +179,11 @@ def _feedback(row: FeedbackRow) -> Feedback:
         row.expert,
         row.comment,
         row.added_to_pool,
-        _utc(row.created_at),
+        as_utc(row.created_at),
     )
 
 
-def _utc(moment: datetime) -> datetime:
+def as_utc(moment: datetime) -> datetime:
     """SQLite keeps no zone: what it gives back was written in UTC."""
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
@@ -368,7 +368,7 @@ class PredictionStore:
             row = session.get(IdempotencyRow, (api_key_id, key))
             if row is None:
                 return None
-            if max_age is not None and datetime.now(UTC) - _utc(row.created_at) > max_age:
+            if max_age is not None and datetime.now(UTC) - as_utc(row.created_at) > max_age:
                 session.delete(row)
                 session.commit()
                 return None

@@ -32,7 +32,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from gateway.bench.config import BenchConfig
 from gateway.bench.records import ItemResult
-from gateway.store import retrying
+from gateway.store import as_utc, retrying
 from services.common.database import migrate
 from services.common.errors import NotFound
 
@@ -103,12 +103,6 @@ class RunInfo:
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
 
 
 def _result(row: ItemRow) -> ItemResult:
@@ -289,7 +283,7 @@ class RunStore:
             git_revision=row.git_revision,
             gateway_url=row.gateway_url,
             report_dir=row.report_dir,
-            created_at=_utc(row.created_at) or row.created_at,
-            updated_at=_utc(row.updated_at) or row.updated_at,
-            finished_at=_utc(row.finished_at),
+            created_at=as_utc(row.created_at),
+            updated_at=as_utc(row.updated_at),
+            finished_at=as_utc(row.finished_at) if row.finished_at is not None else None,
         )

@@ -3,8 +3,7 @@ metrics, the request-id middleware, health/readiness and API-key auth."""
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from services.common.exports import lazy_exports
 
 _EXPORTS = {
     "BackendClient": "services.common.backend",
@@ -70,10 +69,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)

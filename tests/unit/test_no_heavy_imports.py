@@ -48,3 +48,9 @@ def test_the_cli_loads_neither_heavy_packages_nor_numpy() -> None:
 def test_library_modules_do_not_load_heavy_packages(module: str) -> None:
     loaded = _loaded_after(f"import {module}")
     assert loaded.isdisjoint(HEAVY), loaded & set(HEAVY)
+
+
+def test_the_gateway_client_loads_no_server_side_packages() -> None:
+    loaded = _loaded_after("import ptychoagent.client")
+    server = {*HEAVY, "sqlalchemy", "starlette", "uvicorn", "prometheus_client"}
+    assert loaded.isdisjoint(server), loaded & server
