@@ -170,3 +170,23 @@ async def test_analyze_recommends_from_what_the_diagnosis_found(gateway: dict[st
     # the recommendation was asked with the detected artifacts as the observed ones
     assert stored["request"]["sample"]["artifacts"] == diagnosis["labels"]
     assert stored["request"]["sample"]["parameters"] == {"Number of iterations": "100"}
+
+
+async def test_an_unknown_adapter_is_a_404_that_names_it(gateway: dict[str, Any]) -> None:
+    sample = _sample(0)
+    response = await gateway["client"].post(
+        "/v1/recommend",
+        json={
+            "sample": {
+                "instrument": sample.instrument,
+                "sample_type": sample.sample_type,
+                "artifacts": list(sample.artifacts),
+            },
+            "adapter": "no-such-adapter",
+        },
+        headers=gateway["predict"],
+    )
+    assert response.status_code == 404, response.text
+    assert "no-such-adapter" in response.json()["detail"]
+    listed = await gateway["client"].get("/v1/predictions", headers=gateway["predict"])
+    assert listed.json() == []  # nothing kept for a refused request
