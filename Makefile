@@ -57,7 +57,15 @@ tools: $(STAMP)
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive \
 			apt-get install -y -qq --no-install-recommends docker-compose >/dev/null; \
 	}
+	@command -v chromium >/dev/null 2>&1 || { \
+		set -e; \
+		echo "installing chromium (Debian package chromium, for tests/service/gateway/test_ui.py)"; \
+		$(SUDO) apt-get update -qq; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+	}
 	@promtool --version 2>&1 | head -n 1
+	@chromium --version 2>/dev/null | head -n 1
 	@echo "docker-compose $$(docker-compose version --short)"
 
 run: $(STAMP)

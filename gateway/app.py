@@ -22,6 +22,7 @@ from gateway.protocol import AnalyzeRequest
 from gateway.service import GatewayService
 from gateway.settings import GatewaySettings
 from gateway.store import PredictionStore
+from gateway.ui import STATIC_PATH, build_ui_router, static_files
 from services.common.database import make_engine, ping
 from services.common.uploads import add_schemas
 from services.common.upstream import Upstream
@@ -94,4 +95,6 @@ def create_app(
     )
     app.state.jobs = jobs
     add_schemas(app, DiagnoseRequest, AnalyzeRequest)
+    app.include_router(build_ui_router(keys))
+    app.mount(STATIC_PATH, static_files(), name="ui-static")
     return app
