@@ -322,6 +322,9 @@ def _browser_tools() -> Any:
 @pytest.fixture
 def browser() -> Iterator[Any]:
     sync_api = _browser_tools()
+    # generous waits: a shared 2-core machine can take seconds to render a page that a
+    # laptop shows at once (the default 5 s failed once here under load)
+    sync_api.expect.set_options(timeout=30_000)
     with sync_api.sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
         try:
@@ -362,6 +365,7 @@ def test_an_expert_reviews_a_prediction_and_live_f1_follows(
     url, keys = served
     shots = Path(SCREENSHOTS).resolve() if SCREENSHOTS else tmp_path
     page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(60_000)
     expect = _browser_tools().expect
 
     _sign_in(page, url, "pk_000000000000_" + "x" * 43)
@@ -457,6 +461,7 @@ def test_read_only_and_revoked_keys_in_the_browser(
     url, keys = served
     expect = _browser_tools().expect
     page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(60_000)
     _sign_in(page, url, keys["predict"])
     page.locator("tr[data-prediction] a").first.click()
     expect(page.locator("#read-only")).to_contain_text("has no feedback scope")
