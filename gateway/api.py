@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi import Path as PathParam
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel
 
 from gateway.auth import require_scope
@@ -281,6 +281,6 @@ def build_router(keys: KeyStore) -> APIRouter:
         path = Path(run.report_dir) / name
         if not path.is_file():
             raise NotFound(f"run {run_id}'s report has no {name}")
-        return Response(path.read_bytes(), media_type=REPORT_FILES[name])
+        return FileResponse(path, media_type=REPORT_FILES[name])
 
     return router

@@ -420,6 +420,7 @@ class GatewayService:
         for (task, adapter), items in sorted(groups.items()):
             vocab = vocabulary(task)
             result = score([f.labels for _, f in items], [p.labels for p, _ in items], vocab)
+            predicted = {label for p, _ in items for label in p.labels}
             scores.append(
                 LiveScore(
                     task=task,
@@ -437,7 +438,7 @@ class GatewayService:
                             support=prf.support,
                         )
                         for label, prf in result.per_class.items()
-                        if prf.support or label in _predicted(items)
+                        if prf.support or label in predicted
                     ],
                 )
             )
@@ -557,7 +558,3 @@ def _check_labels(labels: list[str], task: str) -> list[str]:
             f"labels is empty; when there is nothing to report, send [{null_label(task)!r}]"
         )
     return canonical_order(labels, task)
-
-
-def _predicted(items: list[tuple[Prediction, Feedback]]) -> set[str]:
-    return {label for prediction, _ in items for label in prediction.labels}

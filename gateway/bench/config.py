@@ -159,6 +159,11 @@ class Item:
     sample: Sample
 
     @property
+    def truth(self) -> tuple[str, ...]:
+        """The sample's true labels for this item's task."""
+        return self.sample.artifacts if self.task is Task.DETECTION else self.sample.options
+
+    @property
     def key(self) -> str:
         return (
             f"{self.task.value}/{self.model.name}/{self.strategy}/k{self.k}/s{self.seed}/"

@@ -16,6 +16,7 @@ from gateway.bench.runner import (
     BenchAbortError,
     ItemFailedError,
     Progress,
+    refused,
     run_benchmark,
     run_record,
 )
@@ -37,8 +38,7 @@ def _failures() -> Iterator[None]:
     except ServiceError as error:
         status = error.http_status
         raise ItemFailedError(
-            f"{status} {error.title}: {error.detail}",
-            fatal=400 <= status < 500 and status not in (408, 409, 429),
+            f"{status} {error.title}: {error.detail}", fatal=refused(status)
         ) from error
 
 

@@ -45,6 +45,12 @@ class BenchAbortError(RuntimeError):
     adapter, a wrong key); the message says why."""
 
 
+def refused(status: int) -> bool:
+    """Whether a status is the gateway refusing the request itself (4xx but timeouts,
+    conflicts and rate limits): no retry and no other item would change it."""
+    return 400 <= status < 500 and status not in (408, 409, 429)
+
+
 class ItemFailedError(Exception):
     """One item could not be answered (after the retries); the run goes on.
 
@@ -126,7 +132,6 @@ async def answer(item: Item, predictor: Predictor, key: str) -> ItemResult:
     """Send one item and read the answer into a result (raises :class:`ItemFailedError`)."""
     sample = item.sample
     strategy = "ssfs" if item.strategy == NO_STRATEGY else item.strategy
-    truth = sample.artifacts if item.task is Task.DETECTION else sample.options
     if item.task is Task.DETECTION:
         options = DiagnoseOptions(
             sample=SampleMeta(
@@ -172,7 +177,7 @@ async def answer(item: Item, predictor: Predictor, key: str) -> ItemResult:
         seed=item.seed,
         sample_id=sample.id,
         sample_type=sample.sample_type,
-        truth=tuple(truth),
+        truth=item.truth,
         predicted=tuple(predicted),
         raw_answer=raw,
         unmapped=tuple(unmapped),
@@ -184,7 +189,6 @@ async def answer(item: Item, predictor: Predictor, key: str) -> ItemResult:
 
 
 def _failed(item: Item, error: str) -> ItemResult:
-    truth = item.sample.artifacts if item.task is Task.DETECTION else item.sample.options
     return ItemResult(
         task=item.task.value,
         model=item.model.name,
@@ -194,7 +198,7 @@ def _failed(item: Item, error: str) -> ItemResult:
         seed=item.seed,
         sample_id=item.sample.id,
         sample_type=item.sample.sample_type,
-        truth=tuple(truth),
+        truth=item.truth,
         predicted=(),
         error=error,
     )
@@ -343,5 +347,4 @@ def _failures() -> Iterator[None]:
     try:
         yield
     except GatewayError as error:
-        fatal = 400 <= error.status < 500 and error.status not in (408, 409, 429)
-        raise ItemFailedError(str(error), fatal=fatal) from error
+        raise ItemFailedError(str(error), fatal=refused(error.status)) from error

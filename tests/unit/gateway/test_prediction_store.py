@@ -93,7 +93,7 @@ def test_feedback_is_kept_in_order_and_needs_a_prediction(store: PredictionStore
     first = store.add_feedback(prediction.id, ["Halo artifacts"], "ana")
     second = store.add_feedback(prediction.id, ["Blurring"], "ben", "on second look", True)
     assert [f.expert for f in store.feedback(prediction.id)] == ["ana", "ben"]
-    assert second.id > first.id
+    assert [f.id for f in store.feedback(prediction.id)] == [first.id, second.id]
     assert store.feedback(prediction.id)[-1].added_to_pool
     with pytest.raises(NotFound):
         store.add_feedback("missing", ["Blurring"], "ana")
