@@ -385,6 +385,7 @@ def test_an_expert_reviews_a_prediction_and_live_f1_follows(
     first = rows.first.get_attribute("data-prediction")
     rows.first.get_by_role("link").click()
     expect(page.get_by_role("heading", name="True labels")).to_be_visible()
+    page.wait_for_load_state("load")  # ui.js (deferred) holds the shortcuts
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {keys['feedback']}"}) as c:
         predicted = [t["label"] for t in c.get(f"/v1/predictions/{first}").json()["labels"]]
     dropped = predicted[0]
@@ -418,6 +419,8 @@ def test_an_expert_reviews_a_prediction_and_live_f1_follows(
     page.get_by_role("link", name="Recent predictions").click()
     second = rows.nth(1).get_attribute("data-prediction")
     rows.nth(1).get_by_role("link").click()
+    expect(page.get_by_role("heading", name="True labels")).to_be_visible()
+    page.wait_for_load_state("load")  # Enter on the list page would save nothing
     page.keyboard.press("Enter")  # the prediction was right: save it as it is
     expect(page.locator("#saved")).to_be_visible()
     page.get_by_role("link", name="Live F1").click()
