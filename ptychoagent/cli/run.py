@@ -13,7 +13,10 @@ CONFIGS = Path("deploy/bench")
 
 
 def run(
-    config: Path = typer.Option(None, help="A benchmark YAML (default: deploy/bench/default)."),
+    config: list[Path] = typer.Option(
+        None,
+        help="A benchmark YAML (default: deploy/bench/default); repeat to run several in turn.",
+    ),
     full: bool = typer.Option(False, "--full", help="The full sweep (deploy/bench/full.yaml)."),
     reports: Path = typer.Option(Path("reports"), help="Reports go to REPORTS/<name>/."),
     restart: bool = typer.Option(False, help="Forget a stored run of this configuration."),
@@ -33,9 +36,9 @@ def run(
     for noisy in ("httpx", "alembic"):  # a line per request, per migration step otherwise
         logging.getLogger(noisy).setLevel(logging.WARNING)
     console = Console()
-    path = config or CONFIGS / ("full.yaml" if full else "default.yaml")
+    paths = config or [CONFIGS / ("full.yaml" if full else "default.yaml")]
     try:
-        bench_config = load_config(path)
+        bench_configs = [load_config(path) for path in paths]
     except BenchConfigError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
@@ -50,25 +53,29 @@ def run(
                 f"stack ready: gateway at {stack.gateway_url}, engine at {stack.engine_url}"
                 + (f", VLM engine at {stack.vlm_engine_url}" if stack.vlm_engine_url else "")
             )
-            out = asyncio.run(
-                run_and_report(
-                    bench_config,
-                    stack.gateway_url,
-                    stack.api_key,
-                    stack.database_url,
-                    reports,
-                    restart,
-                    n_resamples,
-                    console,
+            outs = [
+                asyncio.run(
+                    run_and_report(
+                        bench_config,
+                        stack.gateway_url,
+                        stack.api_key,
+                        stack.database_url,
+                        reports,
+                        restart,
+                        n_resamples,
+                        console,
+                    )
                 )
-            )
+                for bench_config in bench_configs
+            ]
     except StackError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
     finally:
         signal.signal(signal.SIGINT, previous)
         signal.signal(signal.SIGTERM, previous_term)
-    console.print(f"report: {out}/report.md")
+    for out in outs:
+        console.print(f"report: {out}/report.md")
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -19,24 +19,35 @@ DEFAULT_VISION = Path("vlm/ptycho-smolvlm")
 DEFAULT_VLM = Path("models/PtychoSmolVLM-135M")
 DEFAULT_DIAGNOSIS = Path("adapters/ptycho-smolvlm-diagnosis")
 
+# Options that the adapter trainers share.
+DATASET = typer.Option(DEFAULT_DATASET, help="A release (the sim's or the authors').")
+NAME = typer.Option(None, help="Name in the registry and in vLLM (default: out's).")
+EPOCHS = typer.Option(None, help="Override the profile's epochs.")
+MAX_STEPS = typer.Option(None, help="Stop after this many optimiser steps.")
+LIMIT = typer.Option(None, help="Use only the first N training samples.")
+SEED = typer.Option(0, help="Seed of the validation slice, order and LoRA init.")
+DEVICE = typer.Option("auto", help="auto, cpu or cuda.")
+REGISTRY = typer.Option(Path("adapters/registry.json"), help="Adapter registry.")
+REGISTER = typer.Option(True, help="Add (or replace) the adapter in the registry.")
+
 
 @app.command()
 def agent(
-    dataset: Path = typer.Option(DEFAULT_DATASET, help="A release (the sim's or the authors')."),
+    dataset: Path = DATASET,
     base: Path = typer.Option(DEFAULT_BASE, help="Base model directory (HF checkpoint)."),
     out: Path = typer.Option(None, help="Adapter directory (default: adapters/<base>-agent)."),
-    name: str = typer.Option(None, help="Name in the registry and in vLLM (default: out's)."),
+    name: str = NAME,
     profile: str = typer.Option("cpu", help="cpu (laptop schedule) or paper (Table 6)."),
-    epochs: int = typer.Option(None, help="Override the profile's epochs."),
-    max_steps: int = typer.Option(None, help="Stop after this many optimiser steps."),
-    limit: int = typer.Option(None, help="Use only the first N training samples."),
+    epochs: int = EPOCHS,
+    max_steps: int = MAX_STEPS,
+    limit: int = LIMIT,
     learning_rate: float = typer.Option(None, help="Override lr (profile: 2e-4)."),
     batch_size: int = typer.Option(None, help="Override the per-step batch (4)."),
     grad_accumulation: int = typer.Option(None, help="Override gradient accumulation."),
-    seed: int = typer.Option(0, help="Seed of the validation slice, order and LoRA init."),
-    device: str = typer.Option("auto", help="auto, cpu or cuda."),
-    registry: Path = typer.Option(Path("adapters/registry.json"), help="Adapter registry."),
-    register: bool = typer.Option(True, help="Add (or replace) the adapter in the registry."),
+    seed: int = SEED,
+    device: str = DEVICE,
+    registry: Path = REGISTRY,
+    register: bool = REGISTER,
 ) -> None:
     """Train the parameter-recommendation adapter on the dataset's training split."""
     from pydantic import ValidationError
@@ -166,20 +177,20 @@ def vlm_base(
 
 @app.command()
 def diagnosis(
-    dataset: Path = typer.Option(DEFAULT_DATASET, help="A release (the sim's or the authors')."),
+    dataset: Path = DATASET,
     base: Path = typer.Option(DEFAULT_VLM, help="The vision-language base checkpoint."),
     out: Path = typer.Option(DEFAULT_DIAGNOSIS, help="Adapter directory."),
-    name: str = typer.Option(None, help="Name in the registry and in vLLM (default: out's)."),
+    name: str = NAME,
     profile: str = typer.Option("cpu", help="cpu (laptop schedule) or paper (Table 5)."),
-    epochs: int = typer.Option(None, help="Override the profile's epochs."),
-    max_steps: int = typer.Option(None, help="Stop after this many optimiser steps."),
-    limit: int = typer.Option(None, help="Use only the first N training samples."),
+    epochs: int = EPOCHS,
+    max_steps: int = MAX_STEPS,
+    limit: int = LIMIT,
     learning_rate: float = typer.Option(None, help="Override lr (2e-4)."),
     batch_size: int = typer.Option(None, help="Override the batch."),
-    seed: int = typer.Option(0, help="Seed of the validation slice, order and LoRA init."),
-    device: str = typer.Option("auto", help="auto, cpu or cuda."),
-    registry: Path = typer.Option(Path("adapters/registry.json"), help="Adapter registry."),
-    register: bool = typer.Option(True, help="Add (or replace) the adapter in the registry."),
+    seed: int = SEED,
+    device: str = DEVICE,
+    registry: Path = REGISTRY,
+    register: bool = REGISTER,
 ) -> None:
     """Train the artifact-detection adapter: LoRA SFT of the base VLM's text model on the
     detection training split (0-shot, the paper's prompt)."""
