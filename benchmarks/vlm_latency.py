@@ -86,15 +86,30 @@ def measure(url: str, queries: int, adapter: str) -> dict[str, Any]:
 
 
 def rss_mib(state: dict[str, Any] | None) -> float | None:
+    """Resident memory of the server and every process under it (the engine core and its
+    worker are children of the API server)."""
     if state is None:
         return None
-    status = Path(f"/proc/{state['pid']}/status")
-    if not status.exists():
-        return None
-    for line in status.read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return None
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    total, todo = 0, [int(state["pid"])]
+    while todo:
+        pid = todo.pop()
+        todo.extend(children.get(pid, []))
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        total += next(
+            (int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")),
+            0,
+        )
+    return round(total / 1024, 1)
 
 
 def main() -> None:
