@@ -33,6 +33,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.engine import tree_rss_mib  # noqa: E402
 from ptychobench.data import read_release  # noqa: E402
 from ptychobench.labels import Task  # noqa: E402
 from ptychobench.prompts import answer_regex, build_for_sample  # noqa: E402
@@ -88,28 +89,7 @@ def measure(url: str, queries: int, adapter: str) -> dict[str, Any]:
 def rss_mib(state: dict[str, Any] | None) -> float | None:
     """Resident memory of the server and every process under it (the engine core and its
     worker are children of the API server)."""
-    if state is None:
-        return None
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    total, todo = 0, [int(state["pid"])]
-    while todo:
-        pid = todo.pop()
-        todo.extend(children.get(pid, []))
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-        except OSError:
-            continue
-        total += next(
-            (int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")),
-            0,
-        )
-    return round(total / 1024, 1)
+    return None if state is None else round(tree_rss_mib(int(state["pid"])), 1)
 
 
 def main() -> None:

@@ -40,6 +40,25 @@ def ask(client: httpx.Client, model: str, messages: list[Any], **extra: Any) -> 
     return reply.json()
 
 
+def first_label_logprobs(client: httpx.Client, model: str, sample: Any) -> list[Any]:
+    """The top-5 first label tokens (after ``<answer>[``) for a sample's 0-shot prompt,
+    as ``[(token, logprob), …]``, best first."""
+    messages = build_for_sample(Task.DETECTION, sample).messages
+    messages.append({"role": "assistant", "content": "<answer>["})
+    reply = ask(
+        client,
+        model,
+        messages,
+        max_tokens=1,
+        logprobs=True,
+        top_logprobs=5,
+        add_generation_prompt=False,
+        continue_final_message=True,
+    )
+    (first, *_) = reply["choices"][0]["logprobs"]["content"]
+    return [(entry["token"], entry["logprob"]) for entry in first["top_logprobs"]]
+
+
 def test_the_adapter_answers_in_the_label_format_without_constraints(
     client: httpx.Client, smolvlm_engine: dict[str, Any], dataset: Any
 ) -> None:
@@ -89,20 +108,8 @@ def test_the_image_decides_the_answer(
     test = list(dataset.samples(Task.DETECTION, "test"))[:4]
 
     def first_label(sample: Any) -> list[tuple[str, float]]:
-        messages = build_for_sample(Task.DETECTION, sample).messages
-        messages.append({"role": "assistant", "content": "<answer>["})
-        reply = ask(
-            client,
-            smolvlm_engine["adapter"],
-            messages,
-            max_tokens=1,
-            logprobs=True,
-            top_logprobs=5,
-            add_generation_prompt=False,
-            continue_final_message=True,
-        )
-        (first, *_) = reply["choices"][0]["logprobs"]["content"]
-        return [(entry["token"], round(entry["logprob"], 3)) for entry in first["top_logprobs"]]
+        top = first_label_logprobs(client, smolvlm_engine["adapter"], sample)
+        return [(token, round(logprob, 3)) for token, logprob in top]
 
     answers = [first_label(sample) for sample in test]
     assert first_label(test[0]) == answers[0]
@@ -142,20 +149,7 @@ def test_the_served_model_is_the_trained_model(
         (processor.tokenizer.decode([int(i)]), float(v))
         for v, i in zip(top.values, top.indices, strict=True)
     ]
-    messages = build_for_sample(Task.DETECTION, sample).messages
-    messages.append({"role": "assistant", "content": "<answer>["})
-    reply = ask(
-        client,
-        smolvlm_engine["adapter"],
-        messages,
-        max_tokens=1,
-        logprobs=True,
-        top_logprobs=5,
-        add_generation_prompt=False,
-        continue_final_message=True,
-    )
-    (first, *_) = reply["choices"][0]["logprobs"]["content"]
-    served = [(entry["token"], entry["logprob"]) for entry in first["top_logprobs"]]
+    served = first_label_logprobs(client, smolvlm_engine["adapter"], sample)
     assert [token for token, _ in served] == [token for token, _ in trained]
     for (_, a), (_, b) in zip(served, trained, strict=True):
         assert abs(a - b) < 0.02
