@@ -80,22 +80,15 @@ def agent(
     out = out or Path("adapters") / f"{base.name.lower().removesuffix('-instruct')}-agent"
     name = name or out.name
 
-    def report(entry: dict[str, object]) -> None:
-        typer.echo("  " + json.dumps(entry))
-
     typer.echo(f"training {name} on {dataset} ({profile} profile) -> {out}")
     try:
-        record = train(config, out, progress=report)
+        record = train(config, out, progress=_echo)
         if register:
             Registry(registry).add(name, out, task=config.task, replace=True)
     except (SFTError, AdapterError, FileNotFoundError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
-    typer.echo(
-        f"{out}: best epoch {record['best_epoch']} of {len(record['history'])}, "
-        f"{record['steps']} steps, {record['seconds']} s, data {record['data']['hash'][:12]}"
-        + (f"; registered as {name!r} in {registry}" if register else "")
-    )
+    _trained(out, record, name if register else None, registry)
 
 
 @app.command("vlm-base")
@@ -226,15 +219,20 @@ def diagnosis(
     except (VLMError, AdapterError, FileNotFoundError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
-    typer.echo(
-        f"{out}: best epoch {record['best_epoch']} of {len(record['history'])}, "
-        f"{record['steps']} steps, {record['seconds']} s, data {record['data']['hash'][:12]}"
-        + (f"; registered as {name!r} in {registry}" if register else "")
-    )
+    _trained(out, record, name if register else None, registry)
 
 
 def _echo(entry: dict[str, object]) -> None:
     typer.echo("  " + json.dumps(entry))
+
+
+def _trained(out: Path, record: dict[str, Any], name: str | None, registry: Path) -> None:
+    """The one-line summary of a trained adapter (``name``: where it was registered)."""
+    typer.echo(
+        f"{out}: best epoch {record['best_epoch']} of {len(record['history'])}, "
+        f"{record['steps']} steps, {record['seconds']} s, data {record['data']['hash'][:12]}"
+        + (f"; registered as {name!r} in {registry}" if name else "")
+    )
 
 
 @app.command()
