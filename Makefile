@@ -8,7 +8,7 @@ DEPS_FILES := pyproject.toml requirements/no-deps.txt
 DEPS_HASH := $(shell cat $(DEPS_FILES) | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.deps-$(DEPS_HASH)
 
-.PHONY: venv tools run test lint typecheck unit fast bench clean
+.PHONY: venv tools run test lint typecheck unit fast bench corpus clean
 
 venv: $(STAMP)
 
@@ -91,6 +91,17 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bootstrap.py
 	$(BIN)/python benchmarks/sim_throughput.py
 	$(BIN)/python benchmarks/engine.py
+
+# The training corpus and the shifted test set (docs/corpus.md): hours on a 2-core CPU,
+# resumable (rerun to go on; finished work units are kept and committed), one worker
+# (SIM_WORKERS) so that other work can go on beside it. The shifted set comes first: it
+# is smaller and it is the yardstick.
+SIM_WORKERS ?= 1
+corpus: $(STAMP)
+	$(BIN)/ptychoagent sim --out data/shifted --variation shifted --n 200 --seed 2000 \
+		--test-fraction 0.5 --recommendation-share 0.6 --workers $(SIM_WORKERS)
+	$(BIN)/ptychoagent sim --out data/corpus --variation corpus --n 3000 --seed 1000 \
+		--test-fraction 0.05 --recommendation-share 0.55 --workers $(SIM_WORKERS)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

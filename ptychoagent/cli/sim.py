@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -17,6 +18,20 @@ def sim(
     ),
     faults: str = typer.Option("", help="Comma-separated fault recipes to use (default: all)."),
     device: str = typer.Option("auto", help="auto (CUDA when torch sees a GPU), cpu or cuda."),
+    variation: str = typer.Option(
+        "none",
+        help="none (the benchmark set), corpus (training data: instrument, scan, dose, "
+        "specimen and iterations drawn per sample) or shifted (other beamlines and "
+        "sample types: the out-of-domain test set).",
+    ),
+    test_fraction: float = typer.Option(
+        None, help="Share of samples in the test split (default: the paper's 79/391)."
+    ),
+    recommendation_share: float = typer.Option(
+        None,
+        help="Share of training samples that also become recommendation samples "
+        "(default: the paper's 91/312).",
+    ),
 ) -> None:
     """Simulate, reconstruct and label a dataset; rerun the same command to resume."""
     import pydantic
@@ -37,7 +52,26 @@ def sim(
     console = Console(stderr=True)
     try:
         chosen = tuple(f.strip() for f in faults.split(",") if f.strip()) or tuple(FAULTS)
-        settings = SimSettings(n=n, seed=seed, verify_fraction=verify_fraction, faults=chosen)
+        shares: dict[str, Any] = (
+            {}
+            if recommendation_share is None
+            else {
+                "recommendation_train_share": recommendation_share,
+                "recommendation_test_share": max(recommendation_share, 44 / 79),
+            }
+        )
+        if test_fraction is not None:
+            shares["test_fraction"] = test_fraction
+        settings = SimSettings.model_validate(
+            {
+                "n": n,
+                "seed": seed,
+                "verify_fraction": verify_fraction,
+                "faults": chosen,
+                "variation": variation,
+                **shares,
+            }
+        )
         settings.check()
         if workers < 1:
             raise ValueError(f"--workers must be at least 1, got {workers}")

@@ -37,10 +37,17 @@ class SceneData:
     raster_positions: FloatArray
 
 
-def make_scene(sample_type: str, instrument: Instrument, seed: int) -> SceneData:
-    """Object, probe and scan of one experiment, all drawn from ``seed``."""
+def make_scene(
+    sample_type: str,
+    instrument: Instrument,
+    seed: int,
+    phase_scale: float = 1.0,
+    absorption_scale: float = 1.0,
+) -> SceneData:
+    """Object, probe and scan of one experiment, all drawn from ``seed`` (the scales
+    make the specimen thicker or thinner than its type's usual range)."""
     rng = np.random.default_rng([seed, 1])
-    obj = make_object(sample_type, OBJECT_SIZE, rng)
+    obj = make_object(sample_type, OBJECT_SIZE, rng, phase_scale, absorption_scale)
     probe = make_probe(instrument, PROBE_SIZE, rng)
     positions = make_scan(instrument, OBJECT_SIZE, PROBE_SIZE, rng, margin=SCAN_MARGIN)
     raster = make_scan(_as_raster(instrument), OBJECT_SIZE, PROBE_SIZE, rng, margin=SCAN_MARGIN)

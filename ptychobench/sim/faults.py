@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ptychobench.labels import OPTIONS
-from ptychobench.sim.instruments import Instrument
+from ptychobench.sim.instruments import Instrument, scan_family
 from ptychobench.sim.reconstruct import ReconConfig
 
 FloatArray = npt.NDArray[np.float64]
@@ -134,7 +134,7 @@ class Fault:
     def applies_to(self, scene: Scene) -> bool:
         if self.sample_types is not None and scene.sample_type not in self.sample_types:
             return False
-        return self.scans is None or scene.instrument.scan_kind in self.scans
+        return self.scans is None or scan_family(scene.instrument.scan_kind) in self.scans
 
 
 def _config(setup: Setup, **changes: Any) -> Setup:
@@ -151,6 +151,7 @@ _SHARP_STRUCTURE: Final = (
     "Siemens star",
     "XRnanotech 3D test pattern",
     "Integrated circuit",
+    "Diatom frustule",
 )
 _PARTICLES: Final = (
     "Integrated circuit",
@@ -159,6 +160,7 @@ _PARTICLES: Final = (
     "NCM battery particles",
     "LNO/CuS battery material",
     "Supercrystal",
+    "Gold nanoparticles on membrane",
 )
 
 

@@ -50,8 +50,14 @@ from ptychobench.sim.faults import (
     confirmed_labels,
     parameters_block,
 )
-from ptychobench.sim.instruments import INSTRUMENTS
-from ptychobench.sim.objects import SAMPLE_TYPES, object_metadata
+from ptychobench.sim.objects import object_metadata
+from ptychobench.sim.variation import (
+    Variant,
+    Variation,
+    draw_variant,
+    instruments_for,
+    sample_types_for,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +93,9 @@ class SimSettings(BaseModel):
     min_fix_gain: float = Field(default=0.3, gt=0, le=1)
     max_attempts: int = Field(default=2, ge=1)
     faults: tuple[str, ...] = tuple(FAULTS)
+    variation: Variation = "none"
+    """What varies per sample (:mod:`ptychobench.sim.variation`): "none" for the
+    benchmark set, "corpus" for training data, "shifted" for the out-of-domain set."""
 
     def check(self) -> None:
         """Raise ``ValueError`` for settings no dataset can satisfy."""
@@ -121,9 +130,10 @@ def _draw_item(
     """Instrument and fault(s) of one sample of ``sample_type``."""
     from ptychobench.sim.faults import Scene
 
-    names = list(INSTRUMENTS)
+    instruments = instruments_for(settings.variation)
+    names = list(instruments)
     instrument = names[int(rng.integers(len(names)))]
-    scene = Scene(sample_type, INSTRUMENTS[instrument], 0, False)
+    scene = Scene(sample_type, instruments[instrument], 0, False)
     usable = [FAULTS[n] for n in settings.faults if FAULTS[n].applies_to(scene)]
     faults: tuple[str, ...] = ()
     if usable and rng.random() >= settings.clean_share:
@@ -144,7 +154,8 @@ def make_plan(settings: SimSettings) -> list[PlanItem]:
     """What each sample will be: type (balanced), instrument, fault(s). Deterministic."""
     settings.check()
     rng = np.random.default_rng([settings.seed, 0])
-    types = [SAMPLE_TYPES[i % len(SAMPLE_TYPES)] for i in range(settings.n)]
+    kinds = sample_types_for(settings.variation)
+    types = [kinds[i % len(kinds)] for i in range(settings.n)]
     rng.shuffle(types)
     return [
         _draw_item(settings, index, sample_type, rng) for index, sample_type in enumerate(types)
@@ -187,7 +198,7 @@ def _other_fault(settings: SimSettings, item: PlanItem, number: int) -> tuple[st
         if name not in item.faults
         and any(
             FAULTS[name].applies_to(Scene(item.sample_type, instrument, 0, False))
-            for instrument in INSTRUMENTS.values()
+            for instrument in instruments_for(settings.variation).values()
         )
     ]
     if not usable:
@@ -196,7 +207,9 @@ def _other_fault(settings: SimSettings, item: PlanItem, number: int) -> tuple[st
     return (usable[int(rng.choice(len(usable), p=weights / weights.sum()))].name,)
 
 
-def _instrument_for(item: PlanItem, faults: tuple[str, ...], seed: int, attempt: int) -> str:
+def _instrument_for(
+    item: PlanItem, faults: tuple[str, ...], seed: int, attempt: int, variation: str
+) -> str:
     """The planned instrument first; a retry may draw another that suits the faults."""
     from ptychobench.sim.faults import Scene
 
@@ -205,7 +218,7 @@ def _instrument_for(item: PlanItem, faults: tuple[str, ...], seed: int, attempt:
     rng = np.random.default_rng([seed, 8])
     names = [
         name
-        for name, instrument in INSTRUMENTS.items()
+        for name, instrument in instruments_for(variation).items()
         if all(FAULTS[f].applies_to(Scene(item.sample_type, instrument, 0, False)) for f in faults)
     ]
     return names[int(rng.integers(len(names)))] if names else item.instrument
@@ -216,22 +229,37 @@ def _attempt_seed(settings_seed: int, index: int, attempt: int) -> int:
     return int.from_bytes(digest[:4], "little")
 
 
+def sample_variant(item: PlanItem, seed: int, variation: str) -> Variant:
+    """How the experiment of ``item`` at attempt seed ``seed`` departs from its instrument."""
+    from ptychobench.sim.instruments import instrument_named
+
+    return draw_variant(variation, seed, instrument_named(item.instrument).coherent_modes)
+
+
 def build_setups(
-    item: PlanItem, faults: tuple[str, ...], seed: int, device: str = "cpu"
+    item: PlanItem,
+    faults: tuple[str, ...],
+    seed: int,
+    device: str = "cpu",
+    variation: str = "none",
 ) -> tuple[Any, Setup, Setup]:
     """The scene data, its clean setup and its faulted setup (deterministic in ``seed``)."""
     from ptychobench.sim.experiment import make_scene, scene_for
 
-    instrument = INSTRUMENTS[item.instrument]
-    data = make_scene(item.sample_type, instrument, seed)
+    variant = sample_variant(item, seed, variation)
+    instrument = variant.instrument(item.instrument)
+    data = make_scene(
+        item.sample_type, instrument, seed, variant.phase_scale, variant.absorption_scale
+    )
     raster = any(name == "raster_poor_probe" for name in faults)
+    config = clean_config(
+        instrument,
+        len(data.raster_positions if raster else data.positions),
+        data.scene.strong_phase,
+        device,
+    )
     base = Setup(
-        config=clean_config(
-            instrument,
-            len(data.raster_positions if raster else data.positions),
-            data.scene.strong_phase,
-            device,
-        ),
+        config=config.model_copy(update={"num_epochs": variant.epochs(config.num_epochs)}),
         scan_override="raster" if raster else None,
     )
     setup = base
@@ -243,12 +271,17 @@ def build_setups(
 
 def _phase_png(obj: np.ndarray, mask: np.ndarray) -> bytes:
     """8-bit phase image: phase about the scanned area's mean, 1–99 % of it to 0–255."""
+    return _phase_image(obj, mask)[0]
+
+
+def _phase_image(obj: np.ndarray, mask: np.ndarray) -> tuple[bytes, tuple[float, float]]:
+    """The 8-bit phase PNG and the phase (rad) that its 0 and 255 stand for."""
     inside = obj[mask]
     reference = np.mean(inside)
     phase = np.angle(obj * np.conj(reference / (abs(reference) + 1e-12)))
     low, high = np.percentile(phase[mask], [1, 99])
     scaled = np.clip((phase - low) / max(high - low, 1e-6), 0, 1)
-    return encode_png(scaled)
+    return encode_png(scaled), (round(float(low), 4), round(float(high), 4))
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -273,9 +306,9 @@ def detect_unit(
         tries += [((), 2 * m + a) for a in range(m)]
     for faults, attempt in tries:
         seed = _attempt_seed(settings.seed, item.index, attempt)
-        instrument = _instrument_for(item, faults, seed, attempt)
+        instrument = _instrument_for(item, faults, seed, attempt, settings.variation)
         item_now = PlanItem(item.index, item.id, item.sample_type, instrument, faults)
-        data, base, setup = build_setups(item_now, faults, seed, device)
+        data, base, setup = build_setups(item_now, faults, seed, device, settings.variation)
         try:
             clean, _ = run_setup(data, base)
             limits = REFERENCE_LIMITS if faults else CLEAN_LIMITS
@@ -303,8 +336,9 @@ def detect_unit(
         mask = scan_mask(data.object.shape, positions_for(data, setup), PROBE_SIZE)
         image = f"{item.id}-object_ph_Niter{setup.config.num_epochs}.png"
         (out / "images").mkdir(parents=True, exist_ok=True)
-        _write_atomic(out / "images" / image, _phase_png(outcome.result.object, mask))
-        record = {
+        phase_png, phase_range = _phase_image(outcome.result.object, mask)
+        _write_atomic(out / "images" / image, phase_png)
+        record: dict[str, Any] = {
             "id": item.id,
             "index": item.index,
             "sample_type": item.sample_type,
@@ -326,6 +360,9 @@ def detect_unit(
             "image": image,
             "seconds": round(time.perf_counter() - started, 2),
         }
+        if settings.variation != "none":  # what re-rendering the phase later needs
+            record["variant"] = sample_variant(item_now, seed, settings.variation).as_record()
+            record["phase_range"] = phase_range
         _write_atomic(
             _unit_path(out, "detect", item.id), json.dumps(record, default=_json).encode()
         )
@@ -358,7 +395,9 @@ def verify_unit(
     from ptychobench.sim.experiment import measure, run_setup, scene_for
 
     item = PlanItem(record["index"], record["id"], record["sample_type"], record["instrument"], ())
-    data, _, setup = build_setups(item, tuple(record["injected_faults"]), record["seed"], device)
+    data, _, setup = build_setups(
+        item, tuple(record["injected_faults"]), record["seed"], device, settings.variation
+    )
     fixed = setup
     for letter in record["letters"]:
         fixed = apply_fix(fixed, letter, scene_for(data, setup))
@@ -470,6 +509,9 @@ def _run_units(
 
 
 SETTINGS_FILE: Final = "sim-settings.json"
+_ADDED_SETTINGS: Final = {"variation": "none"}
+"""Settings added after a run could have been started: a run that did not record them
+had their value here."""
 
 
 def _claim(out: Path, settings: SimSettings) -> None:
@@ -477,7 +519,7 @@ def _claim(out: Path, settings: SimSettings) -> None:
     path = out / SETTINGS_FILE
     wanted = settings.model_dump(mode="json")
     if path.exists():
-        found = json.loads(path.read_text())
+        found = {**_ADDED_SETTINGS, **json.loads(path.read_text())}
         if found != {**wanted, "generator": GENERATOR_VERSION} and found != wanted:
             changed = sorted(k for k in wanted if found.get(k) != wanted[k])
             raise ValueError(

@@ -19,7 +19,10 @@ import numpy as np
 import numpy.typing as npt
 
 ProbeKind = Literal["zone_plate", "defocused", "gaussian"]
-ScanKind = Literal["fermat", "raster"]
+ScanKind = Literal["fermat", "raster", "raster_jitter", "line"]
+"""``raster`` is a snake (boustrophedon) raster, ``line`` a raster whose rows all run the
+same way (fly scans), ``raster_jitter`` a snake raster with random offsets of up to a
+fifth of a step (stage error the scan knows about)."""
 ComplexArray = npt.NDArray[np.complex64]
 FloatArray = npt.NDArray[np.float64]
 
@@ -126,6 +129,59 @@ INSTRUMENTS: Final[dict[str, Instrument]] = {
         ),
     )
 }
+
+
+SHIFTED_INSTRUMENTS: Final[dict[str, Instrument]] = {
+    instrument.name: instrument
+    for instrument in (
+        Instrument(
+            "ESRF-ID16A",
+            17.0,
+            "gaussian",
+            "fermat",
+            step_px=7.0,
+            photons_per_pattern=2e6,
+            coherent_modes=1,
+            defocus_um=30.0,
+            pupil_radius=0.2,
+            coherence=1.0,
+        ),
+        Instrument(
+            "PETRA-P06",
+            15.0,
+            "zone_plate",
+            "raster_jitter",
+            step_px=9.0,
+            photons_per_pattern=5e5,
+            coherent_modes=2,
+            defocus_um=45.0,
+            pupil_radius=0.22,
+            coherence=0.85,
+        ),
+        Instrument(
+            "NSLS-II-HXN",
+            12.0,
+            "defocused",
+            "line",
+            step_px=10.0,
+            photons_per_pattern=2e5,
+            coherent_modes=3,
+            defocus_um=25.0,
+            pupil_radius=0.28,
+            coherence=0.75,
+        ),
+    )
+}
+"""Beamlines that only the shifted test set uses: other optics, energies and scans."""
+
+
+def instrument_named(name: str) -> Instrument:
+    """An instrument of :data:`INSTRUMENTS` or :data:`SHIFTED_INSTRUMENTS` by name."""
+    found = INSTRUMENTS.get(name) or SHIFTED_INSTRUMENTS.get(name)
+    if found is None:
+        known = [*INSTRUMENTS, *SHIFTED_INSTRUMENTS]
+        raise ValueError(f"unknown instrument {name!r}; expected one of {known}")
+    return found
 
 
 def _fresnel_number_px(instrument: Instrument, defocus_um: float) -> float:
@@ -235,7 +291,7 @@ def make_scan(
 
     The convention is Pty-chi's: position (0, 0) puts the probe's centre on the
     object's centre, and every probe footprint stays ``margin`` pixels inside the object.
-    Fermat spirals start at a random angle; rasters are snake (boustrophedon) scans.
+    Fermat spirals start at a random angle; see :data:`ScanKind` for the rasters.
     """
     step = instrument.step_px if step_px is None else step_px
     half = (object_size - probe_size) / 2 - 0.5 - margin
@@ -254,9 +310,17 @@ def make_scan(
     else:
         n_side = int(np.floor(2 * half / step)) + 1
         axis = (np.arange(n_side) - (n_side - 1) / 2) * step
+        snake = instrument.scan_kind != "line"
         rows = [
-            np.stack([np.full(n_side, row), axis if i % 2 == 0 else axis[::-1]], axis=1)
+            np.stack([np.full(n_side, row), axis[::-1] if snake and i % 2 else axis], axis=1)
             for i, row in enumerate(axis)
         ]
         points = np.concatenate(rows)
+        if instrument.scan_kind == "raster_jitter":
+            points = np.clip(points + rng.uniform(-0.2, 0.2, points.shape) * step, -half, half)
     return points.astype(np.float64)
+
+
+def scan_family(kind: str) -> str:
+    """``fermat`` or ``raster`` (every row-by-row scan): what fault recipes ask for."""
+    return "fermat" if kind == "fermat" else "raster"

@@ -109,6 +109,26 @@ _MATERIALS: Final[dict[str, _Material]] = {
         (2.2, 3.2),
         (0.25, 0.45),
     ),
+    # the shifted set's sample types (see SHIFTED_SAMPLE_TYPES): no training sample has them
+    "Porous glass": _Material(
+        "Nanoporous Vycor-like glass: a bicontinuous network of silica and pores.",
+        "silica glass",
+        (1.2, 2.0),
+        (0.05, 0.12),
+    ),
+    "Diatom frustule": _Material(
+        "A diatom's silica shell: an oval valve with a rim, a central rib and rows of pores.",
+        "biogenic silica",
+        (0.9, 1.6),
+        (0.03, 0.08),
+    ),
+    "Gold nanoparticles on membrane": _Material(
+        "Dispersed gold nanoparticles of several sizes, some in small clusters, on a thin "
+        "membrane.",
+        "gold on silicon nitride",
+        (1.4, 2.6),
+        (0.12, 0.3),
+    ),
 }
 
 
@@ -467,6 +487,44 @@ def _lno_cus(size: int, rng: np.random.Generator) -> Maps:
     return phase, absorption
 
 
+def _porous_glass(size: int, rng: np.random.Generator) -> Maps:
+    network = _texture(size, rng, rng.uniform(1.5, 3.0))
+    walls = _smooth((np.abs(network - rng.uniform(0.45, 0.55)) < 0.12).astype(float), 0.7)
+    slab = 0.6 + 0.4 * _texture(size, rng, size / 4)  # thickness varies across the field
+    shape = walls * slab
+    return shape, shape
+
+
+def _diatom(size: int, rng: np.random.Generator) -> Maps:
+    y, x = _grid(size)
+    cy, cx = size / 2 + rng.uniform(-0.05, 0.05, 2) * size
+    a, b = rng.uniform(0.36, 0.46) * size, rng.uniform(0.2, 0.3) * size
+    angle = rng.uniform(0, np.pi)
+    u = (x - cx) * np.cos(angle) + (y - cy) * np.sin(angle)
+    v = -(x - cx) * np.sin(angle) + (y - cy) * np.cos(angle)
+    r = np.hypot(u / a, v / b)
+    valve = np.clip((1 - r) * min(a, b) + 0.5, 0.0, 1.0)
+    rim = np.clip(1.0 - np.abs(r - 0.95) * min(a, b) / 2.0, 0.0, 1.0)
+    rib = np.clip(1.5 - np.abs(v), 0.0, 1.0) * valve
+    pitch = rng.uniform(4.0, 6.0)
+    pores = (np.cos(2 * np.pi * u / pitch) * np.cos(2 * np.pi * v / pitch) > 0.55).astype(float)
+    shape = valve * (0.55 + 0.45 * (1 - _smooth(pores, 0.6))) + 0.5 * rim + 0.4 * rib
+    return shape, shape
+
+
+def _gold_nanoparticles(size: int, rng: np.random.Generator) -> Maps:
+    y, x = _grid(size)
+    shape = np.zeros((size, size))
+    for _ in range(int(rng.integers(12, 30) * (size / 128) ** 2) + 4):
+        cy, cx = rng.uniform(0, size, 2)
+        for _ in range(int(rng.choice([1, 1, 1, 2, 3, 5]))):  # some in small clusters
+            r = rng.uniform(1.5, 6.0)
+            py, px = cy + rng.normal(0, 3), cx + rng.normal(0, 3)
+            shape = np.maximum(shape, _sphere(y, x, py, px, r) * rng.uniform(0.6, 1.0))
+    membrane = 0.04 * _texture(size, rng, 3.0)
+    return _smooth(shape, 0.5) + membrane, _smooth(shape, 0.5)
+
+
 _GENERATORS: Final[dict[str, Callable[[int, np.random.Generator], Maps]]] = {
     "Siemens star": _siemens_star,
     "XRnanotech 3D test pattern": _xrnanotech,
@@ -478,9 +536,20 @@ _GENERATORS: Final[dict[str, Callable[[int, np.random.Generator], Maps]]] = {
     "NCM battery particles": _ncm_particles,
     "Bilayer WSe2": _bilayer_wse2,
     "LNO/CuS battery material": _lno_cus,
+    "Porous glass": _porous_glass,
+    "Diatom frustule": _diatom,
+    "Gold nanoparticles on membrane": _gold_nanoparticles,
 }
 
-SAMPLE_TYPES: Final[tuple[str, ...]] = tuple(_GENERATORS)
+SHIFTED_SAMPLE_TYPES: Final[tuple[str, ...]] = (
+    "Porous glass",
+    "Diatom frustule",
+    "Gold nanoparticles on membrane",
+)
+"""Sample types that only the shifted test set has (no training sample is of them)."""
+SAMPLE_TYPES: Final[tuple[str, ...]] = tuple(
+    name for name in _GENERATORS if name not in SHIFTED_SAMPLE_TYPES
+)
 
 
 def _material(sample_type: str) -> _Material:
@@ -492,11 +561,19 @@ def _material(sample_type: str) -> _Material:
         ) from None
 
 
-def make_object(sample_type: str, size: int, rng: np.random.Generator) -> ComplexArray:
+def make_object(
+    sample_type: str,
+    size: int,
+    rng: np.random.Generator,
+    phase_scale: float = 1.0,
+    absorption_scale: float = 1.0,
+) -> ComplexArray:
     """A ``(size, size)`` complex64 transmission ``exp(i·phase − absorption)``.
 
     The maximum phase and absorption are drawn from the sample type's ranges (see
-    :func:`object_metadata`); the minimum of both is 0 (empty regions transmit fully).
+    :func:`object_metadata`), times ``phase_scale`` and ``absorption_scale`` (a thicker
+    or thinner specimen of the same kind); the minimum of both is 0 (empty regions
+    transmit fully).
     """
     material = _material(sample_type)
     if size < 16:
@@ -504,8 +581,8 @@ def make_object(sample_type: str, size: int, rng: np.random.Generator) -> Comple
     phase_shape, absorption_shape = _GENERATORS[sample_type](size, rng)
     phase_max = rng.uniform(*material.phase_max)
     absorption_max = rng.uniform(*material.absorption_max)
-    phase = _unit_max(phase_shape) * phase_max
-    absorption = _unit_max(absorption_shape) * absorption_max
+    phase = _unit_max(phase_shape) * phase_max * phase_scale
+    absorption = _unit_max(absorption_shape) * absorption_max * absorption_scale
     transmission: ComplexArray = np.exp(1j * phase - absorption).astype(np.complex64)
     return transmission
 
