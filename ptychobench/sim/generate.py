@@ -284,6 +284,15 @@ def _phase_image(obj: np.ndarray, mask: np.ndarray) -> tuple[bytes, tuple[float,
     return encode_png(scaled), (round(float(low), 4), round(float(high), 4))
 
 
+def _image_dir(out: Path, settings: SimSettings) -> Path:
+    """Where a detect unit puts its phase image: the release's ``images/`` for the
+    benchmark set; ``work/phase/`` where the release shows it rendered
+    (:mod:`ptychobench.sim.render`)."""
+    folder = out / ("images" if settings.variation == "none" else "work/phase")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def _write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     tmp.write_bytes(data)
@@ -335,9 +344,8 @@ def detect_unit(
         scene = data.scene
         mask = scan_mask(data.object.shape, positions_for(data, setup), PROBE_SIZE)
         image = f"{item.id}-object_ph_Niter{setup.config.num_epochs}.png"
-        (out / "images").mkdir(parents=True, exist_ok=True)
         phase_png, phase_range = _phase_image(outcome.result.object, mask)
-        _write_atomic(out / "images" / image, phase_png)
+        _write_atomic(_image_dir(out, settings) / image, phase_png)
         record: dict[str, Any] = {
             "id": item.id,
             "index": item.index,
