@@ -130,9 +130,25 @@ def format_parameters(parameters: dict[str, Any]) -> str:
     return "\n".join(f"{name}: {value}" for name, value in parameters.items())
 
 
+_BULLETS: Final = ("- ", "• ", "* ")
+_SEPARATORS: Final = (": ", " = ")
+
+
 def parse_parameters(block: str) -> dict[str, str]:
-    """The inverse of :func:`format_parameters` (lines without ``": "`` are skipped)."""
-    return dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+    """The inverse of :func:`format_parameters`; it also reads the ways people write
+    such a listing: ``name = value`` lines and bulleted lines (``-``, ``•``, ``*``).
+    Lines with neither separator are skipped."""
+    parsed: dict[str, str] = {}
+    for line in block.splitlines():
+        text = line.strip()
+        for bullet in _BULLETS:
+            text = text.removeprefix(bullet)
+        for separator in _SEPARATORS:
+            if separator in text:
+                name, value = text.split(separator, 1)
+                parsed[name.strip()] = value.strip()
+                break
+    return parsed
 
 
 def recommendation_prompt(sample: Sample) -> str:

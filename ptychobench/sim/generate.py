@@ -40,7 +40,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from ptychobench.data import Dataset, Sample, split_samples, write_release
 from ptychobench.images import encode_png
 from ptychobench.labels import ARTIFACT_LABELS, NO_ARTIFACTS, NO_CHANGES, OPTION_LETTERS
-from ptychobench.prompts import format_parameters
 from ptychobench.sim.faults import (
     FAULTS,
     PROBE_SIZE,
@@ -610,20 +609,43 @@ def _run_plan(
 
 def _sample(record: Mapping[str, Any], out: Path, settings: SimSettings) -> Sample:
     from ptychobench.sim.text import caption_obj
+    from ptychobench.sim.wording import draw_style, write_parameters
 
     rng = np.random.default_rng([settings.seed, record["index"], 5])
     phrase = object_metadata(record["sample_type"])["sample_type"]
+    style, shuffle = draw_style(settings.variation, settings.seed, record["index"])
     return Sample(
         id=record["id"],
-        image=out / "images" / record["image"],
+        image=_release_image(record, out, settings),
         sample_type=record["sample_type"],
         instrument=record["instrument"],
         beam="X-ray",
         package="pty-chi",
         artifacts=tuple(record["artifacts"]),
         caption_obj=caption_obj(record["artifacts"], phrase, rng),
-        parameters=format_parameters(record["parameters"]),
+        parameters=write_parameters(
+            record["parameters"], style, shuffle, settings.seed, record["index"]
+        ),
     )
+
+
+def _release_image(record: Mapping[str, Any], out: Path, settings: SimSettings) -> Path:
+    """The sample's image as the release shows it: the phase PNG itself for the
+    benchmark set, else rendered (:mod:`ptychobench.sim.render`) from ``work/phase``."""
+    from ptychobench.sim.render import draw_rendering, render
+
+    if settings.variation == "none":
+        return out / "images" / str(record["image"])
+    rendering = draw_rendering(settings.variation, settings.seed, record["index"])
+    target = out / "images" / (Path(record["image"]).stem + rendering.extension)
+    if not target.exists():
+        from PIL import Image
+
+        with Image.open(out / "work" / "phase" / record["image"]) as canonical:
+            scaled = np.asarray(canonical.convert("L"), dtype=np.float64) / 255.0
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _write_atomic(target, render(scaled, tuple(record["phase_range"]), rendering))
+    return target
 
 
 def _recommendation(
@@ -784,12 +806,30 @@ def _write_summary(
     _write_atomic(out / "metadata.json", (json.dumps(metadata, indent=2) + "\n").encode())
     lines = [
         json.dumps(
-            {**{k: v for k, v in r.items() if k != "config"}, "verification": chosen.get(r["id"])},
+            {
+                **{k: v for k, v in r.items() if k != "config"},
+                "verification": chosen.get(r["id"]),
+                **_presentation(r, settings),
+            },
             default=_json,
         )
         for r in ordered
     ]
     _write_atomic(out / "samples.jsonl", ("\n".join(lines) + "\n").encode())
+
+
+def _presentation(record: Mapping[str, Any], settings: SimSettings) -> dict[str, Any]:
+    """How the release shows a corpus or shifted sample (its rendering and wording)."""
+    from ptychobench.sim.render import draw_rendering
+    from ptychobench.sim.wording import draw_style
+
+    if settings.variation == "none":
+        return {}
+    style, shuffle = draw_style(settings.variation, settings.seed, record["index"])
+    return {
+        "rendering": draw_rendering(settings.variation, settings.seed, record["index"]).as_record(),
+        "wording": {"style": style.name if style else None, "shuffled": shuffle},
+    }
 
 
 def _metric_summary(records: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
