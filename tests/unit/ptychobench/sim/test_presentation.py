@@ -56,9 +56,9 @@ def test_a_rendered_image_decodes_at_its_size_and_mode(index: int) -> None:
     data = render(_ramp(), (-2.0, 2.0), rendering)
     with Image.open(io.BytesIO(data)) as picture:
         assert picture.size == (rendering.size, rendering.size)
-        assert picture.format == {"png": "PNG", "tiff": "TIFF", "jpeg": "JPEG"}[
-            rendering.file_format
-        ]
+        assert (
+            picture.format == {"png": "PNG", "tiff": "TIFF", "jpeg": "JPEG"}[rendering.file_format]
+        )
         expected = "RGB" if rendering.colormap else ("L" if rendering.bit_depth == 8 else "I;16")
         assert picture.mode == expected
 
@@ -95,9 +95,7 @@ def test_parse_parameters_reads_bullets_and_equals_signs() -> None:
 
 def test_a_corpus_sample_in_the_release_is_rendered_and_worded(tmp_path: Path) -> None:
     (tmp_path / "work" / "phase").mkdir(parents=True)
-    (tmp_path / "work" / "phase" / "abc-object_ph_Niter40.png").write_bytes(
-        encode_png(_ramp(128))
-    )
+    (tmp_path / "work" / "phase" / "abc-object_ph_Niter40.png").write_bytes(encode_png(_ramp(128)))
     record = {
         "id": "abc",
         "index": 4,
