@@ -238,6 +238,11 @@ def reconstruct(
                 probe_position_y_px=positions[:, 0],
                 opr_mode_weights_data=weights,
             ) as task:
+                if device == "cpu":
+                    # Pty-chi made "cpu" the default device, which puts torch's device
+                    # mode in front of every operation; the CPU is the default anyway.
+                    # Measured: 15-22 % of a CPU reconstruction, bitwise the same result.
+                    torch.set_default_device(None)
                 task.run()
                 seconds = time.perf_counter() - started
                 result_object = task.get_data_to_cpu("object", as_numpy=True)[0]
