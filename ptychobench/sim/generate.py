@@ -230,9 +230,15 @@ def _attempt_seed(settings_seed: int, index: int, attempt: int) -> int:
 
 def sample_variant(item: PlanItem, seed: int, variation: str) -> Variant:
     """How the experiment of ``item`` at attempt seed ``seed`` departs from its instrument."""
+    from dataclasses import replace
+
     from ptychobench.sim.instruments import instrument_named
 
-    return draw_variant(variation, seed, instrument_named(item.instrument).coherent_modes)
+    variant = draw_variant(variation, seed, instrument_named(item.instrument).coherent_modes)
+    if object_metadata(item.sample_type)["strong_phase"] and variant.phase_scale > 1.0:
+        # far above 2π already: thicker still and even the clean reconstruction fails
+        variant = replace(variant, phase_scale=1.0)
+    return variant
 
 
 def build_setups(
