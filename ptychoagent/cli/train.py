@@ -37,7 +37,11 @@ def agent(
     base: Path = typer.Option(DEFAULT_BASE, help="Base model directory (HF checkpoint)."),
     out: Path = typer.Option(None, help="Adapter directory (default: adapters/<base>-agent)."),
     name: str = NAME,
-    profile: str = typer.Option("cpu", help="cpu (laptop schedule) or paper (Table 6)."),
+    profile: str = typer.Option(
+        "cpu",
+        help="cpu (laptop schedule), fast (constant lr on the top layers, kept by "
+        "validation letter F1) or paper (Table 6).",
+    ),
     epochs: int = EPOCHS,
     max_steps: int = MAX_STEPS,
     limit: int = LIMIT,
@@ -56,8 +60,8 @@ def agent(
     from training.base_models import BaseModelError, ensure_base_model
     from training.sft import SFTError, make_config, train
 
-    if profile not in ("cpu", "paper"):
-        typer.echo(f"error: --profile must be cpu or paper, got {profile!r}", err=True)
+    if profile not in ("cpu", "fast", "paper"):
+        typer.echo(f"error: --profile must be cpu, fast or paper, got {profile!r}", err=True)
         raise typer.Exit(2)
     try:
         base = ensure_base_model(base)

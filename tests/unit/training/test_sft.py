@@ -88,10 +88,10 @@ def test_profiles_and_explicit_fields() -> None:
     assert (cpu.epochs, cpu.grad_accumulation, cpu.learning_rate) == (3, 1, 2e-4)
 
 
-def _train(base: Path, out: Path, **fields: Any) -> dict[str, Any]:
+def _train(base: Path, out: Path, profile: str = "cpu", **fields: Any) -> dict[str, Any]:
     from training.sft import train
 
-    config = make_config("cpu", base=str(base), dataset=str(DATASET), **fields)
+    config = make_config(profile, base=str(base), dataset=str(DATASET), **fields)  # type: ignore[arg-type]
     return train(config, out)
 
 
@@ -143,3 +143,52 @@ def test_early_stopping_keeps_the_best_epoch(base: Path, tmp_path: Path) -> None
     assert [entry["epoch"] for entry in record["history"]] == [1, 2]
     assert record["best_epoch"] == 1
     assert record["data"]["validation_examples"] > 0
+
+
+def test_the_learning_rate_warms_up_then_holds_or_decays() -> None:
+    from training.sft import _lr_factor
+
+    constant = make_config("fast", base="b", dataset="d", warmup_steps=4, max_steps=100)
+    assert [_lr_factor(constant, s, 100) for s in (0, 1, 3, 4, 50, 99)] == [
+        0.25,
+        0.5,
+        1.0,
+        1.0,
+        1.0,
+        1.0,
+    ]
+    linear = make_config("cpu", base="b", dataset="d")
+    assert _lr_factor(linear, 0, 10) == 1.0
+    assert _lr_factor(linear, 5, 10) == 0.5
+    assert linear.schedule == "linear"  # the shipped adapter's recipe is unchanged
+
+
+@pytest.mark.slow
+def test_the_fast_profile_trains_the_top_layers_and_keeps_the_best_letters(
+    base: Path, tmp_path: Path
+) -> None:
+    from safetensors.torch import load_file
+
+    record = _train(
+        base,
+        tmp_path / "a",
+        profile="fast",
+        limit=8,
+        validation_fraction=0.25,
+        batch_size=2,
+        eval_every=2,
+        max_steps=4,
+        trainable_layers=2,
+    )
+    assert [entry["step"] for entry in record["history"]] == [2, 4]
+    assert all("validation_letter_f1" in entry for entry in record["history"])
+    f1s = [entry["validation_letter_f1"] for entry in record["history"]]
+    assert record["best_validation_letter_f1"] == max(f1s)
+    weights = load_file(tmp_path / "a" / "adapter_model.safetensors")
+    moved = {
+        int(name.split(".layers.")[1].split(".")[0])
+        for name, w in weights.items()
+        if "lora_B" in name and w.abs().max() > 0
+    }
+    assert moved == {28, 29}  # SmolLM2-135M has 30 decoder layers; only the top two learn
+    check_servable("a", tmp_path / "a", max_rank=16)
