@@ -40,8 +40,16 @@ Check = Callable[[], Awaitable[bool]]
 
 
 class RequestContext:
-    """Pure ASGI middleware: take or make the request id, time the request, count it by
-    route template (not raw path, so ids in paths do not explode the label set)."""
+    """Pure ASGI middleware around every request: take or make the request id, time the
+    request, count it by route template (not raw path, so ids in paths do not explode the
+    label set), and answer an exception no handler took with problem+json (500, or 503
+    for a database outage).
+
+    That last is here, not in an exception handler for ``Exception``: Starlette runs such
+    a handler in its outermost middleware, which sends the response and then re-raises,
+    and uvicorn closes a connection whose app raised, so the client's next request on
+    the kept-alive connection read nothing. Answered here, the error ends with its
+    request; only a response already begun is left to fail (it cannot be completed)."""
 
     def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
         self.app = app
@@ -56,10 +64,11 @@ class RequestContext:
         scope.setdefault("state", {})["request_id"] = request_id
         token = request_id_var.set(request_id)
         started = time.perf_counter()
-        status = 500
+        status: int | None = None
+        complete = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, complete
             if message["type"] == "http.response.start":
                 status = int(message["status"])
                 message.setdefault("headers", [])
@@ -67,17 +76,51 @@ class RequestContext:
                     *message["headers"],
                     (REQUEST_ID_HEADER.encode(), request_id.encode()),
                 ]
+            elif message["type"] == "http.response.body":
+                complete = not message.get("more_body", False)
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception as error:
+            if status is None:
+                answer = _crash_response(error, scope["method"], scope["path"], request_id)
+                await answer(scope, receive, send_with_id)
+            elif complete:  # e.g. a background task: the answer stands
+                log.exception("error after the response to %s %s", scope["method"], scope["path"])
+            else:
+                raise
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             self.metrics.observe_request(
-                template, scope["method"], status, time.perf_counter() - started
+                template, scope["method"], status or 500, time.perf_counter() - started
             )
             request_id_var.reset(token)
+
+
+def _crash_response(error: Exception, method: str, path: str, request_id: str | None) -> Response:
+    """The answer to an exception nothing else handled: 503 when the database does not
+    answer (worth a retry), else 500; logged either way."""
+    if _database_outage(error):
+        log.warning("%s %s: the database does not answer: %s", method, path, error)
+        body = problem(
+            503,
+            "Database unavailable",
+            "the database does not answer; try again shortly",
+            request_id,
+            "database-unavailable",
+        )
+        return _problem_response(body, {"Retry-After": "5"})
+    log.error("unhandled error in %s %s", method, path, exc_info=error)
+    body = problem(
+        500,
+        "Internal error",
+        "an unexpected error occurred; the request id says which",
+        request_id,
+        "internal",
+    )
+    return _problem_response(body)
 
 
 def current_request_id(request: Request) -> str | None:
@@ -126,27 +169,8 @@ def install_error_handlers(app: FastAPI) -> None:
         return _problem_response(body, getattr(error, "headers", None))
 
     async def crash(request: Request, error: Exception) -> Response:
-        if _database_outage(error):
-            log.warning(
-                "%s %s: the database does not answer: %s", request.method, request.url.path, error
-            )
-            body = problem(
-                503,
-                "Database unavailable",
-                "the database does not answer; try again shortly",
-                current_request_id(request),
-                "database-unavailable",
-            )
-            return _problem_response(body, {"Retry-After": "5"})
-        log.exception("unhandled error in %s %s", request.method, request.url.path)
-        body = problem(
-            500,
-            "Internal error",
-            "an unexpected error occurred; the request id says which",
-            current_request_id(request),
-            "internal",
-        )
-        return _problem_response(body)
+        # reached only by an app without RequestContext (which answers crashes itself)
+        return _crash_response(error, request.method, request.url.path, current_request_id(request))
 
     app.add_exception_handler(ServiceError, service_error)
     app.add_exception_handler(RequestValidationError, validation_error)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import httpx
 import pytest
 from fastapi import Depends, FastAPI
@@ -139,3 +142,24 @@ def test_production_refuses_placeholder_or_missing_keys() -> None:
     with pytest.raises(ValidationError, match="real secrets"):
         ServiceSettings(environment="production", api_keys=[SecretStr("changeme")])
     ServiceSettings(environment="production", api_keys=[SecretStr("x" * 32)])
+
+
+def test_a_connection_stays_usable_after_a_500_and_a_database_503(
+    serve: Callable[..., Any], keep_alive: Callable[..., Any]
+) -> None:
+    app, metrics = _app()
+    with serve(app) as url:
+        answers = keep_alive(
+            url,
+            [
+                ("POST", "/v1/echo/crash", {"n": 1}),
+                ("POST", "/v1/echo/database-down", {"n": 1}),
+                ("POST", "/v1/echo/a", {"n": 1}),
+            ],
+        )
+    assert [status for status, _ in answers] == [500, 503, 200]
+    assert answers[0][1]["type"].endswith("/internal")
+    assert answers[1][1]["type"].endswith("/database-unavailable")
+    labels = {"route": "/v1/echo/{item}", "method": "POST"}
+    value = metrics.registry.get_sample_value
+    assert value("ptycho_demo_requests_total", {**labels, "status": "503"}) == 1
