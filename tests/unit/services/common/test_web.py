@@ -120,6 +120,28 @@ async def test_requests_are_counted_by_route_template() -> None:
     assert 'ptycho_demo_backend_circuit_state{state="closed"} 1.0' in text
 
 
+async def test_odd_methods_and_paths_make_no_new_label_values() -> None:
+    app, metrics = _app()
+    async with _client(app) as client:
+        lines = []
+        await client.get("/metrics")  # the scrapes' own series
+        for n in range(300):
+            await client.request(f"M{n}", "/healthz")
+            await client.request("GET", f"/nowhere/{n}")
+            await client.request(f"X{n}", f"/v1/echo/{n}")
+            if n in (0, 299):
+                lines.append(len((await client.get("/metrics")).text.splitlines()))
+    series = metrics.registry.get_sample_value
+    assert series("ptycho_demo_requests_total", _request("/healthz", "other", 405)) == 300
+    assert series("ptycho_demo_requests_total", _request("unmatched", "GET", 404)) == 300
+    assert series("ptycho_demo_requests_total", _request("/v1/echo/{item}", "other", 405)) == 300
+    assert lines[0] == lines[1]  # no series after the first round
+
+
+def _request(route: str, method: str, status: int) -> dict[str, str]:
+    return {"route": route, "method": method, "status": str(status)}
+
+
 async def test_api_keys() -> None:
     app, _ = _app(keys=("k" * 20,))
     async with _client(app) as client:
