@@ -19,10 +19,16 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.common.bodies import Admit, BodyGuard
 from services.common.errors import (
     PROBLEM_MEDIA_TYPE,
+    BadRequest,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
     ServiceError,
     Unauthorized,
+    UnsupportedMediaType,
     problem,
     problem_for,
 )
@@ -135,6 +141,26 @@ def _problem_response(body: dict[str, Any], headers: Mapping[str, str] | None = 
     )
 
 
+def error_response(error: ServiceError) -> Response:
+    """The problem+json answer to one of our errors (a 401 with its Bearer challenge)."""
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthorized) else None
+    return _problem_response(problem_for(error, request_id_var.get()), headers)
+
+
+_TREE: dict[int, type[ServiceError]] = {
+    cls.status: cls
+    for cls in (
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+    )
+}
+"""Title and type of an HTTP error by status, from the error tree."""
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """problem+json for our errors, validation errors, HTTP errors and crashes."""
 
@@ -142,8 +168,7 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(error, ServiceError)
         if error.http_status >= 500:
             log.warning("%s %s: %s", request.method, request.url.path, error.detail)
-        headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthorized) else None
-        return _problem_response(problem_for(error, request_id_var.get()), headers)
+        return error_response(error)
 
     async def validation_error(request: Request, error: Exception) -> Response:
         assert isinstance(error, RequestValidationError)
@@ -163,8 +188,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def http_error(request: Request, error: Exception) -> Response:
         assert isinstance(error, StarletteHTTPException)
-        slug = {404: "not-found", 405: "method-not-allowed"}.get(error.status_code, "http-error")
-        title = {404: "Not found", 405: "Method not allowed"}.get(error.status_code, "Error")
+        known = _TREE.get(error.status_code)
+        slug, title = (known.slug, known.title) if known else ("http-error", "Error")
+        if error.status_code == 405:
+            slug, title = "method-not-allowed", "Method not allowed"
         body = problem(error.status_code, title, str(error.detail), request_id_var.get(), slug)
         return _problem_response(body, getattr(error, "headers", None))
 
@@ -229,21 +256,37 @@ def operations_router(metrics: ServiceMetrics, checks: Mapping[str, Check]) -> A
     return router
 
 
-def api_key_guard(settings: ServiceSettings) -> Callable[[Request], Awaitable[None]]:
-    """A dependency that admits a request carrying one of ``settings.api_keys`` (as
-    ``Authorization: Bearer KEY`` or ``X-API-Key: KEY``); open when none is configured."""
+def presented_key(headers: Mapping[str, str]) -> str | None:
+    """The API key a request presents: ``Authorization: Bearer KEY``, else ``X-API-Key``."""
+    header = headers.get("authorization", "")
+    given = header[7:].strip() if header.lower().startswith("bearer ") else ""
+    return given or headers.get("x-api-key") or None
+
+
+def api_key_check(settings: ServiceSettings) -> Admit:
+    """``check(headers, path)``: refuses a request without one of ``settings.api_keys``;
+    open when none is configured."""
     keys = [key.get_secret_value().encode() for key in settings.api_keys]
 
-    async def guard(request: Request) -> None:
+    async def check(headers: Mapping[str, str], path: str) -> None:
         if not keys:
             return
-        header = request.headers.get("authorization", "")
-        given = header[7:].strip() if header.lower().startswith("bearer ") else ""
-        given = given or request.headers.get("x-api-key", "")
+        given = presented_key(headers)
         if not given:
             raise Unauthorized("this service needs an API key (Authorization: Bearer KEY)")
         if not any(hmac.compare_digest(given.encode(), key) for key in keys):
             raise Unauthorized("the API key is not valid for this service")
+
+    return check
+
+
+def api_key_guard(settings: ServiceSettings) -> Callable[[Request], Awaitable[None]]:
+    """A dependency that admits a request carrying one of ``settings.api_keys`` (as
+    ``Authorization: Bearer KEY`` or ``X-API-Key: KEY``); open when none is configured."""
+    check = api_key_check(settings)
+
+    async def guard(request: Request) -> None:
+        await check(request.headers, request.url.path)
 
     return guard
 
@@ -282,11 +325,15 @@ def service_app(
     startup: Sequence[Callable[[], Awaitable[None]]] = (),
     shutdown: Sequence[Callable[[], Awaitable[None]]] = (),
     guarded: bool = True,
+    admit: Admit | None = None,
+    body_limits: Mapping[str, int] | None = None,
 ) -> FastAPI:
     """A service's app, assembled the one way: logging, problem+json handlers, the
     operations routes, ``router`` behind the API-key guard (unless ``guarded`` is false:
-    the router authenticates its routes itself), the request-id middleware; ``startup``
-    runs before the first request, ``shutdown`` after the last."""
+    the router authenticates its routes itself, and ``admit`` checks the key of a request
+    with a body before it is read), the body guard (``settings.max_body_bytes``, or
+    ``body_limits[path]``), the request-id middleware; ``startup`` runs before the first
+    request, ``shutdown`` after the last."""
     configure_logging(settings.log_format)
 
     @asynccontextmanager
@@ -303,5 +350,12 @@ def service_app(
     app.include_router(operations_router(metrics, checks))
     guard = [Depends(api_key_guard(settings))] if guarded else []
     app.include_router(router, dependencies=guard)
+    app.add_middleware(
+        BodyGuard,
+        limit=settings.max_body_bytes,
+        limits=body_limits or {},
+        admit=api_key_check(settings) if guarded else admit,
+        refuse=error_response,
+    )
     app.add_middleware(RequestContext, metrics=metrics)
     return app

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 from sqlalchemy.exc import OperationalError
 
@@ -20,6 +20,7 @@ from services.common.web import (
     install_error_handlers,
     operations_router,
     request_id_var,
+    service_app,
 )
 
 pytestmark = pytest.mark.anyio
@@ -156,6 +157,36 @@ async def test_api_keys() -> None:
     assert "needs an API key" in missing.json()["detail"]
     assert wrong.status_code == 401
     assert (bearer.status_code, header.status_code) == (200, 200)
+
+
+async def test_a_service_refuses_a_body_without_its_key_and_caps_it_as_it_streams() -> None:
+    router = APIRouter()
+
+    @router.post("/v1/echo")
+    async def echo(body: Echo) -> dict[str, int]:
+        return {"n": body.n}
+
+    settings = ServiceSettings(api_keys=[SecretStr("k" * 20)], max_body_bytes=1000)
+    app = service_app("demo", settings, ServiceMetrics("demo"), router, object(), {})
+    key = {"X-API-Key": "k" * 20, "Content-Type": "application/json"}
+
+    async def chunks(size: int) -> AsyncIterator[bytes]:
+        yield b'{"n": 1' + b" " * size
+        yield b"}"
+
+    async with _client(app) as client:
+        no_key = await client.post("/v1/echo", content=chunks(10))
+        fits = await client.post("/v1/echo", content=chunks(900), headers=key)
+        declared = await client.post("/v1/echo", json={"n": 1, "pad": "x" * 1000}, headers=key)
+        streamed = await client.post("/v1/echo", content=chunks(2000), headers=key)
+    assert no_key.status_code == 401
+    assert no_key.headers["WWW-Authenticate"] == "Bearer"
+    assert fits.json() == {"n": 1}
+    for response in (declared, streamed):
+        assert response.status_code == 413, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["type"].endswith("/payload-too-large")
+        assert "1,000" in response.json()["detail"]
 
 
 def test_production_refuses_placeholder_or_missing_keys() -> None:
