@@ -23,11 +23,16 @@ from gateway.service import GatewayService
 from gateway.settings import GatewaySettings
 from gateway.store import PredictionStore
 from gateway.ui import STATIC_PATH, build_ui_router, static_files
+from gateway.ui.session import authenticate
 from services.common.database import make_engine, ping
-from services.common.uploads import add_schemas
+from services.common.uploads import add_schemas, image_body_bytes
 from services.common.upstream import Upstream
-from services.common.web import service_app
+from services.common.web import presented_key, service_app
 from services.diagnosis.protocol import DiagnoseRequest
+
+API_PATH = "/v1/"
+IMAGE_ROUTES = ("/v1/diagnose", "/v1/analyze")
+"""The routes whose body carries an image (``max_image_bytes`` as base64)."""
 
 
 def create_app(
@@ -72,6 +77,12 @@ def create_app(
     async def migrate() -> None:
         await asyncio.to_thread(store.create_schema)
 
+    async def admit(headers: Mapping[str, str], path: str) -> None:
+        # a body for the API comes with a key the store knows, or it is not read; the
+        # route checks the key's scope (the UI's login form has its key in the body)
+        if path.startswith(API_PATH):
+            await authenticate(keys, presented_key(headers))
+
     async def close() -> None:
         await jobs.stop()
         for client in clients:
@@ -92,6 +103,8 @@ def create_app(
         startup=(migrate,),
         shutdown=(close,),
         guarded=False,
+        admit=admit,
+        body_limits=dict.fromkeys(IMAGE_ROUTES, image_body_bytes(settings.max_image_bytes)),
     )
     app.state.jobs = jobs
     add_schemas(app, DiagnoseRequest, AnalyzeRequest)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import http.client
+import json
 import os
 import socket
 import struct
@@ -12,6 +14,7 @@ import uuid
 import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -117,6 +120,41 @@ def serve_in_thread(app: Any, port: int | None = None) -> Iterator[str]:
 def serve() -> Callable[..., Any]:
     """``with serve(app) as url:`` runs an ASGI app as a real HTTP server."""
     return serve_in_thread
+
+
+Exchange = (
+    tuple[str, str, dict[str, Any] | None] | tuple[str, str, dict[str, Any] | None, dict[str, str]]
+)
+
+
+def keep_alive_exchange(url: str, requests: list[Exchange]) -> list[tuple[int, Any]]:
+    """Each ``(method, path, json_body[, headers])`` in turn on one kept-alive connection
+    to ``url``: the statuses and JSON bodies; fails if the server closed the connection
+    in between (the client would have had to open another)."""
+    connection = http.client.HTTPConnection(urlsplit(url).netloc, timeout=30)
+    answers: list[tuple[int, Any]] = []
+    opened = None
+    try:
+        for method, path, body, *more in requests:
+            headers = dict(more[0]) if more else {}
+            content = None if body is None else json.dumps(body)
+            if body is not None:
+                headers["Content-Type"] = "application/json"
+            connection.request(method, path, body=content, headers=headers)
+            assert opened in (None, connection.sock), f"{method} {path}: a new connection"
+            opened = connection.sock
+            response = connection.getresponse()
+            answers.append((response.status, json.loads(response.read() or b"null")))
+    finally:
+        connection.close()
+    return answers
+
+
+@pytest.fixture(scope="session")
+def keep_alive() -> Callable[..., list[tuple[int, Any]]]:
+    """``keep_alive(url, [(method, path, json_body[, headers]), ...])``: statuses and
+    bodies of requests sent one after another on one kept-alive connection."""
+    return keep_alive_exchange
 
 
 @pytest.fixture

@@ -3,6 +3,11 @@ as in tests, do not collide).
 
 Names follow ``ptycho_<service>_<noun>_<unit>``. Label values that dashboards group by
 are created up front, so a panel shows zeros before the first request.
+
+Every label set is bounded, whatever callers send: routes are templates (``unmatched``
+for no route), methods are the HTTP methods the services use or ``other``, and model
+names (a caller may name any adapter) are the first :data:`MAX_MODEL_LABELS` seen, then
+``other``. ``/metrics`` is open; an unbounded label would let anyone grow it.
 """
 
 from __future__ import annotations
@@ -14,10 +19,31 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from services.common.upstream import CircuitState
 
-__all__ = ["CONTENT_TYPE", "ServiceMetrics"]
+__all__ = ["CONTENT_TYPE", "BoundedLabel", "ServiceMetrics"]
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 CIRCUIT_STATES: tuple[CircuitState, ...] = ("closed", "open", "half_open")
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+MAX_MODEL_LABELS = 32
+OTHER = "other"
+
+
+class BoundedLabel:
+    """The values one label may take: ``known``, then the first ``spare`` others seen,
+    then :data:`OTHER` for the rest."""
+
+    def __init__(self, known: Iterable[str] = (), spare: int = 0) -> None:
+        self._values = set(known)
+        self._spare = spare
+
+    def __call__(self, value: str) -> str:
+        if value in self._values:
+            return value
+        if self._spare > 0:
+            self._spare -= 1
+            self._values.add(value)
+            return value
+        return OTHER
 
 
 class ServiceMetrics:
@@ -67,20 +93,22 @@ class ServiceMetrics:
         for task in tasks:
             self.parse_failures.labels(task=task)
         self.circuit_state("closed")
+        self._method = BoundedLabel(HTTP_METHODS)
+        self._model = BoundedLabel(spare=MAX_MODEL_LABELS)
 
     # BackendObserver
     def backend_call(self, model: str, seconds: float, outcome: str) -> None:
-        self.backend_latency.labels(model=model, outcome=outcome).observe(seconds)
+        self.backend_latency.labels(model=self._model(model), outcome=outcome).observe(seconds)
 
     def backend_retry(self, model: str) -> None:
-        self.retries.labels(model=model).inc()
+        self.retries.labels(model=self._model(model)).inc()
 
     def circuit_state(self, state: CircuitState) -> None:
         for name in CIRCUIT_STATES:
             self.circuit.labels(state=name).set(1 if name == state else 0)
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        self.requests.labels(route=route, method=method, status=str(status)).inc()
+        self.requests.labels(route=route, method=self._method(method), status=str(status)).inc()
         self.latency.labels(route=route).observe(seconds)
 
     def render(self) -> bytes:

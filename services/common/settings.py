@@ -52,6 +52,9 @@ class ServiceSettings(BaseSettings):
     Empty: no key needed, allowed in development only."""
     log_format: Literal["text", "json"] = "text"
     database_url: str = "sqlite:///runs/ptychoagent.db"
+    max_body_bytes: int = Field(default=1_000_000, ge=1)
+    """The largest request body read, counted as it streams in (413 past it); routes
+    that take an image allow that image as base64 instead."""
 
     @model_validator(mode="after")
     def _no_placeholders_in_production(self) -> ServiceSettings:

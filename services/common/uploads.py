@@ -91,10 +91,16 @@ def _json(raw: str | bytes) -> Any:
         raise _invalid((), f"the body is not valid JSON: {error}", "json_invalid") from error
 
 
+def image_body_bytes(max_image_bytes: int) -> int:
+    """The largest body of a route that takes an image of ``max_image_bytes``: the image
+    as base64, and room for the options."""
+    return max_image_bytes * 4 // 3 + 1_000_000
+
+
 async def read_image_body(request: Request, max_bytes: int, options: type[M]) -> tuple[M, bytes]:
     """The options and the image bytes, from JSON or from a multipart upload."""
     length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > max_bytes * 4 // 3 + 1_000_000:
+    if length and length.isdigit() and int(length) > image_body_bytes(max_bytes):
         raise PayloadTooLarge(
             f"the request has {int(length):,} bytes; the image limit is {max_bytes:,}"
         )

@@ -19,10 +19,16 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.common.bodies import Admit, BodyGuard
 from services.common.errors import (
     PROBLEM_MEDIA_TYPE,
+    BadRequest,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
     ServiceError,
     Unauthorized,
+    UnsupportedMediaType,
     problem,
     problem_for,
 )
@@ -40,8 +46,16 @@ Check = Callable[[], Awaitable[bool]]
 
 
 class RequestContext:
-    """Pure ASGI middleware: take or make the request id, time the request, count it by
-    route template (not raw path, so ids in paths do not explode the label set)."""
+    """Pure ASGI middleware around every request: take or make the request id, time the
+    request, count it by route template (not raw path, so ids in paths do not explode the
+    label set), and answer an exception no handler took with problem+json (500, or 503
+    for a database outage).
+
+    That last is here, not in an exception handler for ``Exception``: Starlette runs such
+    a handler in its outermost middleware, which sends the response and then re-raises,
+    and uvicorn closes a connection whose app raised, so the client's next request on
+    the kept-alive connection read nothing. Answered here, the error ends with its
+    request; only a response already begun is left to fail (it cannot be completed)."""
 
     def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
         self.app = app
@@ -56,10 +70,11 @@ class RequestContext:
         scope.setdefault("state", {})["request_id"] = request_id
         token = request_id_var.set(request_id)
         started = time.perf_counter()
-        status = 500
+        status: int | None = None
+        complete = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, complete
             if message["type"] == "http.response.start":
                 status = int(message["status"])
                 message.setdefault("headers", [])
@@ -67,17 +82,51 @@ class RequestContext:
                     *message["headers"],
                     (REQUEST_ID_HEADER.encode(), request_id.encode()),
                 ]
+            elif message["type"] == "http.response.body":
+                complete = not message.get("more_body", False)
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception as error:
+            if status is None:
+                answer = _crash_response(error, scope["method"], scope["path"], request_id)
+                await answer(scope, receive, send_with_id)
+            elif complete:  # e.g. a background task: the answer stands
+                log.exception("error after the response to %s %s", scope["method"], scope["path"])
+            else:
+                raise
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             self.metrics.observe_request(
-                template, scope["method"], status, time.perf_counter() - started
+                template, scope["method"], status or 500, time.perf_counter() - started
             )
             request_id_var.reset(token)
+
+
+def _crash_response(error: Exception, method: str, path: str, request_id: str | None) -> Response:
+    """The answer to an exception nothing else handled: 503 when the database does not
+    answer (worth a retry), else 500; logged either way."""
+    if _database_outage(error):
+        log.warning("%s %s: the database does not answer: %s", method, path, error)
+        body = problem(
+            503,
+            "Database unavailable",
+            "the database does not answer; try again shortly",
+            request_id,
+            "database-unavailable",
+        )
+        return _problem_response(body, {"Retry-After": "5"})
+    log.error("unhandled error in %s %s", method, path, exc_info=error)
+    body = problem(
+        500,
+        "Internal error",
+        "an unexpected error occurred; the request id says which",
+        request_id,
+        "internal",
+    )
+    return _problem_response(body)
 
 
 def current_request_id(request: Request) -> str | None:
@@ -92,6 +141,26 @@ def _problem_response(body: dict[str, Any], headers: Mapping[str, str] | None = 
     )
 
 
+def error_response(error: ServiceError) -> Response:
+    """The problem+json answer to one of our errors (a 401 with its Bearer challenge)."""
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthorized) else None
+    return _problem_response(problem_for(error, request_id_var.get()), headers)
+
+
+_TREE: dict[int, type[ServiceError]] = {
+    cls.status: cls
+    for cls in (
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+    )
+}
+"""Title and type of an HTTP error by status, from the error tree."""
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """problem+json for our errors, validation errors, HTTP errors and crashes."""
 
@@ -99,8 +168,7 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(error, ServiceError)
         if error.http_status >= 500:
             log.warning("%s %s: %s", request.method, request.url.path, error.detail)
-        headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthorized) else None
-        return _problem_response(problem_for(error, request_id_var.get()), headers)
+        return error_response(error)
 
     async def validation_error(request: Request, error: Exception) -> Response:
         assert isinstance(error, RequestValidationError)
@@ -120,33 +188,16 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def http_error(request: Request, error: Exception) -> Response:
         assert isinstance(error, StarletteHTTPException)
-        slug = {404: "not-found", 405: "method-not-allowed"}.get(error.status_code, "http-error")
-        title = {404: "Not found", 405: "Method not allowed"}.get(error.status_code, "Error")
+        known = _TREE.get(error.status_code)
+        slug, title = (known.slug, known.title) if known else ("http-error", "Error")
+        if error.status_code == 405:
+            slug, title = "method-not-allowed", "Method not allowed"
         body = problem(error.status_code, title, str(error.detail), request_id_var.get(), slug)
         return _problem_response(body, getattr(error, "headers", None))
 
     async def crash(request: Request, error: Exception) -> Response:
-        if _database_outage(error):
-            log.warning(
-                "%s %s: the database does not answer: %s", request.method, request.url.path, error
-            )
-            body = problem(
-                503,
-                "Database unavailable",
-                "the database does not answer; try again shortly",
-                current_request_id(request),
-                "database-unavailable",
-            )
-            return _problem_response(body, {"Retry-After": "5"})
-        log.exception("unhandled error in %s %s", request.method, request.url.path)
-        body = problem(
-            500,
-            "Internal error",
-            "an unexpected error occurred; the request id says which",
-            current_request_id(request),
-            "internal",
-        )
-        return _problem_response(body)
+        # reached only by an app without RequestContext (which answers crashes itself)
+        return _crash_response(error, request.method, request.url.path, current_request_id(request))
 
     app.add_exception_handler(ServiceError, service_error)
     app.add_exception_handler(RequestValidationError, validation_error)
@@ -205,21 +256,37 @@ def operations_router(metrics: ServiceMetrics, checks: Mapping[str, Check]) -> A
     return router
 
 
-def api_key_guard(settings: ServiceSettings) -> Callable[[Request], Awaitable[None]]:
-    """A dependency that admits a request carrying one of ``settings.api_keys`` (as
-    ``Authorization: Bearer KEY`` or ``X-API-Key: KEY``); open when none is configured."""
+def presented_key(headers: Mapping[str, str]) -> str | None:
+    """The API key a request presents: ``Authorization: Bearer KEY``, else ``X-API-Key``."""
+    header = headers.get("authorization", "")
+    given = header[7:].strip() if header.lower().startswith("bearer ") else ""
+    return given or headers.get("x-api-key") or None
+
+
+def api_key_check(settings: ServiceSettings) -> Admit:
+    """``check(headers, path)``: refuses a request without one of ``settings.api_keys``;
+    open when none is configured."""
     keys = [key.get_secret_value().encode() for key in settings.api_keys]
 
-    async def guard(request: Request) -> None:
+    async def check(headers: Mapping[str, str], path: str) -> None:
         if not keys:
             return
-        header = request.headers.get("authorization", "")
-        given = header[7:].strip() if header.lower().startswith("bearer ") else ""
-        given = given or request.headers.get("x-api-key", "")
+        given = presented_key(headers)
         if not given:
             raise Unauthorized("this service needs an API key (Authorization: Bearer KEY)")
         if not any(hmac.compare_digest(given.encode(), key) for key in keys):
             raise Unauthorized("the API key is not valid for this service")
+
+    return check
+
+
+def api_key_guard(settings: ServiceSettings) -> Callable[[Request], Awaitable[None]]:
+    """A dependency that admits a request carrying one of ``settings.api_keys`` (as
+    ``Authorization: Bearer KEY`` or ``X-API-Key: KEY``); open when none is configured."""
+    check = api_key_check(settings)
+
+    async def guard(request: Request) -> None:
+        await check(request.headers, request.url.path)
 
     return guard
 
@@ -258,11 +325,15 @@ def service_app(
     startup: Sequence[Callable[[], Awaitable[None]]] = (),
     shutdown: Sequence[Callable[[], Awaitable[None]]] = (),
     guarded: bool = True,
+    admit: Admit | None = None,
+    body_limits: Mapping[str, int] | None = None,
 ) -> FastAPI:
     """A service's app, assembled the one way: logging, problem+json handlers, the
     operations routes, ``router`` behind the API-key guard (unless ``guarded`` is false:
-    the router authenticates its routes itself), the request-id middleware; ``startup``
-    runs before the first request, ``shutdown`` after the last."""
+    the router authenticates its routes itself, and ``admit`` checks the key of a request
+    with a body before it is read), the body guard (``settings.max_body_bytes``, or
+    ``body_limits[path]``), the request-id middleware; ``startup`` runs before the first
+    request, ``shutdown`` after the last."""
     configure_logging(settings.log_format)
 
     @asynccontextmanager
@@ -279,5 +350,12 @@ def service_app(
     app.include_router(operations_router(metrics, checks))
     guard = [Depends(api_key_guard(settings))] if guarded else []
     app.include_router(router, dependencies=guard)
+    app.add_middleware(
+        BodyGuard,
+        limit=settings.max_body_bytes,
+        limits=body_limits or {},
+        admit=api_key_check(settings) if guarded else admit,
+        refuse=error_response,
+    )
     app.add_middleware(RequestContext, metrics=metrics)
     return app

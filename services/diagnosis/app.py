@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from services.common.backend import BackendClient
 from services.common.examples import example_source
 from services.common.metrics import ServiceMetrics
-from services.common.uploads import add_schemas
+from services.common.uploads import add_schemas, image_body_bytes
 from services.common.web import Check, service_app
 from services.diagnosis.api import router
 from services.diagnosis.protocol import DiagnoseRequest
@@ -48,6 +48,7 @@ def create_app(
         service,
         checks,
         shutdown=(backend.aclose, examples.aclose),
+        body_limits={"/v1/diagnose": image_body_bytes(settings.max_image_bytes)},
     )
     add_schemas(app, DiagnoseRequest)
     return app

@@ -1,10 +1,12 @@
 """Image intake: what a beamline posts, turned into what the models see.
 
 Accepted: PNG and JPEG (grey, 16-bit grey, RGB, palette), TIFF (8/16/32-bit integer,
-float, first page; read with tifffile) and NumPy ``.npy`` arrays (real or complex; a
-complex array is an object transmission function and its phase is taken). Every format's
-size is read from its header before a pixel is decoded, so a decompression bomb is
-refused at the header; ``.npy`` files are read with ``allow_pickle=False``.
+float, contiguous or planar, stripped or tiled, first page; read with tifffile) and
+NumPy ``.npy`` arrays (real or complex; a complex array is an object transmission
+function and its phase is taken). Every size a header declares (width, height, samples,
+planes, depth, tiles, every axis of an array) is checked against the limits before a
+byte is decoded, so a decompression bomb is refused at the header; ``.npy`` data is
+viewed in place after its header, never unpickled.
 
 The result has two views: ``pixels``, a grey (H, W) float image in [0, 1] (what the
 classifier reads; 8-bit input is divided by 255, anything else is stretched between its
@@ -16,7 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +32,11 @@ from services.common.errors import InvalidInput, PayloadTooLarge, UnsupportedMed
 
 FloatArray = npt.NDArray[np.float64]
 MIN_SIDE = 16
+MAX_SAMPLES = 4
+"""Values a pixel may hold (grey, grey + alpha, RGB, RGBA): with ``max_pixels``, the
+bound on what a header may declare over all its axes."""
+NUMERIC = "biufc"
+REFUSED = "decompression bombs are refused before decoding"
 
 MAGIC = {
     b"\x89PNG\r\n\x1a\n": "png",
@@ -88,7 +97,7 @@ def decode_image(data: bytes, limits: ImageLimits = ImageLimits()) -> DecodedIma
         )
     kind = sniff(data)
     reader = {"png": _read_pil, "jpeg": _read_pil, "tiff": _read_tiff, "npy": _read_npy}[kind]
-    array, passthrough = reader(data, limits)
+    array, passthrough = reader(data, limits, kind)
     pixels, colour, mode = _normalise(array)
     if min(pixels.shape) < MIN_SIDE:
         raise InvalidInput(
@@ -99,31 +108,69 @@ def decode_image(data: bytes, limits: ImageLimits = ImageLimits()) -> DecodedIma
     return DecodedImage(pixels, png, kind, mode, hashlib.sha256(data).hexdigest())
 
 
-def _check_pixels(shape: tuple[int, ...], limits: ImageLimits, kind: str) -> None:
-    if len(shape) < 2:
-        raise InvalidInput(f"the {kind} holds an array of shape {shape}, not an image")
-    pixels = int(shape[0]) * int(shape[1])
-    if pixels > limits.max_pixels:
+def _check_declared(
+    shape: Sequence[int], limits: ImageLimits, kind: str, *, layout: bool = True
+) -> None:
+    """Refuse an image by the sizes its header declares, before a byte is decoded.
+
+    ``shape`` is in the order the decoder gives (samples last). Every axis counts: the
+    values over all of them (samples, planes, slices, a tile) are held to
+    ``max_pixels * MAX_SAMPLES``, and the (H, W) plane of an image layout to
+    ``max_pixels`` (413). With ``layout``, a shape that is no (H, W) or (H, W, 3|4) image
+    is refused (422) from the header, not after decoding."""
+    dims = _squeezed(tuple(int(n) for n in shape))
+    if any(n <= 0 for n in dims):
+        raise InvalidInput(f"the {kind} declares shape {tuple(shape)}: it holds no pixels")
+    if len(dims) == 2 or (len(dims) == 3 and dims[-1] <= MAX_SAMPLES):
+        pixels = dims[0] * dims[1]
+        if pixels > limits.max_pixels:
+            raise PayloadTooLarge(
+                f"the {kind} is {dims[1]} x {dims[0]} = {pixels:,} pixels; the limit is "
+                f"{limits.max_pixels:,} ({REFUSED})"
+            )
+    values = math.prod(dims)
+    if values > limits.max_pixels * MAX_SAMPLES:
         raise PayloadTooLarge(
-            f"the {kind} is {shape[1]} x {shape[0]} = {pixels:,} pixels; the limit is "
-            f"{limits.max_pixels:,} (decompression bombs are refused before decoding)"
+            f"the {kind} declares shape {tuple(shape)}: {values:,} values; the limit is "
+            f"{limits.max_pixels:,} pixels x {MAX_SAMPLES} samples ({REFUSED})"
         )
+    if layout and len(dims) < 2:
+        raise InvalidInput(f"the {kind} holds an array of shape {tuple(shape)}, not an image")
+    if layout and not _is_image(dims):
+        raise _not_an_image(tuple(shape))
 
 
-def _read_pil(data: bytes, limits: ImageLimits) -> tuple[npt.NDArray[Any], bool]:
+def _squeezed(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The axes of an image array that are not 1 (a 2-D shape as it is)."""
+    return tuple(n for n in shape if n != 1) if len(shape) > 2 else shape
+
+
+def _is_image(shape: tuple[int, ...]) -> bool:
+    """Grey (H, W) or colour (H, W, 3|4): what :func:`_normalise` reads."""
+    return len(shape) == 2 or (len(shape) == 3 and shape[-1] in (3, 4))
+
+
+def _not_an_image(shape: tuple[int, ...]) -> InvalidInput:
+    return InvalidInput(
+        f"expected a 2-D image (H, W) or a colour image (H, W, 3|4); got shape {shape}"
+    )
+
+
+def _read_pil(data: bytes, limits: ImageLimits, kind: str) -> tuple[npt.NDArray[Any], bool]:
     from PIL import Image, UnidentifiedImageError
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            image = Image.open(io.BytesIO(data), formats=[kind.upper()])
             width, height = image.size
-            _check_pixels((height, width), limits, image.format or "image")
+            bands = len(image.getbands())
+            _check_declared((height, width, bands), limits, image.format or kind, layout=False)
             image.load()
     except PayloadTooLarge:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise PayloadTooLarge(f"the image is a decompression bomb: {error}") from error
+        raise PayloadTooLarge(f"the image is a decompression bomb: {error} ({REFUSED})") from error
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise InvalidInput(f"the image could not be decoded: {error}") from error
     passthrough = image.format == "PNG" and image.mode in ("L", "RGB")
@@ -132,27 +179,32 @@ def _read_pil(data: bytes, limits: ImageLimits) -> tuple[npt.NDArray[Any], bool]
     return np.asarray(image), passthrough
 
 
-def _read_tiff(data: bytes, limits: ImageLimits) -> tuple[npt.NDArray[Any], bool]:
+def _read_tiff(data: bytes, limits: ImageLimits, kind: str) -> tuple[npt.NDArray[Any], bool]:
+    """The first page (the others are not read), planar samples moved last."""
     import tifffile
 
     try:
         with tifffile.TiffFile(io.BytesIO(data)) as tiff:
-            if not tiff.pages:
-                raise InvalidInput("the TIFF has no pages")
-            page = tiff.pages[0]
-            shape = tuple(int(n) for n in page.shape)
-            _check_pixels(
-                shape if len(shape) == 2 or shape[-1] in (3, 4) else shape[-2:], limits, "TIFF"
-            )
+            try:
+                page = tiff.pages.first
+            except IndexError:
+                raise InvalidInput("the TIFF has no pages") from None
+            planes, depth, height, width, samples = page.shaped
+            _check_declared((depth, height, width, planes * samples), limits, "TIFF")
+            _check_declared(page.chunks, limits, "TIFF tile", layout=False)
             array = page.asarray()
     except (InvalidInput, PayloadTooLarge):
         raise
     except Exception as error:  # tifffile raises many kinds for a corrupt file
         raise InvalidInput(f"the TIFF could not be decoded: {error}") from error
+    if planes > 1:
+        array = np.moveaxis(array, 0, -1)
     return np.asarray(array), False
 
 
-def _read_npy(data: bytes, limits: ImageLimits) -> tuple[npt.NDArray[Any], bool]:
+def _read_npy(data: bytes, limits: ImageLimits, kind: str) -> tuple[npt.NDArray[Any], bool]:
+    """Read from the header, then viewed in place: numpy's reader would allocate the
+    declared size before it finds the data missing."""
     stream = io.BytesIO(data)
     try:
         version = np.lib.format.read_magic(stream)
@@ -161,18 +213,22 @@ def _read_npy(data: bytes, limits: ImageLimits) -> tuple[npt.NDArray[Any], bool]
             if version == (1, 0)
             else np.lib.format.read_array_header_2_0
         )
-        shape, _fortran, dtype = header(stream)
+        shape, fortran, dtype = header(stream)
     except ValueError as error:
         raise InvalidInput(f"the .npy file could not be read: {error}") from error
     if dtype.hasobject:
         raise InvalidInput("the .npy array holds Python objects; a numeric array is needed")
-    squeezed = tuple(n for n in shape if n != 1) if len(shape) > 2 else shape
-    _check_pixels(squeezed, limits, ".npy array")
-    try:
-        array = np.load(io.BytesIO(data), allow_pickle=False)
-    except ValueError as error:
-        raise InvalidInput(f"the .npy file could not be read: {error}") from error
-    return array, False
+    if dtype.kind not in NUMERIC or dtype.subdtype is not None:
+        raise InvalidInput(f"the array's dtype {dtype} is not numeric")
+    _check_declared(shape, limits, ".npy array")
+    declared, held = math.prod(shape) * dtype.itemsize, len(data) - stream.tell()
+    if declared > held:
+        raise InvalidInput(
+            f"the .npy header declares {shape} {dtype} = {declared:,} bytes; the file holds "
+            f"{held:,}"
+        )
+    array = np.frombuffer(data, dtype, math.prod(shape), stream.tell())
+    return array.reshape(shape, order="F" if fortran else "C"), False
 
 
 def _normalise(array: npt.NDArray[Any]) -> tuple[FloatArray, npt.NDArray[np.uint8] | None, str]:
@@ -185,9 +241,7 @@ def _normalise(array: npt.NDArray[Any]) -> tuple[FloatArray, npt.NDArray[np.uint
         grey = unit @ np.array([0.299, 0.587, 0.114])
         return grey, np.rint(unit * 255).astype(np.uint8), "rgb"
     if array.ndim != 2:
-        raise InvalidInput(
-            f"expected a 2-D image (H, W) or a colour image (H, W, 3|4); got shape {array.shape}"
-        )
+        raise _not_an_image(array.shape)
     if array.dtype.kind == "c":
         finite = np.isfinite(array)
         if not finite.all():
@@ -195,7 +249,7 @@ def _normalise(array: npt.NDArray[Any]) -> tuple[FloatArray, npt.NDArray[np.uint
         mean = np.mean(array)
         phase = np.angle(array * np.conj(mean / (abs(mean) + 1e-12)))
         return _stretch(phase), None, "complex"
-    if array.dtype.kind not in "uifb":
+    if array.dtype.kind not in NUMERIC:
         raise InvalidInput(f"the array's dtype {array.dtype} is not numeric")
     return _to_unit(array), None, "grey"
 

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from services.common.database import make_engine, ping
 from services.common.metrics import ServiceMetrics
+from services.common.uploads import image_body_bytes
 from services.common.web import service_app
 from services.retriever.api import router
 from services.retriever.semantic import MiniLM, SemanticIndex
@@ -47,4 +48,5 @@ def create_app(settings: RetrieverSettings | None = None) -> FastAPI:
         {"database": database_ready},
         startup=(migrate,),
         shutdown=(dispose,),
+        body_limits={"/v1/examples": image_body_bytes(settings.max_image_bytes)},
     )

@@ -221,3 +221,15 @@ async def test_a_missing_classifier_makes_the_service_unready(tmp_path: Path) ->
     assert "classifier" in ready.json()["detail"]
     assert response.status_code == 503  # the service's fault, not the caller's
     assert "missing or broken" in response.json()["detail"]
+
+
+async def test_an_npy_declaring_an_absurd_shape_is_a_413_problem_not_a_500() -> None:
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f8", "fortran_order": False, "shape": (16, 16, 10**12)}
+    )
+    async with _client() as client:
+        response = await client.post("/v1/diagnose", json=_json_body(header.getvalue()))
+    assert response.status_code == 413, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "refused before decoding" in response.json()["detail"]

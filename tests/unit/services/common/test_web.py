@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
 import httpx
 import pytest
-from fastapi import Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 from sqlalchemy.exc import OperationalError
 
@@ -17,6 +20,7 @@ from services.common.web import (
     install_error_handlers,
     operations_router,
     request_id_var,
+    service_app,
 )
 
 pytestmark = pytest.mark.anyio
@@ -117,6 +121,28 @@ async def test_requests_are_counted_by_route_template() -> None:
     assert 'ptycho_demo_backend_circuit_state{state="closed"} 1.0' in text
 
 
+async def test_odd_methods_and_paths_make_no_new_label_values() -> None:
+    app, metrics = _app()
+    async with _client(app) as client:
+        lines = []
+        await client.get("/metrics")  # the scrapes' own series
+        for n in range(300):
+            await client.request(f"M{n}", "/healthz")
+            await client.request("GET", f"/nowhere/{n}")
+            await client.request(f"X{n}", f"/v1/echo/{n}")
+            if n in (0, 299):
+                lines.append(len((await client.get("/metrics")).text.splitlines()))
+    series = metrics.registry.get_sample_value
+    assert series("ptycho_demo_requests_total", _request("/healthz", "other", 405)) == 300
+    assert series("ptycho_demo_requests_total", _request("unmatched", "GET", 404)) == 300
+    assert series("ptycho_demo_requests_total", _request("/v1/echo/{item}", "other", 405)) == 300
+    assert lines[0] == lines[1]  # no series after the first round
+
+
+def _request(route: str, method: str, status: int) -> dict[str, str]:
+    return {"route": route, "method": method, "status": str(status)}
+
+
 async def test_api_keys() -> None:
     app, _ = _app(keys=("k" * 20,))
     async with _client(app) as client:
@@ -133,9 +159,60 @@ async def test_api_keys() -> None:
     assert (bearer.status_code, header.status_code) == (200, 200)
 
 
+async def test_a_service_refuses_a_body_without_its_key_and_caps_it_as_it_streams() -> None:
+    router = APIRouter()
+
+    @router.post("/v1/echo")
+    async def echo(body: Echo) -> dict[str, int]:
+        return {"n": body.n}
+
+    settings = ServiceSettings(api_keys=[SecretStr("k" * 20)], max_body_bytes=1000)
+    app = service_app("demo", settings, ServiceMetrics("demo"), router, object(), {})
+    key = {"X-API-Key": "k" * 20, "Content-Type": "application/json"}
+
+    async def chunks(size: int) -> AsyncIterator[bytes]:
+        yield b'{"n": 1' + b" " * size
+        yield b"}"
+
+    async with _client(app) as client:
+        no_key = await client.post("/v1/echo", content=chunks(10))
+        fits = await client.post("/v1/echo", content=chunks(900), headers=key)
+        declared = await client.post("/v1/echo", json={"n": 1, "pad": "x" * 1000}, headers=key)
+        streamed = await client.post("/v1/echo", content=chunks(2000), headers=key)
+    assert no_key.status_code == 401
+    assert no_key.headers["WWW-Authenticate"] == "Bearer"
+    assert fits.json() == {"n": 1}
+    for response in (declared, streamed):
+        assert response.status_code == 413, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["type"].endswith("/payload-too-large")
+        assert "1,000" in response.json()["detail"]
+
+
 def test_production_refuses_placeholder_or_missing_keys() -> None:
     with pytest.raises(ValidationError, match="production needs api_keys"):
         ServiceSettings(environment="production")
     with pytest.raises(ValidationError, match="real secrets"):
         ServiceSettings(environment="production", api_keys=[SecretStr("changeme")])
     ServiceSettings(environment="production", api_keys=[SecretStr("x" * 32)])
+
+
+def test_a_connection_stays_usable_after_a_500_and_a_database_503(
+    serve: Callable[..., Any], keep_alive: Callable[..., Any]
+) -> None:
+    app, metrics = _app()
+    with serve(app) as url:
+        answers = keep_alive(
+            url,
+            [
+                ("POST", "/v1/echo/crash", {"n": 1}),
+                ("POST", "/v1/echo/database-down", {"n": 1}),
+                ("POST", "/v1/echo/a", {"n": 1}),
+            ],
+        )
+    assert [status for status, _ in answers] == [500, 503, 200]
+    assert answers[0][1]["type"].endswith("/internal")
+    assert answers[1][1]["type"].endswith("/database-unavailable")
+    labels = {"route": "/v1/echo/{item}", "method": "POST"}
+    value = metrics.registry.get_sample_value
+    assert value("ptycho_demo_requests_total", {**labels, "status": "503"}) == 1

@@ -150,3 +150,111 @@ def test_bad_uploads_are_refused_clearly(
 ) -> None:
     with pytest.raises(error, match=message):
         decode_image(data, limits)
+
+
+# ---------------------------------------------------------------- bombs: declared sizes
+
+SMALL = ImageLimits(max_pixels=1000)
+"""1,000 pixels; with 4 samples a pixel, 4,000 values over every axis."""
+
+
+def _tiff_with(array: np.ndarray, **options: object) -> bytes:
+    out = io.BytesIO()
+    tifffile.imwrite(out, array, **options)  # type: ignore[arg-type]
+    return out.getvalue()
+
+
+def _two_pages(first: np.ndarray, second: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    with tifffile.TiffWriter(out) as writer:
+        writer.write(first)
+        writer.write(second)
+    return out.getvalue()
+
+
+def _npy_declaring(shape: tuple[int, ...], descr: object = "<f8", data: bytes = b"") -> bytes:
+    out = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        out, {"descr": descr, "fortran_order": False, "shape": shape}
+    )
+    return out.getvalue() + data
+
+
+def _jpeg_header_declaring(width: int, height: int) -> bytes:
+    data = bytearray(_pil(_ramp(np.uint8, 255, (16, 16)), fmt="JPEG"))
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
+GREY = {"photometric": "minisblack"}
+
+
+@pytest.mark.parametrize(
+    ("data", "limits"),
+    [
+        # contiguous grey + alpha: every sample of every pixel counts (H x W x 2)
+        (_tiff_with(np.zeros((40, 40, 2), np.uint8), planarconfig="contig", **GREY), SMALL),
+        # planar (S, H, W): the planes count, not only H x W
+        (_tiff_with(np.zeros((40, 16, 16), np.uint8), planarconfig="separate", **GREY), SMALL),
+        # a volume (image depth): every slice counts
+        (_tiff_with(np.zeros((16, 16, 16), np.uint8), tile=(16, 16, 16), volumetric=True), SMALL),
+        # a small image in one huge (zlib) tile: the tile is decoded whole
+        (_tiff_with(np.zeros((16, 32), np.uint8), tile=(64, 64), compression="zlib"), SMALL),
+        # the first page of a multi-page TIFF is the image
+        (_two_pages(np.zeros((40, 40), np.uint8), np.zeros((16, 16), np.uint8)), SMALL),
+        # .npy: every axis, in any order, and absurd shapes (numpy's MemoryError before)
+        (_npy_declaring((16, 16, 10**12)), ImageLimits()),
+        (_npy_declaring((10**12, 16, 16)), ImageLimits()),
+        (_npy(np.zeros((3, 40, 40))), SMALL),
+        (_npy(np.zeros((40, 1, 40, 3))), SMALL),
+        # PNG and JPEG by their headers
+        (_png_header_only(40, 40), SMALL),
+        (_jpeg_header_declaring(60_000, 60_000), ImageLimits()),
+    ],
+)
+def test_every_declared_axis_counts_before_a_byte_is_decoded(
+    data: bytes, limits: ImageLimits
+) -> None:
+    with pytest.raises(PayloadTooLarge, match="refused before decoding"):
+        decode_image(data, limits)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        # the header promises more bytes than the file holds: refused, nothing allocated
+        (_npy_declaring((4096, 4096), data=b"\x00" * 64), "134,217,728 bytes"),
+        # no pixels, or fewer than none (numpy's header reader lets negative sizes through)
+        (_npy_declaring((0, 20)), "holds no pixels"),
+        (_npy_declaring((-1, 20)), "holds no pixels"),
+        # a sub-array dtype hides axes from the shape
+        (_npy_declaring((16, 16), ("<f8", (1000000,))), "not numeric"),
+        # a layout no decoder here reads is refused from the header, not after decoding
+        (_tiff_with(np.zeros((16, 16, 2), np.uint8), planarconfig="contig", **GREY), "got shape"),
+    ],
+)
+def test_headers_that_cannot_be_an_image_are_refused_before_decoding(
+    data: bytes, message: str
+) -> None:
+    with pytest.raises(InvalidInput, match=message):
+        decode_image(data)
+
+
+def test_a_multi_page_tiff_is_read_by_its_first_page_only() -> None:
+    image = decode_image(_two_pages(_ramp(np.uint16, 9, (20, 24)), np.zeros((64, 64), np.uint8)))
+    assert image.pixels.shape == (20, 24)
+
+
+def test_a_planar_rgb_tiff_is_read_as_colour() -> None:
+    planar = np.zeros((3, 20, 20), np.uint8)
+    planar[0] = 255
+    image = decode_image(_tiff_with(planar, photometric="rgb", planarconfig="separate"))
+    assert image.mode == "rgb"
+    np.testing.assert_allclose(image.pixels, 0.299)
+
+
+def test_an_npy_is_read_in_fortran_order_too() -> None:
+    array = np.asfortranarray(_ramp(np.float32, 5.0))
+    image = decode_image(_npy(array))
+    np.testing.assert_allclose(image.pixels, decode_image(_npy(np.ascontiguousarray(array))).pixels)
