@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.diagnosis.protocol import DiagnoseOptions, DiagnoseResponse
+from services.diagnosis.protocol import Backend, DiagnoseOptions, DiagnoseResponse
 from services.ptycho_agent.protocol import RecommendResponse
 
 ADAPTER_PATTERN = r"^[A-Za-z0-9._-]+$"
@@ -51,7 +51,7 @@ class DiagnoseStep(BaseModel):
 
     k: int = Field(default=0, ge=0, le=16)
     strategy: Strategy = "ssfs"
-    backend: Literal["vlm", "classifier"] | None = None
+    backend: Backend | None = None
     adapter: str | None = Field(default=None, max_length=200, pattern=ADAPTER_PATTERN)
     seed: int = 0
 

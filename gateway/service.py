@@ -41,7 +41,7 @@ from ptychobench.labels import Task, canonical_order, describe, null_label, voca
 from ptychobench.metrics import score
 from ptychobench.prompts import format_parameters
 from services.common.errors import BackendError, InvalidInput, NotFound, ServiceError
-from services.common.upstream import Upstream
+from services.common.upstream import DEFAULT_CIRCUIT, Upstream
 from services.diagnosis.protocol import DiagnoseOptions, DiagnoseResponse, ImageInfo
 from services.ptycho_agent.protocol import RecommendRequest, RecommendResponse, SampleInfo
 
@@ -159,6 +159,7 @@ class GatewayService:
             files={"image": ("image", image, "application/octet-stream")},
             data={"request": options.model_dump_json()},
             request_id=request_id,
+            circuit=options.backend or DEFAULT_CIRCUIT,  # a dead VLM leaves the classifier
         )
         return _parse(DiagnoseResponse, body, "diagnosis")
 

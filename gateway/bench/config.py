@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ptychobench.data import Sample, read_release
 from ptychobench.labels import Task
+from services.diagnosis.protocol import Backend
 
 NAME_PATTERN = r"^[A-Za-z0-9._-]+$"
 Strategy = Literal["ssfs", "rfs", "semantic"]
@@ -56,7 +57,7 @@ class ModelSpec(BaseModel):
     name: str = Field(min_length=1, max_length=100, pattern=NAME_PATTERN)
     adapter: str | None = Field(default=None, max_length=200, pattern=NAME_PATTERN)
     """None: the service's default model."""
-    backend: Literal["vlm", "classifier"] | None = None
+    backend: Backend | None = None
     """Detection only: the VLM or the classifier (None: the service's default)."""
 
     @property

@@ -7,9 +7,13 @@ the other fields as a JSON form field ``request``.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
+
+Backend = Literal["vlm", "classifier"]
+BACKENDS: tuple[str, ...] = get_args(Backend)
+"""The models that can answer a diagnosis; each fails alone (a circuit each)."""
 
 
 class SampleMeta(BaseModel):
@@ -32,7 +36,7 @@ class DiagnoseOptions(BaseModel):
     sample: SampleMeta = Field(default_factory=SampleMeta)
     k: int = Field(default=0, ge=0, le=16)
     strategy: Literal["ssfs", "rfs", "semantic"] = "ssfs"
-    backend: Literal["vlm", "classifier"] | None = None
+    backend: Backend | None = None
     """Which model answers (default: the service's ``default_backend``)."""
     adapter: str | None = Field(default=None, max_length=200, pattern=r"^[A-Za-z0-9._-]+$")
     """The VLM adapter (or base model) to use; for the classifier, its name."""
