@@ -35,6 +35,7 @@ from gateway.protocol import (
 )
 from gateway.service import GatewayService, request_hash
 from services.common.errors import Conflict, NotFound
+from services.common.protocol import CleanText
 from services.common.uploads import openapi_body, read_image_body
 from services.common.web import current_request_id
 from services.diagnosis.protocol import DiagnoseOptions
@@ -44,6 +45,8 @@ M = TypeVar("M", bound=BaseModel)
 REPLAYED_HEADER = "Idempotent-Replayed"
 IMAGE_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "TIFF": "image/tiff"}
 WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(days=7)}
+Filter = Annotated[CleanText | None, Query(max_length=200)]
+"""A filter on stored predictions (the API's and the review page's)."""
 RunId = Annotated[str, PathParam(min_length=1, max_length=32, pattern=r"^[0-9a-f]+$")]
 PredictionId = Annotated[str, PathParam(min_length=1, max_length=32, pattern=r"^[0-9a-f]+$")]
 IdempotencyKey = Annotated[
@@ -198,9 +201,9 @@ def build_router(keys: KeyStore) -> APIRouter:
         service: ServiceDep,
         key: Read,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
-        sample_type: Annotated[str | None, Query(max_length=200)] = None,
-        instrument: Annotated[str | None, Query(max_length=200)] = None,
-        adapter: Annotated[str | None, Query(max_length=200)] = None,
+        sample_type: Filter = None,
+        instrument: Filter = None,
+        adapter: Filter = None,
         unreviewed: bool = False,
     ) -> list[PredictionRecord]:
         """The latest predictions, newest first."""

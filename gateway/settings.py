@@ -37,6 +37,10 @@ class GatewaySettings(ServiceSettings):
     max_image_bytes: int = Field(default=20_000_000, ge=1)
     reports_dir: str = "reports"
     """Where reports of runs started with ``POST /v1/benchmarks`` are written."""
+    bench_dataset_roots: list[str] = Field(default_factory=lambda: ["data"])
+    """The folders whose datasets ``POST /v1/benchmarks`` may read (relative ones count
+    from the working directory: ``data`` is the project's, where ``make run`` and the
+    container keep PtychoBench-Sim)."""
     idempotency_ttl_h: float = Field(default=24.0, gt=0)
     """How long an ``Idempotency-Key`` answer is kept for replays."""
 

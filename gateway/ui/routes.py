@@ -10,13 +10,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi import Path as PathParam
 from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from markdown_it import MarkdownIt
 
-from gateway.api import IMAGE_TYPES, JobsDep, ServiceDep
+from gateway.api import IMAGE_TYPES, Filter, JobsDep, ServiceDep
 from gateway.keys import ApiKey, KeyStore
 from gateway.protocol import FeedbackRequest, PredictionRecord
 from gateway.ui import views
@@ -48,7 +48,6 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 Id = Annotated[str, PathParam(min_length=1, max_length=32, pattern=r"^[0-9a-f]+$")]
-Filter = Annotated[str | None, Query(max_length=200)]
 
 
 def _when(moment: datetime | None) -> str:
