@@ -34,6 +34,7 @@ from gateway.protocol import (
     RecommendationAnswer,
 )
 from gateway.service import GatewayService, request_hash
+from gateway.store import Claim
 from services.common.errors import Conflict, NotFound
 from services.common.protocol import CleanText
 from services.common.uploads import openapi_body, read_image_body
@@ -119,7 +120,7 @@ async def _with_image(
     idempotency_key: str | None,
     endpoint: str,
     options_model: type[M],
-    call: Callable[[M, bytes, ApiKey, str | None], Awaitable[BaseModel]],
+    call: Callable[[M, bytes, ApiKey, str | None, Claim | None], Awaitable[BaseModel]],
 ) -> Response:
     """An image route: read the body, answer once per Idempotency-Key."""
     options, image = await read_image_body(request, service.settings.max_image_bytes, options_model)
@@ -128,7 +129,7 @@ async def _with_image(
         idempotency_key,
         endpoint,
         request_hash(endpoint, options, image),
-        lambda: call(options, image, key, current_request_id(request)),
+        lambda claim: call(options, image, key, current_request_id(request), claim),
     )
     return _answer(content, replayed)
 
@@ -171,7 +172,7 @@ def build_router(keys: KeyStore) -> APIRouter:
             idempotency_key,
             "recommend",
             request_hash("recommend", body),
-            lambda: service.recommend(body, key, current_request_id(request)),
+            lambda claim: service.recommend(body, key, current_request_id(request), claim),
         )
         return _answer(content, replayed)
 

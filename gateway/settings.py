@@ -43,6 +43,13 @@ class GatewaySettings(ServiceSettings):
     container keep PtychoBench-Sim)."""
     idempotency_ttl_h: float = Field(default=24.0, gt=0)
     """How long an ``Idempotency-Key`` answer is kept for replays."""
+    idempotency_wait_s: float = Field(default=120.0, ge=0)
+    """How long a request waits for the answer of another request with its
+    Idempotency-Key that is still being answered (then a 409: send it again later)."""
+    idempotency_lease_s: float = Field(default=900.0, gt=0)
+    """How long a claimed Idempotency-Key stays its request's: after that (its process
+    died mid-call) another request with the key may take it over. Longer than the
+    slowest answer (the agent's timeout and retries)."""
 
     @model_validator(mode="after")
     def _no_placeholders_in_production(self) -> GatewaySettings:

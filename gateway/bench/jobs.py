@@ -58,7 +58,7 @@ class ServicePredictor:
                 idempotency_key,
                 "diagnose",
                 request_hash("diagnose", options, image),
-                lambda: self.service.diagnose(options, image, self.key, None),
+                lambda claim: self.service.diagnose(options, image, self.key, None, claim),
             )
         return DiagnosisAnswer.model_validate(content)
 
@@ -71,7 +71,7 @@ class ServicePredictor:
                 idempotency_key,
                 "recommend",
                 request_hash("recommend", request),
-                lambda: self.service.recommend(request, self.key, None),
+                lambda claim: self.service.recommend(request, self.key, None, claim),
             )
         return RecommendationAnswer.model_validate(content)
 
