@@ -17,7 +17,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel
 
-from gateway.auth import require_scope
+from gateway.auth import require_access
 from gateway.bench.config import BenchConfig
 from gateway.bench.jobs import BenchJobs, RunningError
 from gateway.bench.store import RunInfo
@@ -136,13 +136,11 @@ async def _with_image(
 
 def build_router(keys: KeyStore) -> APIRouter:
     """The routes, with auth from ``keys``."""
-    Predict = Annotated[ApiKey, Depends(require_scope(keys, "predict"))]  # noqa: N806
-    Review = Annotated[ApiKey, Depends(require_scope(keys, "feedback"))]  # noqa: N806
-    Read = Annotated[ApiKey, Depends(require_scope(keys, "predict", "feedback"))]  # noqa: N806
-    Admin = Annotated[ApiKey, Depends(require_scope(keys, "admin"))]  # noqa: N806
-    Anyone = Annotated[  # noqa: N806
-        ApiKey, Depends(require_scope(keys, "predict", "feedback", "admin"))
-    ]
+    Predict = Annotated[ApiKey, Depends(require_access(keys, "predict"))]  # noqa: N806
+    Review = Annotated[ApiKey, Depends(require_access(keys, "review"))]  # noqa: N806
+    Read = Annotated[ApiKey, Depends(require_access(keys, "read"))]  # noqa: N806
+    Admin = Annotated[ApiKey, Depends(require_access(keys, "run benchmarks"))]  # noqa: N806
+    Anyone = Annotated[ApiKey, Depends(require_access(keys, "benchmarks"))]  # noqa: N806
     router = APIRouter(prefix="/v1", tags=["gateway"])
 
     @router.post(
