@@ -52,6 +52,9 @@ class ServiceSettings(BaseSettings):
     Empty: no key needed, allowed in development only."""
     log_format: Literal["text", "json"] = "text"
     database_url: str = "sqlite:///runs/ptychoagent.db"
+    instance_id: str | None = Field(default=None, max_length=100)
+    """Reported by ``/healthz``: whoever started the process (``ptychoagent run`` sets a
+    nonce per run) knows that what answers on the port is that process."""
 
     @model_validator(mode="after")
     def _no_placeholders_in_production(self) -> ServiceSettings:
