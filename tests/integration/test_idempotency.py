@@ -30,7 +30,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.anyio]
 ROOT = Path(__file__).resolve().parents[2]
 DATASET = ROOT / "data" / "ptychobench-sim"
 CONCURRENT = 10
-TRIALS = 3
+TRIALS = int(os.environ.get("PTYCHO_IDEMPOTENCY_TRIALS", "3"))  # read before the env is cleared
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +128,9 @@ async def test_one_key_is_one_model_call_across_processes(
             assert [a.status_code for a in answers] == [200] * CONCURRENT, [
                 a.text for a in answers if a.status_code != 200
             ]
-            assert _model_calls(diagnosis_url) - before == 1
+            calls = _model_calls(diagnosis_url) - before
+            print(f"{database} trial {trial}: {calls:.0f} model call(s)")
+            assert calls == 1
             assert len({a.json()["prediction_id"] for a in answers}) == 1
             fresh = [a for a in answers if a.headers["Idempotent-Replayed"] == "false"]
             assert len(fresh) == 1
