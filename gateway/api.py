@@ -17,7 +17,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel
 
-from gateway.auth import require_scope
+from gateway.auth import require_access
 from gateway.bench.config import BenchConfig
 from gateway.bench.jobs import BenchJobs, RunningError
 from gateway.bench.store import RunInfo
@@ -34,7 +34,9 @@ from gateway.protocol import (
     RecommendationAnswer,
 )
 from gateway.service import GatewayService, request_hash
+from gateway.store import Claim
 from services.common.errors import Conflict, NotFound
+from services.common.protocol import CleanText
 from services.common.uploads import openapi_body, read_image_body
 from services.common.web import current_request_id
 from services.diagnosis.protocol import DiagnoseOptions
@@ -44,6 +46,8 @@ M = TypeVar("M", bound=BaseModel)
 REPLAYED_HEADER = "Idempotent-Replayed"
 IMAGE_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "TIFF": "image/tiff"}
 WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(days=7)}
+Filter = Annotated[CleanText | None, Query(max_length=200)]
+"""A filter on stored predictions (the API's and the review page's)."""
 RunId = Annotated[str, PathParam(min_length=1, max_length=32, pattern=r"^[0-9a-f]+$")]
 PredictionId = Annotated[str, PathParam(min_length=1, max_length=32, pattern=r"^[0-9a-f]+$")]
 IdempotencyKey = Annotated[
@@ -116,7 +120,7 @@ async def _with_image(
     idempotency_key: str | None,
     endpoint: str,
     options_model: type[M],
-    call: Callable[[M, bytes, ApiKey, str | None], Awaitable[BaseModel]],
+    call: Callable[[M, bytes, ApiKey, str | None, Claim | None], Awaitable[BaseModel]],
 ) -> Response:
     """An image route: read the body, answer once per Idempotency-Key."""
     options, image = await read_image_body(request, service.settings.max_image_bytes, options_model)
@@ -125,20 +129,18 @@ async def _with_image(
         idempotency_key,
         endpoint,
         request_hash(endpoint, options, image),
-        lambda: call(options, image, key, current_request_id(request)),
+        lambda claim: call(options, image, key, current_request_id(request), claim),
     )
     return _answer(content, replayed)
 
 
 def build_router(keys: KeyStore) -> APIRouter:
     """The routes, with auth from ``keys``."""
-    Predict = Annotated[ApiKey, Depends(require_scope(keys, "predict"))]  # noqa: N806
-    Review = Annotated[ApiKey, Depends(require_scope(keys, "feedback"))]  # noqa: N806
-    Read = Annotated[ApiKey, Depends(require_scope(keys, "predict", "feedback"))]  # noqa: N806
-    Admin = Annotated[ApiKey, Depends(require_scope(keys, "admin"))]  # noqa: N806
-    Anyone = Annotated[  # noqa: N806
-        ApiKey, Depends(require_scope(keys, "predict", "feedback", "admin"))
-    ]
+    Predict = Annotated[ApiKey, Depends(require_access(keys, "predict"))]  # noqa: N806
+    Review = Annotated[ApiKey, Depends(require_access(keys, "review"))]  # noqa: N806
+    Read = Annotated[ApiKey, Depends(require_access(keys, "read"))]  # noqa: N806
+    Admin = Annotated[ApiKey, Depends(require_access(keys, "run benchmarks"))]  # noqa: N806
+    Anyone = Annotated[ApiKey, Depends(require_access(keys, "benchmarks"))]  # noqa: N806
     router = APIRouter(prefix="/v1", tags=["gateway"])
 
     @router.post(
@@ -168,7 +170,7 @@ def build_router(keys: KeyStore) -> APIRouter:
             idempotency_key,
             "recommend",
             request_hash("recommend", body),
-            lambda: service.recommend(body, key, current_request_id(request)),
+            lambda claim: service.recommend(body, key, current_request_id(request), claim),
         )
         return _answer(content, replayed)
 
@@ -198,9 +200,9 @@ def build_router(keys: KeyStore) -> APIRouter:
         service: ServiceDep,
         key: Read,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
-        sample_type: Annotated[str | None, Query(max_length=200)] = None,
-        instrument: Annotated[str | None, Query(max_length=200)] = None,
-        adapter: Annotated[str | None, Query(max_length=200)] = None,
+        sample_type: Filter = None,
+        instrument: Filter = None,
+        adapter: Filter = None,
         unreviewed: bool = False,
     ) -> list[PredictionRecord]:
         """The latest predictions, newest first."""

@@ -28,7 +28,7 @@ from services.common.database import make_engine, ping
 from services.common.uploads import add_schemas, image_body_bytes
 from services.common.upstream import Upstream
 from services.common.web import presented_key, service_app
-from services.diagnosis.protocol import DiagnoseRequest
+from services.diagnosis.protocol import BACKENDS, DiagnoseRequest
 
 API_PATH = "/v1/"
 IMAGE_ROUTES = ("/v1/diagnose", "/v1/analyze")
@@ -50,7 +50,7 @@ def create_app(
     keys = KeyStore(engine)
     store = PredictionStore(engine)
 
-    def upstream(name: str, what: str) -> Upstream | None:
+    def upstream(name: str, what: str, circuits: tuple[str, ...] = ()) -> Upstream | None:
         block = getattr(settings, name)
         if block is None:
             return None
@@ -59,9 +59,10 @@ def create_app(
             what,
             transport=transports.get(name),
             observer=metrics.upstream_observer(name),
+            circuits=circuits,
         )
 
-    diagnosis = upstream("diagnosis", "the diagnosis service")
+    diagnosis = upstream("diagnosis", "the diagnosis service", BACKENDS)
     agent = upstream("agent", "the ptycho_agent service")
     retriever = upstream("retriever", "the retriever")
     assert diagnosis is not None

@@ -1,8 +1,10 @@
-"""API-key auth for the gateway's routes: one FastAPI dependency per scope.
+"""API-key auth for the gateway's routes: who may do what (:data:`ACCESS`, the one rule
+the API under ``/v1`` and the review page under ``/ui`` both follow), and one FastAPI
+dependency per action.
 
 ::
 
-    PredictKey = Annotated[ApiKey, Depends(require_scope(store, "predict"))]
+    Read = Annotated[ApiKey, Depends(require_access(store, "read"))]
 
 The token comes as ``Authorization: Bearer pk_<id>_<secret>`` or ``X-API-Key``; both
 show in the OpenAPI document as security schemes. Failures are raised as
@@ -15,13 +17,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Depends
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from gateway.keys import SCOPES, TOKEN_FORMAT, ApiKey, KeyStore
 from gateway.store import retrying
+from services.common.errors import Forbidden
 
 _BEARER = HTTPBearer(
     auto_error=False,
@@ -33,6 +36,49 @@ _HEADER = APIKeyHeader(
     auto_error=False,
     description="The same API key, for clients that cannot set Authorization.",
 )
+
+
+Action = Literal["predict", "review", "read", "benchmarks", "run benchmarks"]
+ACCESS: dict[Action, tuple[str, ...]] = {
+    "predict": ("predict",),  # diagnose, recommend, analyze
+    "review": ("feedback",),  # an expert's true labels
+    "read": ("predict", "feedback"),  # predictions, their images, live F1
+    "benchmarks": ("predict", "feedback", "admin"),  # benchmark runs and their reports
+    "run benchmarks": ("admin",),
+}
+"""Which scopes admit each action, under ``/v1`` and ``/ui`` alike. Predictions and live
+F1 are read by the keys that make or review them; ``admin`` (adapters, benchmarks)
+implies neither, as no scope implies another (``gateway.keys``)."""
+
+
+def admits(key: ApiKey, action: Action) -> bool:
+    return any(scope in key.scopes for scope in ACCESS[action])
+
+
+def require(key: ApiKey, action: Action) -> None:
+    """``Forbidden`` unless one of the key's scopes admits ``action``."""
+    if not admits(key, action):
+        needed = " or ".join(repr(scope) for scope in ACCESS[action])
+        raise Forbidden(
+            f"API key {key.name!r} lacks the {needed} scope to {action} "
+            f"(it has: {', '.join(key.scopes) or 'none'})",
+            required_scope=ACCESS[action][0],
+            key_scopes=list(key.scopes),
+        )
+
+
+def require_access(store: KeyStore, action: Action) -> Callable[..., Awaitable[ApiKey]]:
+    """A dependency that admits a request whose API key is active and may ``action``."""
+
+    async def api_key(
+        bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
+        header: Annotated[str | None, Depends(_HEADER)],
+    ) -> ApiKey:
+        key = await _authenticate(store, bearer, header)
+        require(key, action)
+        return key
+
+    return api_key
 
 
 def require_scope(
@@ -49,11 +95,17 @@ def require_scope(
         bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
         header: Annotated[str | None, Depends(_HEADER)],
     ) -> ApiKey:
-        token = bearer.credentials if bearer is not None else header
-        # retried like every write: a dropped connection (a database restart) is not a 503
-        key = await asyncio.to_thread(retrying, lambda: store.authenticate(token), 5, time.sleep)
+        key = await _authenticate(store, bearer, header)
         if not any(name in key.scopes for name in alternatives):
             store.require(key, scope)
         return key
 
     return api_key
+
+
+async def _authenticate(
+    store: KeyStore, bearer: HTTPAuthorizationCredentials | None, header: str | None
+) -> ApiKey:
+    token = bearer.credentials if bearer is not None else header
+    # retried like every write: a dropped connection (a database restart) is not a 503
+    return await asyncio.to_thread(retrying, lambda: store.authenticate(token), 5, time.sleep)

@@ -24,7 +24,7 @@ from prometheus_client import Counter, Gauge
 
 from ptychobench.labels import vocabulary
 from services.common.metrics import CIRCUIT_STATES, ServiceMetrics
-from services.common.upstream import CircuitState
+from services.common.upstream import DEFAULT_CIRCUIT, CircuitState
 
 OUTCOMES = ("tp", "fp", "fn")
 
@@ -134,7 +134,8 @@ class GatewayMetrics(ServiceMetrics):
 
 class UpstreamObserver:
     """What the gateway's client of one service reports: call latency and retries under
-    the service's name, and that service's circuit state."""
+    the service's name, and the state of each of its circuits (``upstream`` is the
+    service's name, ``diagnosis:vlm`` for the circuit of one backend behind it)."""
 
     def __init__(self, metrics: GatewayMetrics, name: str) -> None:
         self.metrics = metrics
@@ -147,8 +148,9 @@ class UpstreamObserver:
     def backend_retry(self, model: str) -> None:
         self.metrics.backend_retry(self.name)
 
-    def circuit_state(self, state: CircuitState) -> None:
+    def circuit_state(self, state: CircuitState, circuit: str = DEFAULT_CIRCUIT) -> None:
+        upstream = self.name if circuit == DEFAULT_CIRCUIT else f"{self.name}:{circuit}"
         for name in CIRCUIT_STATES:
-            self.metrics.upstream_circuit.labels(upstream=self.name, state=name).set(
+            self.metrics.upstream_circuit.labels(upstream=upstream, state=name).set(
                 1 if name == state else 0
             )

@@ -7,9 +7,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from services.diagnosis.protocol import DiagnoseOptions, DiagnoseResponse
+from services.common.protocol import RequestModel, Seed
+from services.diagnosis.protocol import Backend, DiagnoseOptions, DiagnoseResponse
 from services.ptycho_agent.protocol import RecommendResponse
 
 ADAPTER_PATTERN = r"^[A-Za-z0-9._-]+$"
@@ -31,10 +32,8 @@ class RecommendationAnswer(RecommendResponse):
     prediction_id: str
 
 
-class AnalyzeSample(BaseModel):
+class AnalyzeSample(RequestModel):
     """The sample, as the diagnosis and the recommendation prompts need it."""
-
-    model_config = ConfigDict(extra="forbid")
 
     sample_type: str = Field(min_length=1, max_length=200)
     instrument: str = Field(min_length=1, max_length=200)
@@ -46,29 +45,23 @@ class AnalyzeSample(BaseModel):
     id: str | None = Field(default=None, max_length=200)
 
 
-class DiagnoseStep(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class DiagnoseStep(RequestModel):
     k: int = Field(default=0, ge=0, le=16)
     strategy: Strategy = "ssfs"
-    backend: Literal["vlm", "classifier"] | None = None
+    backend: Backend | None = None
     adapter: str | None = Field(default=None, max_length=200, pattern=ADAPTER_PATTERN)
-    seed: int = 0
+    seed: Seed = 0
 
 
-class RecommendStep(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RecommendStep(RequestModel):
     k: int = Field(default=0, ge=0, le=16)
     strategy: Strategy = "ssfs"
     adapter: str | None = Field(default=None, max_length=200, pattern=ADAPTER_PATTERN)
-    seed: int = 0
+    seed: Seed = 0
 
 
-class AnalyzeOptions(BaseModel):
+class AnalyzeOptions(RequestModel):
     """Everything but the image (the ``request`` field of a multipart upload)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     sample: AnalyzeSample
     diagnosis: DiagnoseStep = Field(default_factory=DiagnoseStep)
@@ -101,9 +94,7 @@ class Analysis(BaseModel):
     latency_s: float
 
 
-class FeedbackRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class FeedbackRequest(RequestModel):
     labels: list[str] = Field(max_length=24)
     """The true labels: artifact labels for a diagnosis, option letters for a
     recommendation. ``["No obvious artifacts"]`` / ``["L"]`` when there is nothing."""

@@ -36,12 +36,12 @@ from gateway.protocol import (
     RecommendationAnswer,
 )
 from gateway.settings import GatewaySettings
-from gateway.store import Feedback, Prediction, PredictionStore, retrying
+from gateway.store import Claim, Feedback, Prediction, PredictionStore, retrying
 from ptychobench.labels import Task, canonical_order, describe, null_label, vocabulary
 from ptychobench.metrics import score
 from ptychobench.prompts import format_parameters
-from services.common.errors import BackendError, InvalidInput, NotFound, ServiceError
-from services.common.upstream import Upstream
+from services.common.errors import BackendError, Conflict, InvalidInput, NotFound, ServiceError
+from services.common.upstream import DEFAULT_CIRCUIT, Upstream
 from services.diagnosis.protocol import DiagnoseOptions, DiagnoseResponse, ImageInfo
 from services.ptycho_agent.protocol import RecommendRequest, RecommendResponse, SampleInfo
 
@@ -114,31 +114,63 @@ class GatewayService:
         idempotency_key: str | None,
         endpoint: str,
         fingerprint: str,
-        compute: Callable[[], Awaitable[BaseModel]],
+        compute: Callable[[Claim | None], Awaitable[BaseModel]],
     ) -> tuple[dict[str, Any], bool]:
-        """The answer as JSON, and whether it is a replay. With an Idempotency-Key the
-        first answer is kept, and a request with the same key gets it again without a
-        second model call; the same key for a different request is a 422."""
+        """The answer as JSON, and whether it is a replay.
+
+        With an Idempotency-Key the model is asked once, whichever process or host
+        each request reaches: the key is claimed in the database first, ``compute``
+        stores its prediction and the answer together under that claim, and a request
+        with the same key gets the stored answer. A duplicate that arrives while the
+        first is still being answered waits for it (up to ``idempotency_wait_s``, then a
+        409 it may send again); the same key for a different request is a 422; a
+        failed call gives the key back, so the next try asks the model."""
         if idempotency_key is None:
-            return (await compute()).model_dump(mode="json"), False
+            return (await compute(None)).model_dump(mode="json"), False
         if not 1 <= len(idempotency_key) <= IDEMPOTENCY_KEY_MAX:
             raise InvalidInput(f"Idempotency-Key must have 1 to {IDEMPOTENCY_KEY_MAX} characters")
-        max_age = timedelta(hours=self.settings.idempotency_ttl_h)
+        settings = self.settings
+        max_age = timedelta(hours=settings.idempotency_ttl_h)
+        lease = timedelta(seconds=settings.idempotency_lease_s)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + settings.idempotency_wait_s
+        pause = 0.02
+        # duplicates within this process queue here; across processes, on the database
         async with self._idempotency.hold((key.id, idempotency_key)):
-            kept = await asyncio.to_thread(self.store.replay, key.id, idempotency_key, max_age)
-            if kept is None:
-                answer = (await compute()).model_dump(mode="json")
-                kept = await asyncio.to_thread(
-                    self.store.remember, key.id, idempotency_key, endpoint, fingerprint, answer
+            while True:
+                got = await asyncio.to_thread(
+                    self.store.claim, key.id, idempotency_key, endpoint, fingerprint, lease, max_age
                 )
-                if kept.response is answer:
-                    return answer, False
-            if (kept.endpoint, kept.request_hash) != (endpoint, fingerprint):
-                raise InvalidInput(
-                    f"Idempotency-Key {idempotency_key!r} was used for a different request "
-                    f"({kept.endpoint}); use a new key for a new request"
-                )
-            return kept.response, True
+                if isinstance(got, Claim):
+                    return await self._answer_claimed(got, compute), False
+                if got is not None:
+                    if (got.endpoint, got.request_hash) != (endpoint, fingerprint):
+                        raise InvalidInput(
+                            f"Idempotency-Key {idempotency_key!r} was used for a different "
+                            f"request ({got.endpoint}); use a new key for a new request"
+                        )
+                    if got.response is not None:
+                        return got.response, True
+                if loop.time() >= deadline:
+                    raise Conflict(
+                        f"a request with Idempotency-Key {idempotency_key!r} is still being "
+                        "answered; send it again later for its answer"
+                    )
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 0.5)
+
+    async def _answer_claimed(
+        self, claim: Claim, compute: Callable[[Claim | None], Awaitable[BaseModel]]
+    ) -> dict[str, Any]:
+        try:
+            answer = (await compute(claim)).model_dump(mode="json")
+            if not claim.answered:  # nothing was stored with it
+                await asyncio.to_thread(self.store.answer, claim, answer)
+        except BaseException:
+            if not claim.answered:
+                await asyncio.to_thread(self.store.release, claim)
+            raise
+        return answer
 
     # ------------------------------------------------------------------ predictions
 
@@ -159,6 +191,7 @@ class GatewayService:
             files={"image": ("image", image, "application/octet-stream")},
             data={"request": options.model_dump_json()},
             request_id=request_id,
+            circuit=options.backend or DEFAULT_CIRCUIT,  # a dead VLM leaves the classifier
         )
         return _parse(DiagnoseResponse, body, "diagnosis")
 
@@ -245,13 +278,21 @@ class GatewayService:
         )
 
     async def _keep(
-        self, predictions: Sequence[Prediction], image: tuple[bytes, ImageInfo] | None
+        self,
+        predictions: Sequence[Prediction],
+        image: tuple[bytes, ImageInfo] | None,
+        answer: BaseModel,
+        claim: Claim | None,
     ) -> None:
+        """Store the predictions, and with them the answer of the Idempotency-Key they
+        were made under (one transaction)."""
+        answered = None if claim is None else (claim, answer.model_dump(mode="json"))
+
         def write() -> None:
             if image is not None:
                 data, info = image
                 self.store.save_image(info.sha256, data, info.format, info.width, info.height)
-            self.store.add(predictions)
+            self.store.add(predictions, answered)
 
         await asyncio.to_thread(write)
         for p in predictions:
@@ -278,29 +319,45 @@ class GatewayService:
         return RecommendationAnswer(**fields, prediction_id=prediction.id)
 
     async def diagnose(
-        self, options: DiagnoseOptions, image: bytes, key: ApiKey, request_id: str | None
+        self,
+        options: DiagnoseOptions,
+        image: bytes,
+        key: ApiKey,
+        request_id: str | None,
+        claim: Claim | None = None,
     ) -> DiagnosisAnswer:
         started = time.perf_counter()
         answer = await self._diagnose(options, image, request_id)
         prediction = self._diagnosis_record(
             options, answer, key, time.perf_counter() - started, "diagnose"
         )
-        await self._keep([prediction], (image, answer.image))
-        return self._diagnosis(answer, prediction)
+        result = self._diagnosis(answer, prediction)
+        await self._keep([prediction], (image, answer.image), result, claim)
+        return result
 
     async def recommend(
-        self, request: RecommendRequest, key: ApiKey, request_id: str | None
+        self,
+        request: RecommendRequest,
+        key: ApiKey,
+        request_id: str | None,
+        claim: Claim | None = None,
     ) -> RecommendationAnswer:
         started = time.perf_counter()
         answer = await self._recommend(request, request_id)
         prediction = self._recommendation_record(
             request, answer, key, time.perf_counter() - started, "recommend"
         )
-        await self._keep([prediction], None)
-        return self._recommendation(answer, prediction)
+        result = self._recommendation(answer, prediction)
+        await self._keep([prediction], None, result, claim)
+        return result
 
     async def analyze(
-        self, options: AnalyzeOptions, image: bytes, key: ApiKey, request_id: str | None
+        self,
+        options: AnalyzeOptions,
+        image: bytes,
+        key: ApiKey,
+        request_id: str | None,
+        claim: Claim | None = None,
     ) -> Analysis:
         """Diagnose, then recommend with the detected artifacts as the observed ones;
         both predictions are kept together (or neither, if a step fails)."""
@@ -331,13 +388,14 @@ class GatewayService:
         recommendation = self._recommendation_record(
             request, advice, key, done - diagnosed_at, "analyze", analysis_id
         )
-        await self._keep([diagnosis, recommendation], (image, found.image))
-        return Analysis(
+        result = Analysis(
             analysis_id=analysis_id,
             diagnosis=self._diagnosis(found, diagnosis),
             recommendation=self._recommendation(advice, recommendation),
             latency_s=done - started,
         )
+        await self._keep([diagnosis, recommendation], (image, found.image), result, claim)
+        return result
 
     # ------------------------------------------------------------------ reading back
 

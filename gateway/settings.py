@@ -37,8 +37,19 @@ class GatewaySettings(ServiceSettings):
     max_image_bytes: int = Field(default=20_000_000, ge=1)
     reports_dir: str = "reports"
     """Where reports of runs started with ``POST /v1/benchmarks`` are written."""
+    bench_dataset_roots: list[str] = Field(default_factory=lambda: ["data"])
+    """The folders whose datasets ``POST /v1/benchmarks`` may read (relative ones count
+    from the working directory: ``data`` is the project's, where ``make run`` and the
+    container keep PtychoBench-Sim)."""
     idempotency_ttl_h: float = Field(default=24.0, gt=0)
     """How long an ``Idempotency-Key`` answer is kept for replays."""
+    idempotency_wait_s: float = Field(default=120.0, ge=0)
+    """How long a request waits for the answer of another request with its
+    Idempotency-Key that is still being answered (then a 409: send it again later)."""
+    idempotency_lease_s: float = Field(default=900.0, gt=0)
+    """How long a claimed Idempotency-Key stays its request's: after that (its process
+    died mid-call) another request with the key may take it over. Longer than the
+    slowest answer (the agent's timeout and retries)."""
 
     @model_validator(mode="after")
     def _no_placeholders_in_production(self) -> GatewaySettings:

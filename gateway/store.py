@@ -2,6 +2,13 @@
 the uploaded images (stored once per SHA-256), expert feedback, and the answers kept for
 ``Idempotency-Key`` replays.
 
+An Idempotency-Key is claimed in the database before the model is called
+(:meth:`PredictionStore.claim`: a row under the key's primary key, so of concurrent
+requests in any process on any host exactly one gets it) and answered in the
+transaction that stores the prediction (:meth:`PredictionStore.add`), so an answer is
+never stored twice nor without its key. A claim whose process died is taken over after
+its lease; a failed call gives the key back (:meth:`PredictionStore.release`).
+
 Feedback is the one write that must never be lost: :meth:`PredictionStore.add_feedback`
 retries when the database connection drops (a PostgreSQL restart), and is idempotent on
 its caller's side through the prediction id. The tables come from the project's
@@ -29,14 +36,16 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    delete,
     func,
     select,
+    update,
 )
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from services.common.database import migrate
-from services.common.errors import InvalidInput, NotFound
+from services.common.errors import Conflict, InvalidInput, NotFound
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -108,8 +117,13 @@ class IdempotencyRow(Base):
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     endpoint: Mapped[str] = mapped_column(String(50))
     request_hash: Mapped[str] = mapped_column(String(64))
-    response: Mapped[dict[str, Any]] = mapped_column(JSON)
+    response: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    """None while the claim's holder is still asking the model."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    """When the key was claimed (the lease runs from here)."""
+    claim: Mapped[str] = mapped_column(String(32))
+    """The holder's token: only it may answer or release the key."""
+    answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 @dataclass
@@ -158,11 +172,23 @@ class Feedback:
 
 @dataclass(frozen=True)
 class Replay:
-    """What an ``Idempotency-Key`` was first used for, and the answer given then."""
+    """What an ``Idempotency-Key`` was first used for, and the answer given then (None:
+    another request holds the key and is still asking the model)."""
 
     endpoint: str
     request_hash: str
-    response: dict[str, Any]
+    response: dict[str, Any] | None
+
+
+@dataclass
+class Claim:
+    """This request holds an Idempotency-Key: it asks the model, and its answer is
+    stored with the prediction (``answered`` then)."""
+
+    api_key_id: str
+    key: str
+    token: str
+    answered: bool = False
 
 
 def _prediction(row: PredictionRow) -> Prediction:
@@ -251,16 +277,26 @@ class PredictionStore:
                 out[row.prediction_id].append(_feedback(row))
         return out
 
-    def add(self, predictions: Iterable[Prediction]) -> None:
+    def add(
+        self,
+        predictions: Iterable[Prediction],
+        answer: tuple[Claim, dict[str, Any]] | None = None,
+    ) -> None:
         """Store predictions (an analysis's two in one transaction; retried while the
-        connection drops, so an answer the model gave is not lost to a restart)."""
+        connection drops, so an answer the model gave is not lost to a restart), and in
+        the same transaction the answer of the Idempotency-Key they were claimed under:
+        both are kept, or neither."""
         rows = [asdict(p) for p in predictions]
 
         def write() -> None:
             with Session(self.engine) as session, session.begin():
                 session.add_all(PredictionRow(**row) for row in rows)
+                if answer is not None:
+                    _answer(session, *answer)
 
         self._retrying(write)
+        if answer is not None:
+            answer[0].answered = True
 
     def get(self, prediction_id: str) -> Prediction:
         with Session(self.engine) as session:
@@ -361,14 +397,95 @@ class PredictionStore:
         with Session(self.engine) as session:
             return [(_prediction(p), _feedback(f)) for p, f in session.execute(query)]
 
-    def replay(self, api_key_id: str, key: str, max_age: timedelta | None = None) -> Replay | None:
-        """The answer kept for an Idempotency-Key, unless it is older than ``max_age``
-        (then it is forgotten and the key may be used afresh)."""
+    def claim(
+        self,
+        api_key_id: str,
+        key: str,
+        endpoint: str,
+        request_hash: str,
+        lease: timedelta,
+        max_age: timedelta | None = None,
+    ) -> Claim | Replay | None:
+        """Claim an Idempotency-Key for one model call, the database deciding between
+        concurrent requests (the row's primary key). A :class:`Claim` when this request
+        is to ask the model; the key's :class:`Replay` when another request answered it
+        (or holds it: ``response`` None); None when it changed hands meanwhile (ask
+        again). An answer older than ``max_age``, or a claim older than ``lease`` (its
+        holder died), is taken over."""
+        token = uuid.uuid4().hex
+        now = datetime.now(UTC)
         with Session(self.engine) as session:
+            session.add(
+                IdempotencyRow(
+                    api_key_id=api_key_id,
+                    key=key,
+                    endpoint=endpoint,
+                    request_hash=request_hash,
+                    response=None,
+                    created_at=now,
+                    claim=token,
+                    answered_at=None,
+                )
+            )
+            try:
+                session.commit()
+                return Claim(api_key_id, key, token)
+            except IntegrityError:
+                session.rollback()
             row = session.get(IdempotencyRow, (api_key_id, key))
             if row is None:
+                return None  # released or expired since the insert failed
+            if row.answered_at is None:
+                stale = now - as_utc(row.created_at) > lease
+            else:
+                stale = max_age is not None and now - as_utc(row.answered_at) > max_age
+            if not stale:
+                return Replay(row.endpoint, row.request_hash, row.response)
+            taken = session.execute(
+                update(IdempotencyRow)
+                .where(*_key(api_key_id, key), IdempotencyRow.claim == row.claim)
+                .values(
+                    endpoint=endpoint,
+                    request_hash=request_hash,
+                    response=None,
+                    created_at=now,
+                    claim=token,
+                    answered_at=None,
+                )
+            )
+            session.commit()
+            return Claim(api_key_id, key, token) if _count(taken) == 1 else None
+
+    def answer(self, claim: Claim, response: dict[str, Any]) -> None:
+        """Keep the answer of a claimed key (when no prediction was stored with it)."""
+
+        def write() -> None:
+            with Session(self.engine) as session, session.begin():
+                _answer(session, claim, response)
+
+        self._retrying(write)
+        claim.answered = True
+
+    def release(self, claim: Claim) -> None:
+        """Give a claimed key back unanswered (the call failed): the next request with
+        it asks the model."""
+        with Session(self.engine) as session, session.begin():
+            session.execute(
+                delete(IdempotencyRow).where(
+                    *_key(claim.api_key_id, claim.key),
+                    IdempotencyRow.claim == claim.token,
+                    IdempotencyRow.answered_at.is_(None),
+                )
+            )
+
+    def replay(self, api_key_id: str, key: str, max_age: timedelta | None = None) -> Replay | None:
+        """The answer kept for an Idempotency-Key, unless it is older than ``max_age``
+        (then it is forgotten and the key may be used afresh), or there is none yet."""
+        with Session(self.engine) as session:
+            row = session.get(IdempotencyRow, (api_key_id, key))
+            if row is None or row.answered_at is None or row.response is None:
                 return None
-            if max_age is not None and datetime.now(UTC) - as_utc(row.created_at) > max_age:
+            if max_age is not None and datetime.now(UTC) - as_utc(row.answered_at) > max_age:
                 session.delete(row)
                 session.commit()
                 return None
@@ -377,31 +494,45 @@ class PredictionStore:
     def remember(
         self, api_key_id: str, key: str, endpoint: str, request_hash: str, response: dict[str, Any]
     ) -> Replay:
-        """Keep an answer for its Idempotency-Key; if a concurrent request kept one
-        first, that one is returned (and is what the caller should answer)."""
-        with Session(self.engine) as session:
-            session.add(
-                IdempotencyRow(
-                    api_key_id=api_key_id,
-                    key=key,
-                    endpoint=endpoint,
-                    request_hash=request_hash,
-                    response=response,
-                    created_at=datetime.now(UTC),
-                )
-            )
-            try:
-                session.commit()
-            except IntegrityError:
-                session.rollback()
-                kept = self.replay(api_key_id, key)
-                if kept is None:  # pragma: no cover - the row that collided is gone
-                    raise InvalidInput("the Idempotency-Key could not be recorded") from None
-                return kept
-        return Replay(endpoint, request_hash, response)
+        """Keep an answer for its Idempotency-Key at once (claimed and answered); if
+        another request holds the key, its answer (or its claim) is returned."""
+        got = self.claim(api_key_id, key, endpoint, request_hash, timedelta.max)
+        if isinstance(got, Claim):
+            self.answer(got, response)
+            return Replay(endpoint, request_hash, response)
+        if got is None:  # pragma: no cover - the row that collided is gone
+            raise InvalidInput("the Idempotency-Key could not be recorded")
+        return got
 
     def _retrying(self, write: Callable[[], T]) -> T:
         return retrying(write, self.retries, self.sleep)
+
+
+def _key(api_key_id: str, key: str) -> tuple[Any, Any]:
+    return IdempotencyRow.api_key_id == api_key_id, IdempotencyRow.key == key
+
+
+def _count(result: Any) -> int:
+    return int(result.rowcount)
+
+
+def _answer(session: Session, claim: Claim, response: dict[str, Any]) -> None:
+    """Answer a claimed key in ``session``'s transaction; ``Conflict`` when the claim
+    is no longer this request's (its lease ran out and another request took the key)."""
+    answered = session.execute(
+        update(IdempotencyRow)
+        .where(
+            *_key(claim.api_key_id, claim.key),
+            IdempotencyRow.claim == claim.token,
+            IdempotencyRow.answered_at.is_(None),
+        )
+        .values(response=response, answered_at=datetime.now(UTC))
+    )
+    if _count(answered) != 1:
+        raise Conflict(
+            f"Idempotency-Key {claim.key!r} was taken over while the model answered (its "
+            "lease ran out); send the request again for the answer that counts"
+        )
 
 
 def retrying(write: Callable[[], T], retries: int, sleep: Callable[[float], None]) -> T:

@@ -4,6 +4,11 @@ dataset, the agent and diagnosis services, and the gateway, each its own process
 own port, started in order, checked ready, and stopped again (everything this module
 started, nothing else).
 
+Each service it starts answers ``/healthz`` with this run's nonce (``<PREFIX>_INSTANCE_ID``):
+a port that another program took while the engines started (the check at the start
+found it free) fails the run at once, naming the port and, where this machine shows it,
+the program that holds it; the run never talks to services it did not start.
+
 ::
 
     with Stack(StackSettings()) as stack:
@@ -12,8 +17,10 @@ started, nothing else).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -22,7 +29,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,6 +80,12 @@ FACTORIES = {
     "diagnosis": "services.diagnosis.app:create_app",
     "gateway": "gateway.app:create_app",
 }
+PREFIXES = {
+    "retriever": "RETRIEVER",
+    "agent": "AGENT",
+    "diagnosis": "DIAGNOSIS",
+    "gateway": "GATEWAY",
+}
 
 
 class Stack:
@@ -89,6 +102,8 @@ class Stack:
         self.api_key = ""
         self.gateway_url = self.settings.url("gateway")
         self.database_url = f"sqlite:///{self.state_dir / 'ptychoagent.db'}"
+        self.nonce = secrets.token_hex(8)
+        """What the services of this run answer ``/healthz`` with."""
 
     def __enter__(self) -> Self:
         try:
@@ -113,7 +128,7 @@ class Stack:
         for name, port in self.settings.ports.items():
             if _listening(self.settings.host, port):
                 raise StackError(
-                    f"port {port} ({name}) is taken: something already listens there; "
+                    f"port {port} ({name}) is taken by {_holder(port)}; "
                     "stop it, or choose other ports"
                 )
         self._start_engine()
@@ -121,6 +136,8 @@ class Stack:
         environment = self._environment()
         for name in ("retriever", "diagnosis", "agent", "gateway"):
             self._spawn(name, environment)
+        for name in ("retriever", "diagnosis", "agent"):
+            self._wait_ready(name, "/healthz")
         self._wait_ready("gateway", "/readyz")
         self.api_key = self._make_key()
 
@@ -206,6 +223,7 @@ class Stack:
             "GATEWAY_AGENT__TIMEOUT_S": "900",
             "GATEWAY_RETRIEVER__BASE_URL": s.url("retriever"),
             "GATEWAY_REPORTS_DIR": str(s.path(Path("reports"))),
+            "GATEWAY_BENCH_DATASET_ROOTS": json.dumps([str(s.path(s.dataset).parent)]),
         }
 
     def _spawn(self, name: str, environment: dict[str, str]) -> None:
@@ -228,11 +246,12 @@ class Stack:
             "--log-level",
             "warning",
         ]
+        instance = {f"{PREFIXES[name]}_INSTANCE_ID": self._instance(name)}
         with log_path.open("ab") as log_file:
             self.processes[name] = subprocess.Popen(
                 argv,
                 cwd=self.settings.root,
-                env={**clean, **environment},
+                env={**clean, **environment, **instance},
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -244,12 +263,19 @@ class Stack:
             self.settings.ports[name],
         )
 
+    def _instance(self, name: str) -> str:
+        return f"{name}-{self.nonce}"
+
     def _wait_ready(self, name: str, path: str) -> None:
+        """Wait until ``name`` answers ``path`` with 200, having made sure that what
+        answers on its port is the process this run started (its ``/healthz`` carries
+        the run's nonce); another program there fails the run at once."""
         import httpx
 
-        url = self.settings.url(name) + path
+        base = self.settings.url(name)
         deadline = time.monotonic() + self.settings.ready_timeout_s
         last = "no answer yet"
+        ours = False
         while time.monotonic() < deadline:
             for part, process in self.processes.items():
                 if process.poll() is not None:
@@ -258,8 +284,10 @@ class Stack:
                         f"see {self.state_dir / (part + '.log')}"
                     )
             try:
-                response = httpx.get(url, timeout=10)
-                if response.status_code == 200:
+                if not ours:
+                    ours = self._answers_as_ours(name, httpx.get(f"{base}/healthz", timeout=10))
+                response = httpx.get(base + path, timeout=10)
+                if response.status_code == 200 and ours:
                     return
                 last = response.text[:300]
             except httpx.HTTPError as error:
@@ -267,6 +295,26 @@ class Stack:
             time.sleep(1)
         raise StackError(
             f"{name} was not ready after {self.settings.ready_timeout_s:.0f} s: {last}"
+        )
+
+    def _answers_as_ours(self, name: str, health: Any) -> bool:
+        """Whether a ``/healthz`` answer is this run's ``name``; ``StackError`` at once
+        when it is another program's (then ours could not bind the port)."""
+        if health.status_code != 200:
+            return False  # ours, starting
+        try:
+            instance = health.json().get("instance")
+        except (ValueError, AttributeError):
+            instance = None
+        if instance == self._instance(name):
+            return True
+        port = self.settings.ports[name]
+        pid = self.processes[name].pid if name in self.processes else None
+        raise StackError(
+            f"port {port} ({name}) answers, but not as the {name} this run started "
+            f"(pid {pid}): it is taken by {_holder(port)}, which took it after the "
+            f"start-up check; stop it, or choose other ports (see "
+            f"{self.state_dir / (name + '.log')})"
         )
 
     def _make_key(self) -> str:
@@ -305,6 +353,28 @@ class Stack:
             if state is not None:
                 down(state)
                 setattr(self, attribute, None)
+
+
+def _holder(port: int) -> str:
+    """Who listens on ``port``, as far as this machine shows (Linux: ``/proc``)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":  # LISTEN
+                inodes.add(f"socket:[{fields[9]}]")
+    for process in Path("/proc").glob("[0-9]*"):
+        try:
+            if any(os.readlink(fd) in inodes for fd in (process / "fd").iterdir()):
+                command = (process / "cmdline").read_bytes().replace(b"\0", b" ").strip()
+                return f"pid {process.name} ({command.decode(errors='replace')[:200]})"
+        except OSError:
+            continue
+    return "another program (not one this user can see)"
 
 
 def _listening(host: str, port: int) -> bool:

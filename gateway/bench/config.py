@@ -27,36 +27,43 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ptychobench.data import Sample, read_release
 from ptychobench.labels import Task
+from services.common.errors import InvalidInput
+from services.common.protocol import RequestModel, Seed
+from services.diagnosis.protocol import Backend
 
-NAME_PATTERN = r"^[A-Za-z0-9._-]+$"
+NAME_PATTERN = r"^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$"
+"""A slug: letters and digits, single dots, dashes or underscores between them (never
+``.``, ``..`` nor a ``/``: run names become folder names under the reports directory)."""
 Strategy = Literal["ssfs", "rfs", "semantic"]
 NO_STRATEGY = "none"
 """The strategy of items that take no examples (k = 0, the classifier)."""
 
 
-class BenchConfigError(ValueError):
-    """The configuration cannot be read or makes no run; the message says why."""
+class BenchConfigError(InvalidInput, ValueError):
+    """The configuration cannot be read or makes no run; the message says why (a 422
+    when it came over HTTP)."""
 
 
-class ModelSpec(BaseModel):
+class ModelSpec(RequestModel):
     """One model configuration of a task: the adapter (or base model) on the engine, or
     for detection the classifier backend."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(frozen=True)
 
     name: str = Field(min_length=1, max_length=100, pattern=NAME_PATTERN)
     adapter: str | None = Field(default=None, max_length=200, pattern=NAME_PATTERN)
     """None: the service's default model."""
-    backend: Literal["vlm", "classifier"] | None = None
+    backend: Backend | None = None
     """Detection only: the VLM or the classifier (None: the service's default)."""
 
     @property
@@ -75,8 +82,8 @@ def _default_models() -> dict[Task, list[ModelSpec]]:
     }
 
 
-class BenchConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class BenchConfig(RequestModel):
+    model_config = ConfigDict(frozen=True)
 
     name: str = Field(default="default", min_length=1, max_length=100, pattern=NAME_PATTERN)
     dataset: str = "data/ptychobench-sim"
@@ -85,7 +92,7 @@ class BenchConfig(BaseModel):
     models: dict[Task, list[ModelSpec]] = Field(default_factory=_default_models)
     strategies: tuple[Strategy, ...] = ("rfs", "ssfs")
     k: tuple[int, ...] = (0, 1, 3, 5, 7)
-    seeds: tuple[int, ...] = (0,)
+    seeds: tuple[Seed, ...] = (0,)
     limit: int | None = Field(default=None, ge=1)
     concurrency: int = Field(default=4, ge=1, le=256)
     comparisons: tuple[tuple[str, str], ...] = (("sft", "base"),)
@@ -109,14 +116,21 @@ class BenchConfig(BaseModel):
             raise ValueError("needs at least one value")
         return tuple(dict.fromkeys(value))
 
+    @model_validator(mode="after")
+    def _models_for_every_task(self) -> BenchConfig:
+        for task in self.tasks:
+            models = self.models.get(task, [])
+            if not models:
+                raise ValueError(f"no models for the {task.value} task (models.{task.value})")
+            names = [m.name for m in models]
+            if len(set(names)) != len(names):
+                raise ValueError(f"models.{task.value} repeats a name: {names}")
+            if task is Task.RECOMMENDATION and any(m.backend is not None for m in models):
+                raise ValueError("models.recommendation: backend is for detection only")
+        return self
+
     def task_models(self, task: Task) -> list[ModelSpec]:
-        models = self.models.get(task, [])
-        if not models:
-            raise BenchConfigError(f"no models for the {task.value} task (models.{task.value})")
-        names = [m.name for m in models]
-        if len(set(names)) != len(names):
-            raise BenchConfigError(f"models.{task.value} repeats a name: {names}")
-        return models
+        return self.models[task]
 
     def hash(self) -> str:
         """What the answers depend on (not concurrency, nor feedback, nor the name)."""
@@ -171,6 +185,21 @@ class Item:
         )
 
 
+def allowed_dataset(dataset: str, roots: Iterable[str], base: Path) -> Path:
+    """The dataset's folder, resolved (``..`` and links followed), when it lies under one
+    of ``roots``; relative paths count from ``base``. ``BenchConfigError`` otherwise: a
+    run started over HTTP must not read whatever path its caller names."""
+    allowed = [(base / root).resolve() for root in roots]
+    path = (base / dataset).resolve()
+    if not any(path.is_relative_to(root) for root in allowed):
+        shown = ", ".join(str(root) for root in allowed) or "none"
+        raise BenchConfigError(
+            f"dataset {dataset!r} is not under an allowed dataset root ({shown}; "
+            "GATEWAY_BENCH_DATASET_ROOTS)"
+        )
+    return path
+
+
 def plan(config: BenchConfig, root: Path | None = None) -> list[Item]:
     """Every item of the run, in an order that lets the engine's prefix cache work:
     one model, seed and strategy at a time, samples of a type together, k ascending (the
@@ -193,8 +222,6 @@ def plan(config: BenchConfig, root: Path | None = None) -> list[Item]:
         samples = list(dataset.samples(task, config.split))[: config.limit]
         samples.sort(key=lambda s: (s.sample_type, s.id))
         for model in config.task_models(task):
-            if task is Task.RECOMMENDATION and model.backend is not None:
-                raise BenchConfigError(f"model {model.name!r}: backend is for detection only")
             if 0 in config.k or not model.examples:
                 items += [Item(task, model, NO_STRATEGY, 0, config.seeds[0], s) for s in samples]
             if not model.examples:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from gateway.bench.config import BenchConfig
+from gateway.bench.config import BenchConfig, allowed_dataset
 from gateway.bench.report import build_report, write_report
 from gateway.bench.runner import (
     BenchAbortError,
@@ -58,7 +58,7 @@ class ServicePredictor:
                 idempotency_key,
                 "diagnose",
                 request_hash("diagnose", options, image),
-                lambda: self.service.diagnose(options, image, self.key, None),
+                lambda claim: self.service.diagnose(options, image, self.key, None, claim),
             )
         return DiagnosisAnswer.model_validate(content)
 
@@ -71,7 +71,7 @@ class ServicePredictor:
                 idempotency_key,
                 "recommend",
                 request_hash("recommend", request),
-                lambda: self.service.recommend(request, self.key, None),
+                lambda claim: self.service.recommend(request, self.key, None, claim),
             )
         return RecommendationAnswer.model_validate(content)
 
@@ -96,7 +96,12 @@ class BenchJobs:
         self.progress: dict[str, Progress] = {}
 
     async def start(self, config: BenchConfig, key: ApiKey) -> RunInfo:
-        """Start (or resume) the run of ``config``; returns once it is recorded."""
+        """Start (or resume) the run of ``config``; returns once it is recorded.
+        ``BenchConfigError`` (a 422) when its dataset is outside the allowed roots or
+        makes no run."""
+        allowed_dataset(
+            config.dataset, self.service.settings.bench_dataset_roots, self.root or Path.cwd()
+        )
         opened: asyncio.Future[RunInfo] = asyncio.get_running_loop().create_future()
 
         async def on_start(run: RunInfo) -> None:

@@ -6,17 +6,19 @@ holds its key store), and FastAPI must see it as an object (as in ``gateway.api`
 """
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi import Path as PathParam
 from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from markdown_it import MarkdownIt
 
-from gateway.api import IMAGE_TYPES, JobsDep, ServiceDep
+from gateway.api import IMAGE_TYPES, Filter, JobsDep, ServiceDep
+from gateway.auth import Action, admits, require
 from gateway.keys import ApiKey, KeyStore
 from gateway.protocol import FeedbackRequest, PredictionRecord
 from gateway.ui import views
@@ -48,7 +50,6 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 Id = Annotated[str, PathParam(min_length=1, max_length=32, pattern=r"^[0-9a-f]+$")]
-Filter = Annotated[str | None, Query(max_length=200)]
 
 
 def _when(moment: datetime | None) -> str:
@@ -72,10 +73,18 @@ def build_ui_router(keys: KeyStore) -> APIRouter:
     templates = Jinja2Templates(directory=TEMPLATES)
     templates.env.filters["when"] = _when
 
-    async def viewer(request: Request) -> ApiKey:
-        return await session_key(request, keys)
+    def viewer(action: Action) -> Callable[[Request], Awaitable[ApiKey]]:
+        """The session's key, admitted to ``action`` by the API's rule."""
 
-    Viewer = Annotated[ApiKey, Depends(viewer)]  # noqa: N806
+        async def key(request: Request) -> ApiKey:
+            found = await session_key(request, keys)
+            require(found, action)
+            return found
+
+        return key
+
+    Reader = Annotated[ApiKey, Depends(viewer("read"))]  # noqa: N806
+    Viewer = Annotated[ApiKey, Depends(viewer("benchmarks"))]  # noqa: N806
 
     def page(
         request: Request, name: str, key: ApiKey | None, status: int = 200, **context: Any
@@ -84,7 +93,8 @@ def build_ui_router(keys: KeyStore) -> APIRouter:
             "key": key,
             "csrf": csrf_token(request),
             "csrf_field": CSRF_FIELD,
-            "can_review": key is not None and "feedback" in key.scopes,
+            "can_review": key is not None and admits(key, "review"),
+            "can_read": key is not None and admits(key, "read"),
         }
         response = templates.TemplateResponse(request, name, context, status_code=status)
         response.headers.update(SECURITY_HEADERS)
@@ -109,9 +119,11 @@ def build_ui_router(keys: KeyStore) -> APIRouter:
         check_csrf(request, _text(form.get(CSRF_FIELD)))
         target = safe_next(_text(form.get("next")))
         try:
-            await authenticate(keys, _text(form.get("api_key")))
+            key = await authenticate(keys, _text(form.get("api_key")))
         except Unauthorized as error:
             return page(request, "login.html", None, 401, next=target, error=error.detail)
+        if target == PATH and not admits(key, "read"):
+            target = f"{PATH}/benchmarks"  # the page this key may read
         response = see(target)
         set_key(response, request, (_text(form.get("api_key")) or "").strip())
         return response
@@ -130,7 +142,7 @@ def build_ui_router(keys: KeyStore) -> APIRouter:
     async def recent(
         request: Request,
         service: ServiceDep,
-        key: Viewer,
+        key: Reader,
         sample_type: Filter = None,
         instrument: Filter = None,
         adapter: Filter = None,
@@ -182,7 +194,7 @@ def build_ui_router(keys: KeyStore) -> APIRouter:
 
     @router.get("/predictions/{prediction_id}")
     async def review(
-        request: Request, prediction_id: Id, service: ServiceDep, key: Viewer, saved: bool = False
+        request: Request, prediction_id: Id, service: ServiceDep, key: Reader, saved: bool = False
     ) -> Response:
         try:
             record = await service.prediction(prediction_id)
@@ -192,7 +204,7 @@ def build_ui_router(keys: KeyStore) -> APIRouter:
 
     @router.post("/predictions/{prediction_id}")
     async def save_review(
-        request: Request, prediction_id: Id, service: ServiceDep, key: Viewer
+        request: Request, prediction_id: Id, service: ServiceDep, key: Reader
     ) -> Response:
         form = await request.form()
         check_csrf(request, _text(form.get(CSRF_FIELD)))
@@ -201,7 +213,7 @@ def build_ui_router(keys: KeyStore) -> APIRouter:
         except NotFound as error:
             return page(request, "error.html", key, 404, message=error.detail)
         labels = [value for value in form.getlist("labels") if isinstance(value, str)]
-        if "feedback" not in key.scopes:
+        if not admits(key, "review"):
             message = f"API key {key.name!r} has no 'feedback' scope: it may look, not correct."
             return await review_page(request, service, key, record, 403, labels, error=message)
         body = FeedbackRequest(
@@ -216,7 +228,7 @@ def build_ui_router(keys: KeyStore) -> APIRouter:
         return see(f"{PATH}/predictions/{prediction_id}?saved=1")
 
     @router.get("/predictions/{prediction_id}/image")
-    async def image(prediction_id: Id, service: ServiceDep, key: Viewer) -> Response:
+    async def image(prediction_id: Id, service: ServiceDep, key: Reader) -> Response:
         data, fmt = await service.image(prediction_id)
         media = IMAGE_TYPES.get(fmt.upper(), "application/octet-stream")
         return Response(
@@ -234,7 +246,7 @@ def build_ui_router(keys: KeyStore) -> APIRouter:
     async def live_f1(
         request: Request,
         service: ServiceDep,
-        key: Viewer,
+        key: Reader,
         window: Literal["24h", "7d", "all"] = "all",
     ) -> Response:
         span = WINDOWS[window]

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from services.common.upstream import CircuitState
+from services.common.upstream import DEFAULT_CIRCUIT, CircuitState
 
 __all__ = ["CONTENT_TYPE", "BoundedLabel", "ServiceMetrics"]
 
@@ -103,7 +103,8 @@ class ServiceMetrics:
     def backend_retry(self, model: str) -> None:
         self.retries.labels(model=self._model(model)).inc()
 
-    def circuit_state(self, state: CircuitState) -> None:
+    def circuit_state(self, state: CircuitState, circuit: str = DEFAULT_CIRCUIT) -> None:
+        """The state of the service's one backend circuit (its client names no other)."""
         for name in CIRCUIT_STATES:
             self.circuit.labels(state=name).set(1 if name == state else 0)
 

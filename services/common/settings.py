@@ -55,6 +55,9 @@ class ServiceSettings(BaseSettings):
     max_body_bytes: int = Field(default=1_000_000, ge=1)
     """The largest request body read, counted as it streams in (413 past it); routes
     that take an image allow that image as base64 instead."""
+    instance_id: str | None = Field(default=None, max_length=100)
+    """Reported by ``/healthz``: whoever started the process (``ptychoagent run`` sets a
+    nonce per run) knows that what answers on the port is that process."""
 
     @model_validator(mode="after")
     def _no_placeholders_in_production(self) -> ServiceSettings:

@@ -2,10 +2,15 @@
 breaker every client in the project shares.
 
 :class:`Upstream` wraps one pooled ``httpx.AsyncClient`` with timeouts, one retry policy
-(:func:`retryable` decides, exponential back-off with a cap) and a :class:`CircuitBreaker`
-that fails fast while the server is down and lets one trial request through after
-``circuit_reset_s``. httpx errors are translated into ``services.common.errors`` here and
-nowhere else. The model backend (:mod:`services.common.backend`) and the retriever client
+(:func:`retryable` decides, exponential back-off with a cap) and circuit breakers that
+fail fast while the server is down and let one trial request through after
+``circuit_reset_s``. Only signs that the server is down count against a circuit
+(:func:`counts_against_circuit` decides): an answer about the request itself (4xx, or a
+500 for one input) never does, so one caller's bad input switches nothing off for the
+others. A server that fronts several backends (the diagnosis service: the classifier
+and the VLM) gets one circuit per backend, named in :meth:`Upstream.request`. httpx
+errors are translated into ``services.common.errors`` here and nowhere else. The model
+backend (:mod:`services.common.backend`) and the retriever client
 (:mod:`services.common.examples`) are built on it.
 """
 
@@ -14,18 +19,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Literal, Protocol
 
 import httpx
 
-from services.common.errors import BackendRejected, BackendUnavailable
+from services.common.errors import BackendError, BackendRejected, BackendUnavailable
 from services.common.settings import UpstreamSettings
 
 log = logging.getLogger(__name__)
 
 CircuitState = Literal["closed", "open", "half_open"]
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+DOWN_STATUS = frozenset({502, 503, 504})
+"""What a server (or the proxy in front of it) answers when it cannot serve anyone."""
+DEFAULT_CIRCUIT = "default"
 
 
 class BackendObserver(Protocol):
@@ -35,7 +43,7 @@ class BackendObserver(Protocol):
 
     def backend_retry(self, model: str) -> None: ...
 
-    def circuit_state(self, state: CircuitState) -> None: ...
+    def circuit_state(self, state: CircuitState, circuit: str = DEFAULT_CIRCUIT) -> None: ...
 
 
 class CircuitBreaker:
@@ -99,6 +107,15 @@ def retryable(error: Exception | None = None, status: int | None = None) -> bool
     return isinstance(error, httpx.TransportError)  # connect/read/write errors, timeouts
 
 
+def counts_against_circuit(error: Exception | None = None, status: int | None = None) -> bool:
+    """The one place that decides whether a failed call says the server is down: no
+    connection, a timeout, or 502/503/504. Anything else is an answer about the request
+    (a 4xx, or a 500 that one input provoked) and leaves the circuit closed."""
+    if status is not None:
+        return status in DOWN_STATUS
+    return isinstance(error, httpx.TransportError)
+
+
 def _message(response: httpx.Response) -> str:
     try:
         body = response.json()
@@ -119,7 +136,9 @@ class Upstream:
     """One server, called with retries behind a circuit breaker.
 
     ``name`` says what the server is in error messages ("the model backend", "the
-    retriever"); the observer sees every call labelled by ``label``.
+    retriever"); the observer sees every call labelled by ``label``. ``circuits`` names
+    the backends behind the server that fail alone (each gets its own breaker, besides
+    the ``default`` one, all made here so metrics show them closed before any call).
     """
 
     def __init__(
@@ -130,6 +149,7 @@ class Upstream:
         transport: httpx.AsyncBaseTransport | None = None,
         observer: BackendObserver | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        circuits: Iterable[str] = (),
     ) -> None:
         self.settings = settings
         self.name = name
@@ -145,12 +165,22 @@ class Upstream:
             timeout=httpx.Timeout(settings.timeout_s, connect=settings.connect_timeout_s),
             limits=httpx.Limits(max_connections=settings.max_connections),
         )
-        self.circuit = CircuitBreaker(
-            settings.circuit_failures,
-            settings.circuit_reset_s,
-            on_change=observer.circuit_state if observer is not None else None,
-        )
+        self.circuits = {
+            name: self._breaker(name) for name in dict.fromkeys((DEFAULT_CIRCUIT, *circuits))
+        }
+        self.circuit = self.circuits[DEFAULT_CIRCUIT]
         self._last_error = "none recorded"
+
+    def _breaker(self, name: str) -> CircuitBreaker:
+        observer = self.observer
+        if observer is None:
+            return CircuitBreaker(self.settings.circuit_failures, self.settings.circuit_reset_s)
+        observer.circuit_state("closed", name)
+        return CircuitBreaker(
+            self.settings.circuit_failures,
+            self.settings.circuit_reset_s,
+            on_change=lambda state: observer.circuit_state(state, name),
+        )
 
     async def aclose(self) -> None:
         await self.http.aclose()
@@ -173,21 +203,27 @@ class Upstream:
         label: str = "-",
         files: dict[str, tuple[str, bytes, str]] | None = None,
         data: dict[str, str] | None = None,
+        circuit: str = DEFAULT_CIRCUIT,
     ) -> tuple[httpx.Response, int]:
         """The response (status < 400) and the attempts it took.
 
         Raises :class:`BackendRejected` when the server refuses the request (not
-        retried) and :class:`BackendUnavailable` when it is down after the retries or
-        the circuit is open. ``body`` goes as JSON; ``files`` and ``data`` as a multipart
-        upload instead.
+        retried), :class:`BackendUnavailable` when it is down after the retries or the
+        circuit is open, and :class:`BackendError` when it kept answering with an error
+        that does not say it is down (a 500). ``body`` goes as JSON; ``files`` and
+        ``data`` as a multipart upload instead. ``circuit`` is the backend the request is
+        for (one of those named at construction).
         """
         headers = {"X-Request-ID": request_id} if request_id else {}
+        breaker = self.circuits[circuit]
+        where = self.name if circuit == DEFAULT_CIRCUIT else f"{self.name} ({circuit})"
         last = self._last_error
+        down = True
         for attempt in range(1, self.settings.max_retries + 2):
-            if not self.circuit.allow():
+            if not breaker.allow():
                 raise BackendUnavailable(
-                    f"{self.name} at {self.settings.base_url} is failing; the circuit "
-                    f"is open, next try in {self.circuit.retry_in():.0f} s (last error: {last})"
+                    f"{where} at {self.settings.base_url} is failing; the circuit "
+                    f"is open, next try in {breaker.retry_in():.0f} s (last error: {last})"
                 )
             started = time.perf_counter()
             try:
@@ -196,22 +232,28 @@ class Upstream:
                 )
             except httpx.HTTPError as error:
                 self._observe(label, started, "error")
-                self.circuit.failure()
+                down = counts_against_circuit(error)
+                if down:
+                    breaker.failure()
                 last = self._last_error = f"{type(error).__name__}: {error}".rstrip(": ")
                 if not retryable(error):
                     break
             else:
-                if response.status_code < 400:
+                status = response.status_code
+                if status < 400:
                     self._observe(label, started, "ok")
-                    self.circuit.success()
+                    breaker.success()
                     return response, attempt
-                last = self._last_error = f"HTTP {response.status_code}: {_message(response)}"
-                if not retryable(status=response.status_code):
+                last = self._last_error = f"HTTP {status}: {_message(response)}"
+                down = counts_against_circuit(status=status)
+                if down:
+                    breaker.failure()
+                else:
+                    breaker.success()  # it answered about this request: the server is up
+                if not retryable(status=status):
                     self._observe(label, started, "rejected")
-                    self.circuit.success()  # it answered: the server is up
                     raise self._rejected(response)
                 self._observe(label, started, "error")
-                self.circuit.failure()
             if attempt <= self.settings.max_retries:
                 if self.observer is not None:
                     self.observer.backend_retry(label)
@@ -219,9 +261,13 @@ class Upstream:
                     self.settings.backoff_s * 2 ** (attempt - 1), self.settings.backoff_max_s
                 )
                 await self.sleep(delay)
+        attempts = self.settings.max_retries + 1
+        if not down:
+            raise BackendError(
+                f"{where} at {self.settings.base_url} failed {attempts} attempts: {last}"
+            )
         raise BackendUnavailable(
-            f"{self.name} at {self.settings.base_url} did not answer after "
-            f"{self.settings.max_retries + 1} attempts: {last}"
+            f"{where} at {self.settings.base_url} did not answer after {attempts} attempts: {last}"
         )
 
     def _rejected(self, response: httpx.Response) -> BackendRejected:

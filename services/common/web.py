@@ -218,14 +218,18 @@ def _database_outage(error: Exception) -> bool:
     return isinstance(error, DBAPIError) and error.connection_invalidated
 
 
-def operations_router(metrics: ServiceMetrics, checks: Mapping[str, Check]) -> APIRouter:
-    """``/healthz`` (the process answers), ``/readyz`` (every check passes: backend,
-    database, …; 503 naming the failing ones otherwise) and ``/metrics``."""
+def operations_router(
+    metrics: ServiceMetrics, checks: Mapping[str, Check], instance_id: str | None = None
+) -> APIRouter:
+    """``/healthz`` (the process answers, with its ``instance_id`` when it has one),
+    ``/readyz`` (every check passes: backend, database, …; 503 naming the failing ones
+    otherwise) and ``/metrics``."""
     router = APIRouter(tags=["operations"])
+    health = {"status": "ok"} | ({"instance": instance_id} if instance_id else {})
 
     @router.get("/healthz")
     async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+        return health
 
     @router.get("/readyz")
     async def readyz() -> Response:
@@ -347,7 +351,7 @@ def service_app(
     app = FastAPI(title=title, version="1", lifespan=lifespan)
     app.state.service = service
     install_error_handlers(app)
-    app.include_router(operations_router(metrics, checks))
+    app.include_router(operations_router(metrics, checks, settings.instance_id))
     guard = [Depends(api_key_guard(settings))] if guarded else []
     app.include_router(router, dependencies=guard)
     app.add_middleware(

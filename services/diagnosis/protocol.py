@@ -7,15 +7,19 @@ the other fields as a JSON form field ``request``.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from services.common.protocol import RequestModel, Seed
+
+Backend = Literal["vlm", "classifier"]
+BACKENDS: tuple[str, ...] = get_args(Backend)
+"""The models that can answer a diagnosis; each fails alone (a circuit each)."""
 
 
-class SampleMeta(BaseModel):
+class SampleMeta(RequestModel):
     """What is known about the reconstruction besides its image."""
-
-    model_config = ConfigDict(extra="forbid")
 
     sample_type: str = Field(default="unknown", min_length=1, max_length=200)
     instrument: str = Field(default="", max_length=200)
@@ -24,19 +28,17 @@ class SampleMeta(BaseModel):
     """The sample's id when it is one of the pool's (never shown as its own example)."""
 
 
-class DiagnoseOptions(BaseModel):
+class DiagnoseOptions(RequestModel):
     """Everything but the image (the ``request`` field of a multipart upload)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     sample: SampleMeta = Field(default_factory=SampleMeta)
     k: int = Field(default=0, ge=0, le=16)
     strategy: Literal["ssfs", "rfs", "semantic"] = "ssfs"
-    backend: Literal["vlm", "classifier"] | None = None
+    backend: Backend | None = None
     """Which model answers (default: the service's ``default_backend``)."""
     adapter: str | None = Field(default=None, max_length=200, pattern=r"^[A-Za-z0-9._-]+$")
     """The VLM adapter (or base model) to use; for the classifier, its name."""
-    seed: int = 0
+    seed: Seed = 0
 
 
 class DiagnoseRequest(DiagnoseOptions):

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from services.common.labels import ArtifactList
+from services.common.protocol import RequestModel, Seed
 
 
-class SampleInfo(BaseModel):
+class SampleInfo(RequestModel):
     """The paper's *SAMPLE INFORMATION* block."""
-
-    model_config = ConfigDict(extra="forbid")
 
     package: str = Field(default="pty-chi", max_length=100)
     instrument: str = Field(min_length=1, max_length=200)
@@ -26,9 +25,7 @@ class SampleInfo(BaseModel):
     """Current reconstruction parameters, ``name: value`` as in the prompt."""
 
 
-class RecommendRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RecommendRequest(RequestModel):
     sample: SampleInfo
     sample_id: str | None = Field(default=None, max_length=200)
     """The sample's id when it is one of the pool's (never shown as its own example)."""
@@ -37,7 +34,7 @@ class RecommendRequest(BaseModel):
     """``semantic`` needs the retriever service."""
     adapter: str | None = Field(default=None, max_length=200, pattern=r"^[A-Za-z0-9._-]+$")
     """The served model or LoRA adapter (default: the service's)."""
-    seed: int = 0
+    seed: Seed = 0
 
 
 class OptionChange(BaseModel):

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from ptychobench.labels import Task
 from services.common.labels import ArtifactList, OptionList
+from services.common.protocol import RequestModel, Seed
 
 ID_PATTERN = r"^[A-Za-z0-9._:-]+$"
 StrategyName = Literal["ssfs", "rfs", "semantic"]
 
 
-class Query(BaseModel):
+class Query(RequestModel):
     """The sample examples are chosen for."""
-
-    model_config = ConfigDict(extra="forbid")
 
     sample_type: str = Field(min_length=1, max_length=200)
     id: str | None = Field(default=None, max_length=200)
@@ -25,14 +24,12 @@ class Query(BaseModel):
     instrument: str = Field(default="", max_length=200)
 
 
-class SelectRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SelectRequest(RequestModel):
     task: Task
     query: Query
     k: int = Field(ge=0, le=64)
     strategy: StrategyName = "ssfs"
-    seed: int = 0
+    seed: Seed = 0
     images: bool = True
     """Return detection examples' images (base64)."""
 
@@ -70,10 +67,8 @@ class SelectResponse(BaseModel):
     latency_s: float
 
 
-class AddExampleRequest(BaseModel):
+class AddExampleRequest(RequestModel):
     """One annotated example: from an ingest, or an expert's correction (``feedback``)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     task: Task
     id: str = Field(min_length=1, max_length=200, pattern=ID_PATTERN)

@@ -42,8 +42,12 @@ class Apps:
 
     def keys(self) -> dict[str, str]:
         """One key per scope, named ``<scope>-key`` (the gateway's database migrated)."""
-        store = KeyStore(make_engine(self.database))
-        return {scope: store.create(f"{scope}-key", [scope])[1] for scope in SCOPES}
+        engine = make_engine(self.database)
+        try:
+            store = KeyStore(engine)
+            return {scope: store.create(f"{scope}-key", [scope])[1] for scope in SCOPES}
+        finally:
+            engine.dispose()  # no connection left for the garbage collector to close
 
 
 @dataclass
@@ -132,4 +136,17 @@ async def stack(apps: Apps) -> AsyncIterator[Stack]:
 @pytest.fixture
 async def postgres_stack(postgres_apps: Apps) -> AsyncIterator[Stack]:
     async with _running(postgres_apps) as running:
+        yield running
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_apps(request: pytest.FixtureRequest) -> Apps:
+    """The apps over SQLite, then over PostgreSQL: for what the two databases take
+    differently (int4 columns, NUL bytes in text)."""
+    return request.getfixturevalue("apps" if request.param == "sqlite" else "postgres_apps")
+
+
+@pytest.fixture
+async def any_stack(any_apps: Apps) -> AsyncIterator[Stack]:
+    async with _running(any_apps) as running:
         yield running
