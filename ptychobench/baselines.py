@@ -220,11 +220,21 @@ def recommendation_rule(artifacts: Iterable[str], parameters: str = "") -> list[
     return canonical_order(letters, Task.RECOMMENDATION)
 
 
+# ----------------------------------------------------------------------- against a floor
+
+
+def clears(ci_low: float | None, floor: float) -> bool:
+    """Whether a system's interval clears a baseline: its lower bound lies strictly
+    above the baseline's score. No interval (nothing scored) clears nothing."""
+    return ci_low is not None and ci_low > floor
+
+
 __all__ = [
     "ARTIFACT_LETTERS",
     "FEW_ITERATIONS",
     "ConstantAnswer",
     "best_constant",
+    "clears",
     "example_vote",
     "recommendation_rule",
     "sample_type_vote",
