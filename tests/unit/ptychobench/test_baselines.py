@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from ptychobench.baselines import example_vote
@@ -34,7 +36,7 @@ def test_null_label_loses_to_a_concrete_label() -> None:
 # ----------------------------------------------------------------------- best constant
 
 
-def _brute_force(truths: list[tuple[str, ...]], vocab: tuple[str, ...]) -> float:
+def _brute_force(truths: Sequence[tuple[str, ...]], vocab: tuple[str, ...]) -> float:
     from itertools import combinations
 
     from ptychobench.metrics import score
@@ -164,3 +166,12 @@ def test_recommendation_rule_reads_what_is_already_set() -> None:
     assert recommendation_rule(["Local distortion"], other) == ["K"]
     assert recommendation_rule(["Halo artifacts"], "") == ["J"]
     assert recommendation_rule(["Line artifacts"], "variable probe correction: on") == ["I"]
+
+
+def test_clears_needs_the_lower_bound_strictly_above_the_floor() -> None:
+    from ptychobench.baselines import clears
+
+    assert clears(0.41, 0.40)
+    assert not clears(0.40, 0.40)
+    assert not clears(0.2, 0.40)
+    assert not clears(None, 0.0)
