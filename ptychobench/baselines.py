@@ -167,10 +167,21 @@ def _parameters(text: str) -> dict[str, str]:
     return out
 
 
-def _find(parameters: dict[str, str], *words: str, avoid: Iterable[str] = ()) -> str | None:
+_ITERATIONS: Final = (("iter", "epoch"),)
+_POSITIONS: Final = (("pos",), ("corr", "optimi"))
+_OPR: Final = (("opr", "orthogonal probe", "variable probe"),)
+"""How the listings people write name a parameter: every group must match, by any of its
+alternatives (``num_epochs``, ``nIterations``, ``iters``; ``poscorr``,
+``probe_position_options.optimizable``; ``nmodes_opr``, ...)."""
+
+
+def _find(
+    parameters: dict[str, str], groups: tuple[tuple[str, ...], ...], avoid: Iterable[str] = ()
+) -> str | None:
     avoided = tuple(avoid)
     for name, value in parameters.items():
-        if all(w in name for w in words) and not any(a in name for a in avoided):
+        matches = all(any(word in name for word in group) for group in groups)
+        if matches and not any(word in name for word in avoided):
             return value
     return None
 
@@ -179,6 +190,8 @@ def _switch(value: str | None) -> bool | None:
     """True for on, False for off, None when unstated or unclear."""
     if value is None:
         return None
+    if value.strip().isdigit():
+        return int(value) != 0
     on, off = _ON.search(value) is not None, _OFF.search(value) is not None
     return on if on != off else None
 
@@ -200,11 +213,12 @@ def recommendation_rule(artifacts: Iterable[str], parameters: str = "") -> list[
     """
     observed = [a for a in dict.fromkeys(artifacts) if a != NO_ARTIFACTS]
     listing = _parameters(parameters)
-    positions = _switch(_find(listing, "pos", "correct"))
-    opr = _number(_find(listing, "opr"))
+    positions = _switch(_find(listing, _POSITIONS, avoid=("affine",)))
+    opr_text = _find(listing, _OPR)
+    opr = _number(opr_text)
     if opr is None:
-        opr = {True: 1, False: 0, None: None}[_switch(_find(listing, "variable probe"))]
-    iterations = _number(_find(listing, "iteration", avoid=("start", "probe", "every")))
+        opr = {True: 1, False: 0, None: None}[_switch(opr_text)]
+    iterations = _number(_find(listing, _ITERATIONS, avoid=("start", "probe", "every")))
     letters: set[str] = set()
     for artifact in observed:
         for letter in ARTIFACT_LETTERS.get(artifact, ()):

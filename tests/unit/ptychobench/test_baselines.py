@@ -175,3 +175,24 @@ def test_clears_needs_the_lower_bound_strictly_above_the_floor() -> None:
     assert not clears(0.40, 0.40)
     assert not clears(0.2, 0.40)
     assert not clears(None, 0.0)
+
+
+@pytest.mark.parametrize(
+    "listing",
+    [
+        "num_epochs: 20\nprobe_position_options.optimizable: False\nnum_opr_modes: 1",
+        "- Number of iterations: 20 iterations\n- Probe position correction: disabled\n"
+        "- Orthogonal probe relaxation (OPR) modes: 1",
+        "iters: 20\npos. corr.: no\nOPR: 1",
+        "• nIterations: 20\n• positionCorrection: false\n• oprModes: 1",
+        "n_iter = 20\nposcorr = 0\nposcorr_affine = 1\nnmodes_opr = 1",
+    ],
+)
+def test_recommendation_rule_reads_the_ways_people_list_parameters(listing: str) -> None:
+    from ptychobench.baselines import recommendation_rule
+
+    # 20 iterations: K; position correction off: G; OPR modes on: I for lines
+    assert recommendation_rule(["Local distortion", "Line artifacts"], listing) == ["G", "I", "K"]
+    on = listing.replace("False", "True").replace("disabled", "enabled").replace(": no", ": yes")
+    on = on.replace(": false", ": true").replace("poscorr = 0", "poscorr = 1")
+    assert recommendation_rule(["Local distortion"], on) == ["K"]
