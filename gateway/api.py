@@ -79,6 +79,7 @@ REPORT_FILES = {
     "report.md": "text/markdown; charset=utf-8",
     "cells.csv": "text/csv; charset=utf-8",
     "f1_vs_k.png": "image/png",
+    "baselines.csv": "text/csv; charset=utf-8",
 }
 
 
@@ -273,8 +274,8 @@ def build_router(keys: KeyStore) -> APIRouter:
         responses={200: {"content": {media: {} for media in REPORT_FILES.values()}}},
     )
     async def benchmark_file(run_id: RunId, name: str, jobs: JobsDep, key: Anyone) -> Response:
-        """A file of a finished run's report: report.json, report.md, cells.csv or
-        f1_vs_k.png."""
+        """A file of a finished run's report: report.json, report.md, cells.csv,
+        f1_vs_k.png or baselines.csv."""
         if name not in REPORT_FILES:
             raise NotFound(f"no report file {name!r}; one of {sorted(REPORT_FILES)}")
         run = await asyncio.to_thread(jobs.store.get, run_id)

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from gateway.bench.baselines import read_dataset
 from gateway.bench.config import BenchConfig, allowed_dataset
 from gateway.bench.report import build_report, write_report
 from gateway.bench.runner import (
@@ -122,7 +123,8 @@ class BenchJobs:
                     on_start=on_start,
                 )
                 items = await asyncio.to_thread(self.store.items, run.id)
-                report = build_report(items, run_record(run, config.dataset))
+                dataset = await asyncio.to_thread(read_dataset, config.dataset, self.root)
+                report = build_report(items, run_record(run, config.dataset), dataset=dataset)
                 out = self.reports_dir / config.name
                 await asyncio.to_thread(write_report, report, out)
                 await asyncio.to_thread(

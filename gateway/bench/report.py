@@ -3,7 +3,8 @@
 :func:`build_report` turns the answered items of a run (:class:`~gateway.bench.records.
 ItemResult`) into a :class:`Report` of plain, JSON-ready data; it reads and writes
 nothing. :func:`write_report` writes it out (``report.md``, ``cells.csv``,
-``report.json``, ``f1_vs_k.png``) and :func:`render_tables` gives the console's tables.
+``report.json``, ``f1_vs_k.png``, ``baselines.csv``) and :func:`render_tables` gives
+the console's tables.
 
 What the numbers are (PtychoBench's metric, over the task's fixed vocabulary, see
 :mod:`ptychobench.metrics`):
@@ -26,6 +27,11 @@ What the numbers are (PtychoBench's metric, over the task's fixed vocabulary, se
   first cell in report order, the others are listed). For it, per-class precision,
   recall and F1 over the vocabulary (Table 9) and micro scores per sample type
   (Table 10) of its pooled answers.
+* ``baselines`` are, per task, the best constant answer (an oracle chosen on the
+  evaluated items) and a simple rule, scored on the same items with the same bootstrap;
+  every cell carries whether its interval clears the best constant and its paired
+  difference from it, and one that does not is marked wherever it is shown
+  (:mod:`gateway.bench.baselines`).
 * ``comparisons`` are paired bootstraps (:func:`ptychobench.bootstrap.paired_bootstrap`)
   of pooled micro-F1, A − B, on the same items matched by (sample id, seed) within the
   same task, strategy and k, items that failed in either system left out: each pair of
@@ -49,16 +55,20 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Final, TypedDict
+from typing import TYPE_CHECKING, Any, Final, TypedDict
 
 import numpy as np
 from rich.table import Table
 
+from gateway.bench import baselines as bl
 from gateway.bench.records import ItemResult, RunRecord
 from ptychobench.bootstrap import bootstrap, paired_bootstrap
 from ptychobench.labels import Task, vocabulary
 from ptychobench.metrics import BoolMatrix, binarize, parity_score, score
 from ptychobench.prompts import format_answer
+
+if TYPE_CHECKING:
+    from ptychobench.data import Dataset
 
 CONFIDENCE: Final = 0.95
 NO_STRATEGY: Final = "none"
@@ -70,6 +80,7 @@ FILES: Final[dict[str, str]] = {
     "csv": "cells.csv",
     "json": "report.json",
     "png": "f1_vs_k.png",
+    "baselines": "baselines.csv",
 }
 """What :func:`write_report` writes: key of the returned mapping → file name."""
 _MAX_ERROR_TEXT: Final = 200
@@ -82,8 +93,10 @@ class SeedScore(TypedDict):
     micro_f1: float | None
 
 
-class Cell(TypedDict):
-    """One (task, model, strategy, k) of the run."""
+class Cell(bl.VsConstant):
+    """One (task, model, strategy, k) of the run; the keys of
+    :class:`~gateway.bench.baselines.VsConstant` say whether its pooled interval clears
+    the best constant (None: nothing scored) and by how much it differs from it."""
 
     task: str
     model: str
@@ -145,6 +158,7 @@ class Best(TypedDict):
     n_seeds: int
     micro_f1: float
     ties: list[str]
+    clears_constant: bool | None
     per_class: list[ClassScore]
     per_sample_type: list[SampleTypeScore]
 
@@ -199,6 +213,7 @@ class Report:
     best: dict[str, Best] = field(default_factory=dict)
     comparisons: list[Comparison] = field(default_factory=list)
     totals: list[Totals] = field(default_factory=list)
+    baselines: list[bl.Baseline] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     """What the report could not give, and why, in words."""
 
@@ -211,6 +226,7 @@ class Report:
             "best": self.best,
             "comparisons": self.comparisons,
             "totals": self.totals,
+            "baselines": self.baselines,
             "missing": self.missing,
         }
 
@@ -415,6 +431,11 @@ def _cell(
         macro_f1_present=None,
         mean_latency_s=_mean([item.latency_s for item in scored]),
         parity_micro_f1=None,
+        clears_constant=None,
+        minus_constant=None,
+        minus_constant_ci_low=None,
+        minus_constant_ci_high=None,
+        minus_constant_p=None,
     )
     if not scored:
         missing.append(f"{_cell_name(key)}: no scored items ({cell['errors']} failed)")
@@ -458,6 +479,7 @@ def _best(task: str, cells: Sequence[Cell], members: dict[_CellKey, list[ItemRes
         n_seeds=sum(entry["micro_f1"] is not None for entry in chosen["per_seed"]),
         micro_f1=chosen["micro_f1"],
         ties=[f"{c['model']} {c['strategy']} k={c['k']}" for c in winners[1:]],
+        clears_constant=chosen["clears_constant"],
         per_class=[
             ClassScore(
                 label=label,
@@ -633,10 +655,13 @@ def build_report(
     *,
     n_resamples: int = 2000,
     seed: int = 0,
+    dataset: Dataset | None = None,
 ) -> Report:
     """The run's report (see the module's docstring for what each number is).
 
     ``n_resamples`` and ``seed`` drive every bootstrap (each one starts from ``seed``).
+    ``dataset`` (the run's, see :func:`gateway.bench.baselines.read_dataset`) is what
+    the simple rule reads; without it the report has the best constant only.
     Raises ``ValueError`` for items answered twice, for labels outside the task's
     vocabulary, and for matched items whose truths differ; anything merely absent
     (no items, no scored items, a seed that failed entirely) goes into ``missing``.
@@ -669,6 +694,17 @@ def build_report(
     cells = [_cell(key, members[key], n_resamples, seed, missing, parity) for key in keys]
 
     tasks = sorted({cell["task"] for cell in cells})
+    baselines: list[bl.Baseline] = []
+    for task in tasks:
+        found = bl.task_baselines(
+            kept, task, record.split, dataset, n_resamples, seed, CONFIDENCE, missing
+        )
+        baselines += found
+        for key, cell in zip(keys, cells, strict=True):
+            if found and key[0] == task:
+                scored = [item for item in members[key] if item.error is None]
+                vs = bl.against_constant(cell, scored, found[0], n_resamples, seed, CONFIDENCE)
+                cell.update(vs)  # type: ignore[typeddict-item]  # VsConstant is Cell's base
     best: dict[str, Best] = {}
     for task in tasks:
         scored_cells = [c for c in cells if c["task"] == task and c["mean_micro_f1"] is not None]
@@ -697,6 +733,7 @@ def build_report(
         best=best,
         comparisons=comparisons,
         totals=_totals(kept),
+        baselines=baselines,
         missing=missing,
     )
 
@@ -742,14 +779,30 @@ def _is_best(report: Report, cell: Cell) -> bool:
     )
 
 
+def _baseline_rows(report: Report, task: str, ks: Sequence[int], ci: bool) -> list[list[str]]:
+    """The baselines of a task as matrix rows: the same value under every k."""
+    out: list[list[str]] = []
+    for b in (b for b in report.baselines if b["task"] == task):
+        text = _f(b["micro_f1"])
+        if ci:
+            text += f" [{_f(b['ci_low'])}, {_f(b['ci_high'])}]"
+        out.append([bl.label(b["name"]), "baseline", *[text] * len(ks)])
+    return out
+
+
+def _marked(text: str, cell: Cell | None) -> str:
+    return f"{text} {bl.MARK}" if cell is not None and bl.marked(cell) and text else text
+
+
 def render_tables(report: Report) -> list[Table]:
     """One console table per task: mean ± std over seeds of micro-F1, rows model ×
-    strategy, columns k, the best cell in bold."""
+    strategy, columns k, the best cell in bold, the baselines below the models and
+    :data:`~gateway.bench.baselines.MARK` on cells that do not clear the best constant."""
     tables: list[Table] = []
     for task in report.tasks:
         cells = report.task_cells(task)
         rows, ks = _rows(cells)
-        table = Table(title=f"{task}: micro-F1, mean ± std over seeds")
+        table = Table(title=f"{task}: micro-F1, mean ± std over seeds", caption=bl.LEGEND)
         table.add_column("model")
         table.add_column("strategy")
         for k in ks:
@@ -762,8 +815,10 @@ def render_tables(report: Report) -> list[Table]:
                 text = "" if cell is None else _mean_std(cell)
                 if cell is not None and _is_best(report, cell):
                     text = f"[bold]{text}[/bold]"
-                values.append(text)
+                values.append(_marked(text, cell))
             table.add_row(model, _strategy_label(strategy), *values)
+        for row in _baseline_rows(report, task, ks, ci=False):
+            table.add_row(*row, style="dim")
         tables.append(table)
     return tables
 
@@ -781,7 +836,9 @@ def _md_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[s
     return lines
 
 
-def _md_matrix(report: Report, task: str, render: Any) -> list[str]:
+def _md_matrix(report: Report, task: str, render: Any, ci: bool | None = None) -> list[str]:
+    """Rows model × strategy, columns k; with ``ci`` not None, the baselines below (their
+    intervals too when ``ci``)."""
     cells = report.task_cells(task)
     rows, ks = _rows(cells)
     lookup = {(c["model"], c["strategy"], c["k"]): c for c in cells}
@@ -793,8 +850,10 @@ def _md_matrix(report: Report, task: str, render: Any) -> list[str]:
             text = "" if cell is None else str(render(cell))
             if cell is not None and _is_best(report, cell) and text != "—":
                 text = f"**{text}**"
-            values.append(text)
+            values.append(_marked(text, cell))
         body.append(values)
+    if ci is not None:
+        body += _baseline_rows(report, task, ks, ci)
     return _md_table(["model", "strategy", *[f"k={k}" for k in ks]], body)
 
 
@@ -841,6 +900,8 @@ def _explanation(report: Report) -> list[str]:
         "counted as parse failures. k = 0 answers take no examples and fill the k = 0 "
         "column of every strategy. The best cell of each task (highest mean) is in bold.",
         "",
+        bl.explanation(),
+        "",
     ]
 
 
@@ -848,9 +909,10 @@ def _task_section(report: Report, task: str) -> list[str]:
     cells = report.task_cells(task)
     lines = [f"## {task.capitalize()}", ""]
     lines += [f"### Micro-F1, mean ± std over seeds ({task})", ""]
-    lines += [*_md_matrix(report, task, _mean_std), ""]
+    lines += [*_md_matrix(report, task, _mean_std, ci=False), ""]
     lines += [f"### Pooled micro-F1 [{report.settings['confidence']:.0%} CI] ({task})", ""]
-    lines += [*_md_matrix(report, task, _pooled), ""]
+    lines += [*_md_matrix(report, task, _pooled, ci=True), "", bl.LEGEND + ".", ""]
+    lines += _baseline_section(report, task)
     if any(c["parity_micro_f1"] is not None for c in report.task_cells(task)):
         lines += [f"### Pooled micro-F1 as the published code scored it ({task})", ""]
         lines += [*_md_matrix(report, task, lambda c: _f(c["parity_micro_f1"])), ""]
@@ -879,7 +941,7 @@ def _task_section(report: Report, task: str) -> list[str]:
                 c["n_scored"],
                 c["n_seeds"],
                 _mean_std(c),
-                _pooled(c),
+                _marked(_pooled(c), c),
                 _f(c["macro_f1"]),
                 c["parse_failures"],
                 c["errors"],
@@ -895,12 +957,21 @@ def _task_section(report: Report, task: str) -> list[str]:
         return lines
     where = f"{best['model']} {_strategy_label(best['strategy'])} k={best['k']}"
     ties = f" (tied with {', '.join(best['ties'])})" if best["ties"] else ""
+    weak = best["clears_constant"] is False
     lines += [
-        f"### Best cell: {_md_text(where)}",
+        f"### Highest-scoring cell: {_md_text(where)} {bl.MARK}"
+        if weak
+        else f"### Best cell: {_md_text(where)}",
         "",
         f"Mean micro-F1 {_f(best['mean_micro_f1'])} ± {_f(best['std_micro_f1'])} over "
         f"{best['n_seeds']} seed(s), pooled {_f(best['micro_f1'])}{_md_text(ties)}. "
-        "Per-class and per-sample-type scores pool its seeds' answers.",
+        + (
+            "It does not clear the best constant answer, so no model of this task has "
+            "shown that it works here. "
+            if weak
+            else ""
+        )
+        + "Per-class and per-sample-type scores pool its seeds' answers.",
         "",
         "Per class:",
         "",
@@ -931,6 +1002,17 @@ def _task_section(report: Report, task: str) -> list[str]:
     return lines
 
 
+def _baseline_section(report: Report, task: str) -> list[str]:
+    found = [b for b in report.baselines if b["task"] == task]
+    if not found:
+        return []
+    lines = [f"### Baselines ({task}, split {_md_text(found[0]['split'])})", ""]
+    lines += [*_md_table(bl.BASELINE_HEADER, bl.baseline_rows(found)), ""]
+    lines += [f"### Against the best constant ({task})", "", bl.VS_TEXT, ""]
+    rows = bl.vs_constant_rows(report.task_cells(task), _strategy_label)
+    return [*lines, *_md_table(bl.VS_HEADER, rows), ""]
+
+
 def _comparison_section(report: Report) -> list[str]:
     lines = [
         "## Paired comparisons",
@@ -957,6 +1039,21 @@ def _comparison_section(report: Report) -> list[str]:
         ]
 
     tail = ["n", "F1 A", "F1 B", "A − B", "CI", "p"]
+
+    def mark(c: Comparison, side: str, text: str) -> str:
+        """``text``, marked when side a's or b's cell does not clear the best constant."""
+        model, strategy = (
+            (c["a_model"], c["a_strategy"]) if side == "a" else (c["b_model"], c["b_strategy"])
+        )
+        cells = report.task_cells(c["task"])
+        found = [
+            x
+            for x in cells
+            if (x["model"], x["k"]) == (model, c["k"])
+            and strategy in (x["strategy"], *x["sources"])
+        ]
+        return _marked(text, found[0] if found else None)
+
     models = [c for c in report.comparisons if c["kind"] == "models"]
     strategies = [c for c in report.comparisons if c["kind"] == "strategies"]
     if models:
@@ -964,7 +1061,12 @@ def _comparison_section(report: Report) -> list[str]:
         lines += _md_table(
             ["task", "A", "B", "strategy", "k", *tail],
             [
-                numbers(c, c["a_model"], c["b_model"], _strategy_label(c["a_strategy"]))
+                numbers(
+                    c,
+                    mark(c, "a", c["a_model"]),
+                    mark(c, "b", c["b_model"]),
+                    _strategy_label(c["a_strategy"]),
+                )
                 for c in models
             ],
         )
@@ -974,7 +1076,12 @@ def _comparison_section(report: Report) -> list[str]:
         lines += _md_table(
             ["task", "model", "A", "B", "k", *tail],
             [
-                numbers(c, c["a_model"], c["a_strategy"].upper(), c["b_strategy"].upper())
+                numbers(
+                    c,
+                    c["a_model"],
+                    mark(c, "a", c["a_strategy"].upper()),
+                    mark(c, "b", c["b_strategy"].upper()),
+                )
                 for c in strategies
             ],
         )
@@ -1047,6 +1154,11 @@ CSV_COLUMNS: Final[tuple[str, ...]] = (
     "macro_f1_present",
     "mean_latency_s",
     "parity_micro_f1",
+    "clears_constant",
+    "minus_constant",
+    "minus_constant_ci_low",
+    "minus_constant_ci_high",
+    "minus_constant_p",
 )
 
 
@@ -1073,7 +1185,8 @@ def render_csv(report: Report) -> str:
 def render_plot(report: Report) -> bytes:
     """Mean micro-F1 against k, one subplot per task, one line per model × strategy,
     error bars the std over seeds; one colour per model, one line style per strategy; a
-    model that takes no examples is a dotted level. PNG bytes."""
+    model that takes no examples is a dotted level, the baselines grey levels. PNG
+    bytes."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -1107,6 +1220,16 @@ def render_plot(report: Report) -> bytes:
                     capsize=3,
                     label=f"{model} {_strategy_label(strategy)}",
                 )
+        for b, style in zip(
+            (b for b in report.baselines if b["task"] == task), ("--", "-."), strict=False
+        ):
+            ax.axhline(
+                b["micro_f1"],
+                color="0.4",
+                linestyle=style,
+                linewidth=1.0,
+                label=bl.label(b["name"]),
+            )
         ax.set_title(task)
         ax.set_xlabel("k (examples)")
         ax.set_ylabel("micro-F1 (mean ± std over seeds)")
@@ -1138,9 +1261,9 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 def write_report(report: Report, out_dir: Path) -> dict[str, Path]:
-    """Write ``report.md``, ``cells.csv``, ``report.json`` and ``f1_vs_k.png`` into
-    ``out_dir`` (made if need be), each atomically; returns their paths by the keys of
-    :data:`FILES`."""
+    """Write ``report.md``, ``cells.csv``, ``report.json``, ``f1_vs_k.png`` and
+    ``baselines.csv`` into ``out_dir`` (made if need be), each atomically; returns their
+    paths by the keys of :data:`FILES`."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     contents = {
@@ -1148,6 +1271,7 @@ def write_report(report: Report, out_dir: Path) -> dict[str, Path]:
         "csv": render_csv(report).encode(),
         "json": report.to_json().encode(),
         "png": render_plot(report),
+        "baselines": bl.render_csv(report.baselines).encode(),
     }
     paths: dict[str, Path] = {}
     for key, data in contents.items():

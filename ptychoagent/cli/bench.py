@@ -77,6 +77,7 @@ async def run_and_report(
         TimeRemainingColumn,
     )
 
+    from gateway.bench.baselines import read_dataset
     from gateway.bench.report import build_report, render_tables, write_report
     from gateway.bench.runner import BenchAbortError, HttpPredictor, run_benchmark, run_record
     from gateway.bench.store import RunStore
@@ -120,7 +121,10 @@ async def run_and_report(
         console.print(f"[red]stopped:[/red] {error}")
         raise SystemExit(1) from None
     items = await asyncio.to_thread(store.items, run.id)
-    report = build_report(items, run_record(run, config.dataset), n_resamples=n_resamples)
+    dataset = await asyncio.to_thread(read_dataset, config.dataset)
+    report = build_report(
+        items, run_record(run, config.dataset), n_resamples=n_resamples, dataset=dataset
+    )
     for table in render_tables(report):
         console.print(table)
     if run.message:
