@@ -169,6 +169,10 @@ def open_datasets(paths: str | Path | Sequence[str | Path], **options: Any) -> D
         paths = [paths]
     if not paths:
         raise ValueError("no dataset given")
+    seen: dict[Path, Path] = {}
+    for path in map(Path, paths):
+        if path.exists() and seen.setdefault(path.resolve(), path) is not path:
+            raise DataFormatError(path, f"given twice (also as {seen[path.resolve()]})")
     opened = [(Path(path), open_dataset(path, **options)) for path in paths]
     if len(opened) == 1:
         return opened[0][1]

@@ -138,6 +138,8 @@ def test_several_datasets_open_as_one_and_refuse_a_repeated_id(
     assert [s["format"] for s in sources] == ["release", "labelstudio"]
     assert sources[1]["split"] == LABELSTUDIO_SPLIT
 
+    with pytest.raises(DataFormatError, match="given twice"):
+        open_datasets([a, b, a.parent / "." / a.name])
     twin = handmade("a-again", seed=1)
     with pytest.raises(DataFormatError, match=r"is also in .*a: datasets used together need"):
         open_datasets([a, twin])
