@@ -182,14 +182,14 @@ class Stack:
         return str(state["base_url"])
 
     def _prepare_pool(self) -> None:
-        """The retriever's database holds the dataset (an idempotent upsert)."""
+        """The retriever's database holds the dataset and no other (an idempotent upsert)."""
         from services.common.database import make_engine
         from services.retriever.ingest import ingest
         from services.retriever.store import ExampleStore
 
         engine = make_engine(self._retriever_database())
         try:
-            ingest(ExampleStore(engine), self.settings.path(self.settings.dataset))
+            ingest(ExampleStore(engine), self.settings.path(self.settings.dataset), replace=True)
         finally:
             engine.dispose()
 

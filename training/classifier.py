@@ -37,10 +37,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ptychobench.bootstrap import bootstrap, paired_bootstrap
 from ptychobench.classifier import FeatureClassifier
-from ptychobench.data import Sample, read_release
+from ptychobench.data import Sample
 from ptychobench.features import FEATURE_NAMES, image_features
 from ptychobench.labels import ARTIFACT_LABELS, NO_ARTIFACTS, Task
 from ptychobench.metrics import binarize, score
+from training.data import DatasetPaths, data_arguments, open_training_data, shown, splits_made
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -61,7 +62,8 @@ class ClassifierConfig(BaseModel):
 
     name: str = "physics-v1"
     version: str = "1"
-    dataset: str = "data/ptychobench-sim"
+    dataset: DatasetPaths = "data/ptychobench-sim"
+    """A dataset, or several trained and scored together (see ``training.data``)."""
     train_split: str = "train"
     test_split: str = "test"
     seed: int = 0
@@ -134,12 +136,12 @@ def data_hash(splits: Mapping[str, Sequence[Sample]]) -> str:
 
 def dataset_splits(config: ClassifierConfig) -> dict[str, tuple[Sample, ...]]:
     """The training and test samples the configuration names."""
-    dataset = read_release(config.dataset)
+    dataset = open_training_data(config.dataset)
     have = dataset.splits(Task.DETECTION)
     for split in (config.train_split, config.test_split):
         if split not in have:
             raise ClassifierTrainingError(
-                f"{config.dataset} has no detection split {split!r}; it has {list(have)}"
+                f"{shown(config.dataset)} has no detection split {split!r}; it has {list(have)}"
             )
     train = dataset.samples(Task.DETECTION, config.train_split)
     if config.limit is not None:
@@ -403,15 +405,18 @@ def train(
     say(f"cross-validation: C={c:g}, out-of-fold micro-F1 {cv_record['micro_f1']}")
     standard, weights, bias = fit_head(x, y, c)
     d = config.decimals
+    data: dict[str, Any] = {
+        "dataset": config.dataset,
+        "hash": data_hash(samples),
+        "train": len(samples["train"]),
+        "test": len(samples["test"]),
+    }
+    if made := splits_made(config.dataset):
+        data["splits_made"] = made
     metadata: dict[str, Any] = {
         "kind": "one-vs-rest L2 logistic regression on physics features",
         "config": config.model_dump(mode="json"),
-        "data": {
-            "dataset": config.dataset,
-            "hash": data_hash(samples),
-            "train": len(samples["train"]),
-            "test": len(samples["test"]),
-        },
+        "data": data,
         "cross_validation": cv_record,
         "versions": _versions(),
     }
@@ -462,7 +467,7 @@ def model_card(model: FeatureClassifier) -> str:
     baseline = meta["metrics"]["baselines"]["most_frequent"]
     command = "ptychoagent train classifier"
     if config["dataset"] != "data/ptychobench-sim":
-        command += f" --data {config['dataset']}"
+        command += " " + data_arguments(config["dataset"])
     if config["seed"] != 0:
         command += f" --seed {config['seed']}"
     lines = [
@@ -473,7 +478,8 @@ def model_card(model: FeatureClassifier) -> str:
         "L2 logistic regression, run with numpy by `ptychobench.classifier`. The",
         "project's stand-in for the paper's DINOv3 baseline; see docs/classifier.md.",
         "",
-        f"- data: {data['dataset']}, {data['train']} training and {data['test']} test images;",
+        f"- data: {shown(data['dataset'])}, {data['train']} training and {data['test']} test"
+        " images;",
         f"  data hash `{data['hash']}`",
         f"- {len(model.feature_names)} features; C = {cv['c']:g} and per-label thresholds",
         f"  chosen by {cv['folds']}-fold cross-validation x {cv['repeats']} inside the training",

@@ -35,10 +35,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ptychobench.data import Sample, read_release, split_samples
+from ptychobench.data import Sample, split_samples
 from ptychobench.labels import Task
 from ptychobench.prompts import PROMPT_VERSION, build_for_sample, format_answer
 from training.adapters import PROJECTIONS
+from training.data import DatasetPaths, open_training_data, shown, splits_made
 
 TRAINING_RECORD = "training.json"
 IGNORE = -100
@@ -58,7 +59,8 @@ class SFTConfig(BaseModel):
 
     task: Task = Task.RECOMMENDATION
     base: str
-    dataset: str
+    dataset: DatasetPaths
+    """A dataset, or several whose training splits are used together (``training.data``)."""
     split: str = "train"
     profile: Profile = "cpu"
     rank: int = Field(default=16, ge=1)
@@ -167,10 +169,10 @@ def data_hash(train: Sequence[Record], validation: Sequence[Record]) -> str:
 
 def split_records(config: SFTConfig) -> tuple[list[Record], list[Record]]:
     """The training split of the dataset, less a validation slice stratified by type."""
-    dataset = read_release(config.dataset)
+    dataset = open_training_data(config.dataset)
     task = Task(config.task)
     if config.split not in dataset.splits(task):
-        raise SFTError(f"{config.dataset} has no {task.value} split {config.split!r}")
+        raise SFTError(f"{shown(config.dataset)} has no {task.value} split {config.split!r}")
     samples = list(dataset.samples(task, config.split))
     if config.limit is not None:
         samples = samples[: config.limit]
@@ -349,7 +351,7 @@ def train(
 
     train_records, validation_records = split_records(config)
     if not train_records:
-        raise SFTError(f"{config.dataset}: the {config.split} split has no examples")
+        raise SFTError(f"{shown(config.dataset)}: the {config.split} split has no examples")
     tokenizer = AutoTokenizer.from_pretrained(base)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     train_set = [encode(r, tokenizer, config.max_length) for r in train_records]
@@ -452,6 +454,7 @@ def train(
             "train_examples": len(train_set),
             "validation_examples": len(validation_set),
             "max_tokens": max(len(item["input_ids"]) for item in train_set),
+            **({"splits_made": made} if (made := splits_made(config.dataset)) else {}),
         },
         "base_model": _base_manifest(base),
         "trainable_parameters": sum(p.numel() for p in trainable),
@@ -487,7 +490,7 @@ LoRA adapter for **{Path(config["base"]).name}**
 `<answer>letters</answer>`). Trained by `ptychoagent train agent` ({config["profile"]}
 profile); see docs/engine.md.
 
-- data: {config["dataset"]}, split `{config["split"]}`: {data["train_examples"]} training
+- data: {shown(config["dataset"])}, split `{config["split"]}`: {data["train_examples"]} training
   and {data["validation_examples"]} validation examples; data hash `{data["hash"]}`
 - LoRA r {config["rank"]}, alpha {config["alpha"]}, dropout {config["dropout"]}, on
   {", ".join(config["target_modules"])}

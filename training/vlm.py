@@ -51,6 +51,7 @@ from training.base_models import (
     read_manifest,
     sha256_file,
 )
+from training.data import DatasetPaths, open_training_data, shown, splits_made
 from training.tiny_vlm import END_OF_UTTERANCE, IMAGE_TOKEN, IMAGE_TOKENS
 
 logger = logging.getLogger(__name__)
@@ -786,7 +787,8 @@ class DiagnosisConfig(TrainConfig):
     """
 
     base: str
-    dataset: str
+    dataset: DatasetPaths
+    """A dataset, or several whose training splits are used together (``training.data``)."""
     split: str = "train"
     profile: Literal["paper", "cpu"] = "cpu"
     rank: int = Field(default=16, ge=1)
@@ -832,13 +834,13 @@ def train_diagnosis(
         raise VLMError(
             f"{base} is not a vision-language checkpoint (see ptychoagent train vlm-base)"
         )
-    dataset = read_release(config.dataset)
+    dataset = open_training_data(config.dataset)
     if config.split not in dataset.splits(Task.DETECTION):
-        raise VLMError(f"{config.dataset} has no detection split {config.split!r}")
+        raise VLMError(f"{shown(config.dataset)} has no detection split {config.split!r}")
     samples = [s for s in dataset.samples(Task.DETECTION, config.split) if s.image is not None]
     samples = samples[: config.limit] if config.limit else samples
     if not samples:
-        raise VLMError(f"{config.dataset}: the {config.split} split has no images")
+        raise VLMError(f"{shown(config.dataset)}: the {config.split} split has no images")
     train, validation = _split(samples, config.validation_fraction, config.seed)
     device, _ = _device(config)
     model, processor = load_model(base, device)
@@ -886,6 +888,7 @@ def train_diagnosis(
             "train_examples": len(data[0]),
             "validation_examples": len(data[1]),
             "max_tokens": max(len(item.input_ids) for item in data[0]),
+            **({"splits_made": made} if (made := splits_made(config.dataset)) else {}),
         },
         "base_model": read_manifest(base),
         "trainable_parameters": sum(p.numel() for p in trainable),
@@ -906,7 +909,7 @@ LoRA adapter of the PtychoAgent SmolVLM (`{Path(config["base"]).name}`), task **
 (the paper's prompt, answer `<answer>[artifact, ...]</answer>`). Trained by
 `ptychoagent train diagnosis` ({config["profile"]} profile); see docs/vlm.md.
 
-- data: {config["dataset"]}, split `{config["split"]}`: {data["train_examples"]} training and
+- data: {shown(config["dataset"])}, split `{config["split"]}`: {data["train_examples"]} training and
   {data["validation_examples"]} validation images; data hash `{data["hash"]}`
 - LoRA r {config["rank"]}, alpha {config["alpha"]}, dropout {config["dropout"]}, on the text
   model's {", ".join(config["target_modules"])}

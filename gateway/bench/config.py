@@ -19,6 +19,9 @@
     feedback: false    # post each item's truth as expert feedback (drives live F1)
     paper_parity: false  # also score as the published code did
 
+``dataset`` is anything ``ptychobench.data.open_dataset`` opens: a release directory or
+a Label Studio export (split as the paper did, 80/20 by sample type, seed 0).
+
 The configuration hash covers what changes the answers (dataset, split, tasks, models,
 strategies, k, seeds, limit); a run with the same hash resumes the stored one.
 """
@@ -35,7 +38,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ptychobench.data import Sample, read_release
+from ptychobench.data import Sample, open_dataset
 from ptychobench.labels import Task
 from services.common.errors import InvalidInput
 from services.common.protocol import RequestModel, Seed
@@ -212,7 +215,7 @@ def plan(config: BenchConfig, root: Path | None = None) -> list[Item]:
     if root is not None and not dataset_path.is_absolute():
         dataset_path = root / dataset_path
     try:
-        dataset = read_release(dataset_path)
+        dataset = open_dataset(dataset_path)
     except (OSError, ValueError) as error:
         raise BenchConfigError(f"cannot read the dataset {dataset_path}: {error}") from error
     items: list[Item] = []

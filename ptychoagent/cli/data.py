@@ -32,14 +32,17 @@ def inspect(
         ...,
         exists=True,
         metavar="PATH",
-        help="A release directory or a Label Studio JSON export.",
+        help="A release directory, or a Label Studio JSON export (or a directory holding "
+        "one, with its images in images/).",
     ),
     json_output: bool = typer.Option(False, "--json", help="Print the counts as JSON."),
     allow_missing_images: bool = typer.Option(
         False, "--allow-missing-images", help="Do not fail on image files that are missing."
     ),
     images: Path | None = typer.Option(
-        None, help="Label Studio export only: the directory holding its images."
+        None,
+        help="Label Studio export only: the directory holding its images "
+        "(default: images/ beside the export, if there).",
     ),
     test_fraction: float = typer.Option(
         0.2, help="Label Studio export only: test share of the paper-style split."
@@ -48,24 +51,18 @@ def inspect(
 ) -> None:
     """Counts per task and split, per label, per sample type and per instrument."""
     from ptychobench.data.errors import DataFormatError
+    from ptychobench.data.opening import locate_dataset, open_dataset
 
     try:
-        if path.is_dir():
-            from ptychobench.data.release import read_release
-
-            kind = "release"
-            dataset = read_release(path, strict_images=not allow_missing_images)
-        else:
-            from ptychobench.data.labelstudio import read_labelstudio_dataset
-
-            kind = "labelstudio"
-            dataset = read_labelstudio_dataset(
-                path,
-                images,
-                test_fraction=test_fraction,
-                seed=seed,
-                strict_images=not allow_missing_images,
-            )
+        kind = locate_dataset(path, images).format
+        dataset = open_dataset(
+            path,
+            images,
+            test_fraction=test_fraction,
+            seed=seed,
+            strict_images=not allow_missing_images,
+            require_images=False,
+        )
     except DataFormatError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_BAD_DATA) from None
@@ -79,18 +76,20 @@ def inspect(
 
 @app.command()
 def sheet(
-    path: Path = typer.Argument(..., exists=True, file_okay=False, help="A release directory."),
+    path: Path = typer.Argument(
+        ..., exists=True, help="A release directory or a Label Studio export (as inspect)."
+    ),
     out: Path = typer.Option(Path("contact-sheet.png"), help="The PNG to write."),
     per_label: int = typer.Option(4, min=1, max=12, help="Samples per label."),
     seed: int = typer.Option(0, help="Which samples are shown."),
 ) -> None:
     """A contact sheet: a few samples of each artifact label, one row per label."""
     from ptychobench.data.errors import DataFormatError
-    from ptychobench.data.release import read_release
+    from ptychobench.data.opening import open_dataset
     from ptychobench.sim.sheet import contact_sheet
 
     try:
-        dataset = read_release(path)
+        dataset = open_dataset(path)
     except DataFormatError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_BAD_DATA) from None

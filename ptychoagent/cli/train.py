@@ -19,8 +19,15 @@ DEFAULT_VISION = Path("vlm/ptycho-smolvlm")
 DEFAULT_VLM = Path("models/PtychoSmolVLM-135M")
 DEFAULT_DIAGNOSIS = Path("adapters/ptycho-smolvlm-diagnosis")
 
-# Options that the adapter trainers share.
-DATASET = typer.Option(DEFAULT_DATASET, help="A release (the sim's or the authors').")
+# Options that the trainers share.
+DATA = typer.Option(
+    [DEFAULT_DATASET],
+    "--data",
+    "--dataset",
+    help="A dataset: a release directory (the sim's or the authors') or a Label Studio "
+    "export. Repeat to train on several (their splits together; ids must not repeat). "
+    "--dataset is the former name.",
+)
 NAME = typer.Option(None, help="Name in the registry and in vLLM (default: out's).")
 EPOCHS = typer.Option(None, help="Override the profile's epochs.")
 MAX_STEPS = typer.Option(None, help="Stop after this many optimiser steps.")
@@ -33,7 +40,7 @@ REGISTER = typer.Option(True, help="Add (or replace) the adapter in the registry
 
 @app.command()
 def agent(
-    dataset: Path = DATASET,
+    data: list[Path] = DATA,
     base: Path = typer.Option(DEFAULT_BASE, help="Base model directory (HF checkpoint)."),
     out: Path = typer.Option(None, help="Adapter directory (default: adapters/<base>-agent)."),
     name: str = NAME,
@@ -63,12 +70,13 @@ def agent(
     if profile not in ("cpu", "fast", "paper"):
         typer.echo(f"error: --profile must be cpu, fast or paper, got {profile!r}", err=True)
         raise typer.Exit(2)
+    dataset = _datasets(data)
     try:
         base = ensure_base_model(base)
         config = make_config(
             profile,  # type: ignore[arg-type]
             base=str(base),
-            dataset=str(dataset),
+            dataset=dataset,
             epochs=epochs,
             max_steps=max_steps,
             limit=limit,
@@ -84,7 +92,7 @@ def agent(
     out = out or Path("adapters") / f"{base.name.lower().removesuffix('-instruct')}-agent"
     name = name or out.name
 
-    typer.echo(f"training {name} on {dataset} ({profile} profile) -> {out}")
+    typer.echo(f"training {name} on {_shown(dataset)} ({profile} profile) -> {out}")
     try:
         record = train(config, out, progress=_echo)
         if register:
@@ -174,7 +182,7 @@ def vlm_base(
 
 @app.command()
 def diagnosis(
-    dataset: Path = DATASET,
+    data: list[Path] = DATA,
     base: Path = typer.Option(DEFAULT_VLM, help="The vision-language base checkpoint."),
     out: Path = typer.Option(DEFAULT_DIAGNOSIS, help="Adapter directory."),
     name: str = NAME,
@@ -197,12 +205,13 @@ def diagnosis(
     from training.base_models import BaseModelError, ensure_base_model
     from training.vlm import VLMError, diagnosis_config, train_diagnosis
 
+    dataset = _datasets(data)
     try:
         checkpoint = ensure_base_model(base)
         config = diagnosis_config(
             profile,
             base=str(checkpoint),
-            dataset=str(dataset),
+            dataset=dataset,
             epochs=epochs,
             max_steps=max_steps,
             limit=limit,
@@ -215,7 +224,7 @@ def diagnosis(
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
     name = name or out.name
-    typer.echo(f"training {name} on {dataset} ({profile} profile) -> {out}")
+    typer.echo(f"training {name} on {_shown(dataset)} ({profile} profile) -> {out}")
     try:
         record = train_diagnosis(config, out, progress=_echo)
         if register:
@@ -224,6 +233,30 @@ def diagnosis(
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
     _trained(out, record, name if register else None, registry)
+
+
+def _datasets(data: list[Path]) -> str | tuple[str, ...]:
+    """The configuration's ``dataset`` for the ``--data`` given (one path stays a string, as
+    the shipped records have it), after checking that they open together: a missing or
+    unreadable dataset, or an id in two of them, ends the command (exit 2, one line)."""
+    from ptychobench.data import DataFormatError, open_datasets
+    from ptychobench.data.opening import describe
+
+    paths = [str(path) for path in data]
+    try:
+        open_datasets(paths)
+    except DataFormatError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    for path in paths:
+        typer.echo(describe(path))
+    return paths[0] if len(paths) == 1 else tuple(paths)
+
+
+def _shown(dataset: str | tuple[str, ...]) -> str:
+    from training.data import shown
+
+    return shown(dataset)
 
 
 def _echo(entry: dict[str, object]) -> None:
@@ -241,7 +274,7 @@ def _trained(out: Path, record: dict[str, Any], name: str | None, registry: Path
 
 @app.command()
 def classifier(
-    data: Path = typer.Option(DEFAULT_DATASET, help="A release (the sim's or the authors')."),
+    data: list[Path] = DATA,
     out: Path = typer.Option(DEFAULT_CLASSIFIER, help="Model directory (model.json)."),
     seed: int = typer.Option(0, help="Seed of the cross-validation folds."),
     cnn: bool = typer.Option(
@@ -268,12 +301,13 @@ def classifier(
     )
 
     name = out.name or "classifier"
+    dataset = _datasets(data)
     try:
-        config = ClassifierConfig(name=name, dataset=str(data), seed=seed)
+        config = ClassifierConfig(name=name, dataset=dataset, seed=seed)
     except ValidationError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
-    typer.echo(f"training classifier {name} on {data} -> {out}")
+    typer.echo(f"training classifier {name} on {_shown(dataset)} -> {out}")
     try:
         model = train(config, out, progress=lambda line: typer.echo("  " + line))
         if cnn:

@@ -8,13 +8,25 @@ from ptychobench.data.labelstudio import (
     read_labelstudio_dataset,
     write_labelstudio,
 )
+from ptychobench.data.opening import (
+    LABELSTUDIO_SPLIT,
+    DatasetLocation,
+    locate_dataset,
+    open_dataset,
+    open_datasets,
+)
 from ptychobench.data.release import read_release, release_metadata, write_release
 from ptychobench.data.sample import Sample
 
 __all__ = [
+    "LABELSTUDIO_SPLIT",
     "DataFormatError",
     "Dataset",
+    "DatasetLocation",
     "Sample",
+    "locate_dataset",
+    "open_dataset",
+    "open_datasets",
     "paper_split",
     "read_labelstudio",
     "read_labelstudio_dataset",

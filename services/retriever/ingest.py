@@ -1,19 +1,21 @@
-"""Filling the store from a dataset in the authors' release layout (or PtychoBench-Sim,
-which is written in it): every split of both tasks, images for detection."""
+"""Filling the store from a dataset: a release directory (the authors' layout, or
+PtychoBench-Sim, which is written in it) or a Label Studio export, whatever
+``ptychobench.data.open_dataset`` opens. Every split of both tasks goes in, images for
+detection; selection draws from the pool split only (``RETRIEVER_POOL_SPLIT``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ptychobench.data import read_release
+from ptychobench.data import open_dataset
 from ptychobench.labels import Task
 from services.retriever.store import ExampleStore, NewExample
 
 
 def release_examples(root: str | Path) -> list[NewExample]:
-    """The examples of a release-layout dataset (each split recorded on its rows)."""
+    """The examples of a dataset (each split recorded on its rows)."""
     root = Path(root)
-    dataset = read_release(root)
+    dataset = open_dataset(root)
     examples = []
     for task in Task:
         for split in dataset.splits(task):
@@ -28,8 +30,16 @@ def release_examples(root: str | Path) -> list[NewExample]:
     return examples
 
 
-def ingest(store: ExampleStore, root: str | Path) -> dict[str, int]:
-    """Upsert a dataset into the store; returns how many rows were inserted and updated."""
+def ingest(store: ExampleStore, root: str | Path, *, replace: bool = False) -> dict[str, int]:
+    """Upsert a dataset into the store; returns how many rows were inserted, updated and
+    (with ``replace``) removed.
+
+    ``replace`` makes the dataset the store's only dataset: rows that an earlier ingest of
+    another dataset left (source ``dataset``, not in this one) are removed; expert
+    feedback stays. Without it, datasets add up (an id already there is updated).
+    """
+    examples = release_examples(root)
     store.create_schema()
-    inserted, updated = store.upsert(release_examples(root))
-    return {"inserted": inserted, "updated": updated}
+    inserted, updated = store.upsert(examples)
+    removed = store.remove_datasets_except(examples) if replace else 0
+    return {"inserted": inserted, "updated": updated, "removed": removed}

@@ -25,6 +25,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    delete,
     func,
     select,
 )
@@ -167,6 +168,25 @@ class ExampleStore:
         with self._lock:
             self._checked.clear()
         return inserted, updated
+
+    def remove_datasets_except(self, keep: Iterable[NewExample]) -> int:
+        """Remove the ``dataset`` rows that are not among ``keep`` (same task and id);
+        feedback rows stay. Returns how many were removed."""
+        kept = {(example.task.value, example.sample.id) for example in keep}
+        with Session(self.engine) as session, session.begin():
+            rows = session.execute(
+                select(ExampleRow.row_id, ExampleRow.task, ExampleRow.example_id).where(
+                    ExampleRow.source == "dataset"
+                )
+            ).all()
+            stale = [row_id for row_id, task, example_id in rows if (task, example_id) not in kept]
+            for chunk in range(0, len(stale), 500):
+                session.execute(
+                    delete(ExampleRow).where(ExampleRow.row_id.in_(stale[chunk : chunk + 500]))
+                )
+        with self._lock:
+            self._checked.clear()
+        return len(stale)
 
     def pool(self, task: Task, split: str = "train") -> Pool:
         """The current pool of a task and split (from memory unless the table changed)."""

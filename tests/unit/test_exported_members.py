@@ -23,9 +23,14 @@ def test_ptychobench_exports() -> None:
 
 def test_ptychobench_data_exports() -> None:
     assert set(ptychobench.data.__all__) == {
+        "LABELSTUDIO_SPLIT",
         "DataFormatError",
         "Dataset",
+        "DatasetLocation",
         "Sample",
+        "locate_dataset",
+        "open_dataset",
+        "open_datasets",
         "paper_split",
         "read_labelstudio",
         "read_labelstudio_dataset",

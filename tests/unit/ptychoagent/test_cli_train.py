@@ -1,9 +1,11 @@
-"""`ptychoagent train vlm-base|diagnosis`: what cannot train is refused before anything
-loads, with what to do; and the shipped VLM serve and bench configurations fit together."""
+"""`ptychoagent train …`: what cannot train is refused before anything loads, with what
+to do; several datasets train together; and the shipped VLM serve and bench
+configurations fit together."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -48,3 +50,65 @@ def test_the_vlm_rows_of_the_sweeps_name_what_the_vlm_engine_serves() -> None:
         vlm_rows = [m for m in config.models[Task.DETECTION] if m.backend == "vlm"]
         assert {m.adapter for m in vlm_rows} == served, name
     assert engine.limit_mm_per_prompt == {"image": 8}  # k up to 7, and the query
+
+
+def test_classifier_trains_on_several_datasets_together(
+    handmade: Callable[..., Path], tmp_path: Path
+) -> None:
+    from ptychobench.classifier import MODEL_FILE
+    from ptychobench.data import LABELSTUDIO_SPLIT, open_datasets
+    from training.classifier import data_hash
+
+    ours, theirs = handmade("ours", seed=1), handmade("theirs", kind="labelstudio", seed=2)
+    out = tmp_path / "both"
+    result = CliRunner().invoke(
+        app, ["train", "classifier", "--data", str(ours), "--data", str(theirs), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert f"training classifier both on {ours} + {theirs}" in result.output
+    assert "a Label Studio export" in result.output  # says how the export was split
+    record = json.loads((out / MODEL_FILE).read_text())
+    data = record["data"]
+    assert record["config"]["dataset"] == data["dataset"] == [str(ours), str(theirs)]
+    together = open_datasets([ours, theirs])
+    splits = {s: together.samples(Task.DETECTION, s) for s in ("train", "test")}
+    assert (data["train"], data["test"]) == (9 + 9, 3 + 3)
+    assert data["hash"] == data_hash(splits)  # covers every dataset's samples
+    assert data["splits_made"] == {str(theirs): LABELSTUDIO_SPLIT}
+    card = (out / "README.md").read_text()
+    assert f"`ptychoagent train classifier --data {ours} --data {theirs}`" in card
+
+    alone = tmp_path / "alone"
+    single = CliRunner().invoke(
+        app, ["train", "classifier", "--data", str(ours), "--out", str(alone)]
+    )
+    assert single.exit_code == 0, single.output
+    record = json.loads((alone / MODEL_FILE).read_text())
+    assert record["config"]["dataset"] == record["data"]["dataset"] == str(ours)
+    assert "splits_made" not in record["data"]
+    assert record["data"]["hash"] != data["hash"]
+
+
+def test_training_refuses_datasets_that_share_ids_before_loading_anything(
+    handmade: Callable[..., Path], tmp_path: Path
+) -> None:
+    first, twin = handmade("first", seed=3), handmade("twin", seed=3)
+    out = tmp_path / "never"
+    for command in (["classifier"], ["agent", "--base", str(tmp_path / "no-model")]):
+        result = CliRunner().invoke(
+            app,
+            ["train", *command, "--data", str(first), "--dataset", str(twin), "--out", str(out)],
+        )
+        assert result.exit_code == 2, result.output
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1
+        assert "is also in" in lines[0]
+        assert "datasets used together need distinct ids" in lines[0]
+        assert not out.exists()
+
+
+def test_a_missing_dataset_is_one_line_for_every_trainer(tmp_path: Path) -> None:
+    for trainer in ("agent", "diagnosis", "classifier"):
+        result = CliRunner().invoke(app, ["train", trainer, "--dataset", str(tmp_path / "nowhere")])
+        assert result.exit_code == 2, (trainer, result.output)
+        assert result.stderr.strip() == f"error: {tmp_path / 'nowhere'}: no such file or directory"
