@@ -488,8 +488,8 @@ def _lno_cus(size: int, rng: np.random.Generator) -> Maps:
 
 
 def _porous_glass(size: int, rng: np.random.Generator) -> Maps:
-    network = _texture(size, rng, rng.uniform(1.5, 3.0))
-    walls = _smooth((np.abs(network - rng.uniform(0.45, 0.55)) < 0.12).astype(float), 0.7)
+    network = _texture(size, rng, rng.uniform(3.5, 5.5))  # pores well above the resolution
+    walls = _smooth((np.abs(network - rng.uniform(0.45, 0.55)) < 0.15).astype(float), 1.0)
     slab = 0.6 + 0.4 * _texture(size, rng, size / 4)  # thickness varies across the field
     shape = walls * slab
     return shape, shape
@@ -498,7 +498,7 @@ def _porous_glass(size: int, rng: np.random.Generator) -> Maps:
 def _diatom(size: int, rng: np.random.Generator) -> Maps:
     y, x = _grid(size)
     cy, cx = size / 2 + rng.uniform(-0.05, 0.05, 2) * size
-    a, b = rng.uniform(0.36, 0.46) * size, rng.uniform(0.2, 0.3) * size
+    a, b = rng.uniform(0.26, 0.34) * size, rng.uniform(0.15, 0.22) * size  # in the scan
     angle = rng.uniform(0, np.pi)
     u = (x - cx) * np.cos(angle) + (y - cy) * np.sin(angle)
     v = -(x - cx) * np.sin(angle) + (y - cy) * np.cos(angle)
@@ -506,7 +506,7 @@ def _diatom(size: int, rng: np.random.Generator) -> Maps:
     valve = np.clip((1 - r) * min(a, b) + 0.5, 0.0, 1.0)
     rim = np.clip(1.0 - np.abs(r - 0.95) * min(a, b) / 2.0, 0.0, 1.0)
     rib = np.clip(1.5 - np.abs(v), 0.0, 1.0) * valve
-    pitch = rng.uniform(4.0, 6.0)
+    pitch = rng.uniform(8.0, 11.0)  # pore rows a few resolution elements apart
     pores = (np.cos(2 * np.pi * u / pitch) * np.cos(2 * np.pi * v / pitch) > 0.55).astype(float)
     shape = valve * (0.55 + 0.45 * (1 - _smooth(pores, 0.6))) + 0.5 * rim + 0.4 * rib
     return shape, shape
@@ -515,11 +515,11 @@ def _diatom(size: int, rng: np.random.Generator) -> Maps:
 def _gold_nanoparticles(size: int, rng: np.random.Generator) -> Maps:
     y, x = _grid(size)
     shape = np.zeros((size, size))
-    for _ in range(int(rng.integers(12, 30) * (size / 128) ** 2) + 4):
+    for _ in range(int(rng.integers(8, 18) * (size / 128) ** 2) + 3):
         cy, cx = rng.uniform(0, size, 2)
         for _ in range(int(rng.choice([1, 1, 1, 2, 3, 5]))):  # some in small clusters
-            r = rng.uniform(1.5, 6.0)
-            py, px = cy + rng.normal(0, 3), cx + rng.normal(0, 3)
+            r = rng.uniform(3.0, 8.0)
+            py, px = cy + rng.normal(0, 5), cx + rng.normal(0, 5)
             shape = np.maximum(shape, _sphere(y, x, py, px, r) * rng.uniform(0.6, 1.0))
     membrane = 0.04 * _texture(size, rng, 3.0)
     return _smooth(shape, 0.5) + membrane, _smooth(shape, 0.5)
