@@ -69,3 +69,39 @@ def test_unknown_samples_and_runs() -> None:
     with pytest.raises(FileNotFoundError, match="not a simulator run"):
         export_experiment(ROOT / "docs", SAMPLE)
     assert SAMPLE in sample_ids(DATASET)
+
+
+def test_the_cli_exports_one_file_or_a_folder(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from ptychoagent.cli import app
+
+    runner = CliRunner()
+    one = tmp_path / "one.h5"
+    result = runner.invoke(app, ["sim", "export-experiment", str(DATASET), SAMPLE, "-o", str(one)])
+    assert result.exit_code == 0, result.output
+    assert "49 patterns 64x64, object 128x128, 9 epochs" in result.output
+    assert read_experiment(one).config.num_epochs == 9
+    folder = tmp_path / "clean"
+    args = ["sim", "export-experiment", str(DATASET), SAMPLE, "-o", str(folder), "--setup", "clean"]
+    assert runner.invoke(app, args).exit_code == 0
+    assert (folder / f"{SAMPLE}-clean.h5").exists()
+    for bad, message in (
+        ([SAMPLE, "--setup", "dirty"], "--setup must be fault or clean"),
+        (["nope"], "no sample 'nope'"),
+        ([], "name sample ids or give --split"),
+        (["--split", "test"], "TASK/SPLIT"),
+    ):
+        result = runner.invoke(app, ["sim", "export-experiment", str(DATASET), *bad, "-o", "x"])
+        assert result.exit_code == 2
+        assert message in result.output
+
+
+def test_sim_without_out_is_a_usage_error() -> None:
+    from typer.testing import CliRunner
+
+    from ptychoagent.cli import app
+
+    result = CliRunner().invoke(app, ["sim", "--n", "12"])
+    assert result.exit_code == 2
+    assert "Missing option '--out'" in result.output
