@@ -118,7 +118,7 @@ class ReconstructorService:
         self._queue = asyncio.Queue()
         for job_id in await asyncio.to_thread(self.store.ids, "queued"):
             self._queue.put_nowait(job_id)
-        self.metrics.queue_depth.set(self._queue.qsize())
+        await self._count_waiting()
         self._stopping.clear()
         self._executor = ThreadPoolExecutor(self.settings.workers, "reconstructor")
         self._workers = [
@@ -136,6 +136,11 @@ class ReconstructorService:
         if self._executor is not None:
             await asyncio.to_thread(self._executor.shutdown, True)
             self._executor = None
+
+    async def _count_waiting(self) -> None:
+        """The queue-depth gauge, from the database (cancelled jobs may still sit in the
+        in-memory queue until a worker skips them)."""
+        self.metrics.queue_depth.set(await asyncio.to_thread(self.store.count, "queued"))
 
     async def ready(self) -> bool:
         return bool(self._workers) and all(not task.done() for task in self._workers)
@@ -183,7 +188,7 @@ class ReconstructorService:
                 raise
         self.metrics.jobs.labels(state="queued").inc()
         self._queue.put_nowait(job_id)
-        self.metrics.queue_depth.set(self._queue.qsize())
+        await self._count_waiting()
         log.info("job %s queued (%s)", job_id, "upload" if upload else path)
         return self._response(job)
 
@@ -319,6 +324,7 @@ class ReconstructorService:
             raise Conflict(f"job {job_id} is already {before}", state=before)
         if before == "queued":
             self.metrics.jobs.labels(state="cancelled").inc()
+            await self._count_waiting()
             log.info("job %s cancelled while queued", job_id)
         else:
             live = self._live.get(job_id)
@@ -332,9 +338,9 @@ class ReconstructorService:
         loop = asyncio.get_running_loop()
         while True:
             job_id = await self._queue.get()
-            self.metrics.queue_depth.set(self._queue.qsize())
             try:
                 await loop.run_in_executor(self._executor, self._run, job_id)
+                await self._count_waiting()
             except Exception:  # a worker outlives any one job
                 log.exception("job %s: the worker failed", job_id)
 
@@ -344,6 +350,7 @@ class ReconstructorService:
         job = self.store.claim(job_id)
         if job is None:
             return  # cancelled while it waited
+        self.metrics.queue_depth.set(self.store.count("queued"))
         live = _Live()
         self._live[job_id] = live
         if job.cancel_requested:

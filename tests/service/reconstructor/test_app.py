@@ -138,10 +138,22 @@ async def test_an_uploaded_experiment_is_reconstructed(
         assert back.object.shape == (1, 128, 128)
         assert back.losses == tuple(result["losses"])
 
+        shared = Path(settings.allowed_root or ".") / "sim" / "e.h5"
+        shared.parent.mkdir()
+        shared.write_bytes(experiment_bytes)
+        by_path = await client.post(
+            "/v1/jobs",
+            json={"experiment_path": "sim/e.h5", "options": {"num_epochs": 1}, "preprocess": []},
+        )
+        assert by_path.status_code == 202, by_path.text
+        second = await _wait(client, by_path.json()["id"], _finished, 60)
+        assert second["state"] == "done", second
+        assert (await client.get(second["links"]["result"])).json()["preprocess"] == []
+
         metrics = (await client.get("/metrics")).text
-        assert 'ptycho_reconstructor_jobs_total{state="done"} 1.0' in metrics
+        assert 'ptycho_reconstructor_jobs_total{state="done"} 2.0' in metrics
         assert 'ptycho_reconstructor_jobs_total{state="failed"} 0.0' in metrics
-        assert 'ptycho_reconstructor_job_seconds_count{state="done"} 1.0' in metrics
+        assert 'ptycho_reconstructor_job_seconds_count{state="done"} 2.0' in metrics
         assert "ptycho_reconstructor_queue_depth 0.0" in metrics
         assert (await client.get("/readyz")).status_code == 200
 
@@ -262,6 +274,7 @@ async def test_cancel_and_a_full_queue(
         waiting = await client.post("/v1/jobs", **_multipart(experiment_bytes))
         assert waiting.status_code == 202
         assert waiting.json()["state"] == "queued"
+        assert "ptycho_reconstructor_queue_depth 1.0" in (await client.get("/metrics")).text
         full = await client.post("/v1/jobs", **_multipart(experiment_bytes))
         assert full.status_code == 503
         assert full.json()["title"] == "Queue full"
@@ -285,3 +298,4 @@ async def test_cancel_and_a_full_queue(
         assert no_result.json()["state"] == "cancelled"
         metrics = (await client.get("/metrics")).text
         assert 'ptycho_reconstructor_jobs_total{state="cancelled"} 2.0' in metrics
+        assert "ptycho_reconstructor_queue_depth 0.0" in metrics
