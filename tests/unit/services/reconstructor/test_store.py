@@ -1,7 +1,9 @@
-"""The job table: its migration matches the model, and state changes are conditional."""
+"""The job table: its migration matches the model, and state changes are conditional
+(on SQLite and, where a server runs, PostgreSQL)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,11 +14,16 @@ from services.common.database import make_engine
 from services.reconstructor.store import Base, JobStore
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> JobStore:
-    store = JobStore(make_engine(f"sqlite:///{tmp_path / 'jobs.db'}"))
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JobStore]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'jobs.db'}"
+    else:
+        url = str(request.getfixturevalue("empty_postgres"))
+    store = JobStore(make_engine(url))
     store.create_schema()
-    return store
+    yield store
+    store.engine.dispose()
 
 
 def test_the_migration_makes_the_models_table(store: JobStore) -> None:
