@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-_OUR_ENV_PREFIXES = ("PTYCHO", "GATEWAY_", "DIAGNOSIS_", "AGENT_", "RETRIEVER_")
+_OUR_ENV_PREFIXES = ("PTYCHO", "GATEWAY_", "DIAGNOSIS_", "AGENT_", "RETRIEVER_", "RECONSTRUCTOR_")
 
 
 @pytest.fixture(autouse=True)

@@ -8,11 +8,18 @@ FACTORIES = {
     "retriever": "services.retriever.app:create_app",
     "agent": "services.ptycho_agent.app:create_app",
     "diagnosis": "services.diagnosis.app:create_app",
+    "reconstructor": "services.reconstructor.app:create_app",
     "gateway": "gateway.app:create_app",
 }
 """Service name → app factory (settings come from the service's environment prefix)."""
 
-PORTS = {"gateway": 8100, "retriever": 8101, "agent": 8102, "diagnosis": 8103}
+PORTS = {
+    "gateway": 8100,
+    "retriever": 8101,
+    "agent": 8102,
+    "diagnosis": 8103,
+    "reconstructor": 8104,
+}
 """Each service's default port, so that they run side by side."""
 
 
@@ -25,6 +32,13 @@ def serve(
     """Run a service (configured by its environment: AGENT_BACKEND__BASE_URL, …)."""
     if service not in FACTORIES:
         typer.echo(f"error: unknown service {service!r}; one of: {', '.join(FACTORIES)}", err=True)
+        raise typer.Exit(2)
+    if service == "reconstructor" and workers > 1:
+        typer.echo(
+            "error: the reconstructor runs as one process (its job pool is "
+            "RECONSTRUCTOR_WORKERS); --workers must be 1",
+            err=True,
+        )
         raise typer.Exit(2)
     import uvicorn
 

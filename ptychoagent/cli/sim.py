@@ -1,4 +1,5 @@
-"""`ptychoagent sim`: generate PtychoBench-Sim with Pty-chi, resumably."""
+"""`ptychoagent sim`: generate PtychoBench-Sim with Pty-chi, resumably;
+`ptychoagent sim export-experiment`: write the raw experiment of any sample it made."""
 
 from __future__ import annotations
 
@@ -7,9 +8,19 @@ from typing import Any
 
 import typer
 
+app = typer.Typer(
+    invoke_without_command=True,
+    help="Generate PtychoBench-Sim (ptychoagent sim --out DIR …), or export the raw "
+    "experiment of its samples (ptychoagent sim export-experiment DIR ID …).",
+)
 
+
+@app.callback()
 def sim(
-    out: Path = typer.Option(..., help="Output directory (the release layout is written here)."),
+    ctx: typer.Context,
+    out: Path | None = typer.Option(
+        None, help="Output directory (the release layout is written here)."
+    ),
     n: int = typer.Option(391, help="Number of detection samples (the paper has 391)."),
     seed: int = typer.Option(0, help="Seed of everything drawn."),
     workers: int = typer.Option(2, help="Worker processes (one torch thread each)."),
@@ -34,6 +45,11 @@ def sim(
     ),
 ) -> None:
     """Simulate, reconstruct and label a dataset; rerun the same command to resume."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if out is None:
+        typer.echo("error: Missing option '--out' (the directory to generate into).", err=True)
+        raise typer.Exit(2)
     import pydantic
     from rich.console import Console
     from rich.progress import (
@@ -111,3 +127,64 @@ def sim(
 
 def _one_line(error: Exception) -> str:
     return " ".join(str(error).split())
+
+
+@app.command("export-experiment")
+def export_experiment(
+    run: Path = typer.Argument(..., help="A simulator run (ptychoagent sim --out DIR)."),
+    samples: list[str] = typer.Argument(None, help="Sample ids (default: those of --split)."),
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        "-o",
+        help="An .h5 file (one sample), or a directory that gets <id>.h5 per sample.",
+    ),
+    split: str = typer.Option(
+        "",
+        help="Export every sample of TASK/SPLIT of the run's release, e.g. "
+        "recommendation/test (the closed-loop benchmark's samples).",
+    ),
+    setup: str = typer.Option(
+        "fault", help="fault (as the sample was diagnosed) or clean (set up as a careful user)."
+    ),
+) -> None:
+    """Write the raw experiment of simulated samples as HDF5 (patterns, positions,
+    starting probe, geometry, current options and, in /truth, the true object), rebuilt
+    from the seeds the run recorded (docs/reconstructor.md has the layout)."""
+    from ptychobench.experiment_io import write_experiment
+    from ptychobench.sim.export import SampleNotFoundError
+    from ptychobench.sim.export import export_experiment as export
+
+    ids = list(samples or [])
+    try:
+        if setup not in ("fault", "clean"):
+            raise ValueError(f"--setup must be fault or clean, got {setup!r}")
+        if split:
+            ids += _split_ids(run, split)
+        if not ids:
+            raise ValueError("name sample ids or give --split TASK/SPLIT")
+        single = len(ids) == 1 and out.suffix in (".h5", ".hdf5")
+        for sample in ids:
+            experiment = export(run, sample, setup)  # type: ignore[arg-type]
+            suffix = "" if setup == "fault" else f"-{setup}"
+            target = out if single else out / f"{sample}{suffix}.h5"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_experiment(target, experiment)
+            typer.echo(
+                f"{target}: {experiment.n_positions} patterns "
+                f"{experiment.patterns.shape[1]}x{experiment.patterns.shape[2]}, "
+                f"object {experiment.object_shape[0]}x{experiment.object_shape[1]}, "
+                f"{experiment.config.num_epochs} epochs"
+            )
+    except (ValueError, FileNotFoundError, KeyError, SampleNotFoundError) as error:
+        typer.echo(f"error: {_one_line(error)}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _split_ids(run: Path, split: str) -> list[str]:
+    from ptychobench.data import read_release
+
+    task, _, name = split.partition("/")
+    if not name:
+        raise ValueError(f"--split must be TASK/SPLIT (e.g. recommendation/test), got {split!r}")
+    return [s.id for s in read_release(run, strict_images=False).samples(task, name)]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -27,6 +28,9 @@ logger = logging.getLogger(__name__)
 Engine = Literal["lsqml", "epie"]  # rPIE diverged and PIE crashed in ptychi 2.2.0
 ComplexArray = npt.NDArray[np.complex64]
 FloatArray = npt.NDArray[np.float64]
+EpochCallback = Callable[[int, int, float], None]
+"""Called after each epoch with (epochs done, epochs in all, that epoch's loss); an
+exception it raises stops the reconstruction (how a job is cancelled)."""
 
 
 class ReconConfig(BaseModel):
@@ -186,12 +190,17 @@ def reconstruct(
     config: ReconConfig | None = None,
     object_size: int | tuple[int, int] | None = None,
     initial_object: npt.ArrayLike | None = None,
+    on_epoch: EpochCallback | None = None,
+    valid_pixel_mask: npt.ArrayLike | None = None,
 ) -> ReconResult:
     """Reconstruct ``data`` with Pty-chi from a starting probe and the nominal positions.
 
     ``data`` is a :class:`DiffractionData` (its nominal positions are used unless given)
     or an (N, h, w) array of centred intensities. ``object_size`` defaults to the
     smallest even size that holds the scan. The starting object is all ones.
+    ``on_epoch`` is called after every epoch (Pty-chi is then run one epoch at a time,
+    which gives the same result). ``valid_pixel_mask`` (h, w) marks the detector pixels
+    to use (all by default).
     """
     import torch
 
@@ -223,6 +232,9 @@ def reconstruct(
         if initial_object is None
         else np.asarray(initial_object, dtype=np.complex64).reshape(1, *shape)
     )
+    mask: dict[str, Any] = {}
+    if valid_pixel_mask is not None:
+        mask["valid_pixel_mask"] = np.asarray(valid_pixel_mask, dtype=bool)
     # Pty-chi sets torch's process-wide default device and dtype; put them back after.
     default_device, default_dtype = torch.get_default_device(), torch.get_default_dtype()
     started = time.perf_counter()
@@ -237,13 +249,20 @@ def reconstruct(
                 probe_position_x_px=positions[:, 1],
                 probe_position_y_px=positions[:, 0],
                 opr_mode_weights_data=weights,
+                **mask,
             ) as task:
                 if device == "cpu":
                     # Pty-chi made "cpu" the default device, which puts torch's device
                     # mode in front of every operation; the CPU is the default anyway.
                     # Measured: 15-22 % of a CPU reconstruction, bitwise the same result.
                     torch.set_default_device(None)
-                task.run()
+                if on_epoch is None:
+                    task.run()
+                else:
+                    for epoch in range(config.num_epochs):
+                        task.run(n_epochs=1)
+                        table = task.reconstructor.loss_tracker.table
+                        on_epoch(epoch + 1, config.num_epochs, float(table["loss"].iloc[-1]))
                 seconds = time.perf_counter() - started
                 result_object = task.get_data_to_cpu("object", as_numpy=True)[0]
                 result_probe = task.get_data_to_cpu("probe", as_numpy=True)

@@ -64,3 +64,13 @@ def test_serve_agent_answers_health_and_reports_its_backend_down(
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
+
+
+def test_the_reconstructor_is_served_as_one_process() -> None:
+    from ptychoagent.cli.serve import FACTORIES, PORTS
+
+    assert FACTORIES["reconstructor"] == "services.reconstructor.app:create_app"
+    assert PORTS["reconstructor"] == 8104
+    result = CliRunner().invoke(app, ["serve", "reconstructor", "--workers", "2"])
+    assert result.exit_code == 2
+    assert "RECONSTRUCTOR_WORKERS" in result.output

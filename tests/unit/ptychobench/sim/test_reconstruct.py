@@ -178,3 +178,33 @@ def test_extra_modes_and_position_correction_run() -> None:
     assert result.positions.shape == data.positions.shape
     assert not np.allclose(result.positions, data.positions)  # corrected
     assert np.all(np.isfinite(result.object))
+
+
+@pytest.mark.slow
+@needs_ptychi
+def test_epoch_by_epoch_is_the_same_reconstruction_and_can_be_stopped() -> None:
+    """``on_epoch`` runs Pty-chi one epoch at a time: the same result, with progress, and
+    an exception from the callback stops it (how the reconstructor cancels a job)."""
+    import torch
+
+    _, probe, data = _experiment("Siemens star", seed=2)
+    config = ReconConfig(num_epochs=3, device="cpu")
+    whole = reconstruct(data, probe, config=config, object_size=SIZE)
+    seen: list[tuple[int, int, float]] = []
+    stepped = reconstruct(
+        data, probe, config=config, object_size=SIZE, on_epoch=lambda *a: seen.append(a)
+    )
+    np.testing.assert_array_equal(stepped.object, whole.object)
+    assert stepped.losses == whole.losses
+    assert [(d, t) for d, t, _ in seen] == [(1, 3), (2, 3), (3, 3)]
+    assert [loss for *_, loss in seen] == pytest.approx(list(whole.losses))
+
+    class StopError(Exception):
+        pass
+
+    def stop(done: int, total: int, loss: float) -> None:
+        raise StopError
+
+    with pytest.raises(StopError):
+        reconstruct(data, probe, config=config, object_size=SIZE, on_epoch=stop)
+    assert torch.get_default_device().type == "cpu"

@@ -1,0 +1,1 @@
+"""The reconstructor: Pty-chi reconstructions of uploaded experiments, as jobs."""
