@@ -13,7 +13,7 @@ that it does not depend on the image's size:
   border are left out); a few describe the border on purpose.
 
 The phase images of PtychoBench are 8-bit, with the 1–99 % percentiles of the scanned
-area's phase stretched to 0–1 (`ptychobench.sim.generate._phase_png`), so absolute
+area's phase stretched to 0–1 (`ptychobench.quality.phase_image`), so absolute
 contrast is normalised away: features are shapes of histograms, spectra and gradients,
 not raw levels. Heavy-tailed quantities are returned as logarithms so that a linear
 model on standardised features treats them sensibly.

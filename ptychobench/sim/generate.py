@@ -38,8 +38,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from ptychobench.data import Dataset, Sample, split_samples, write_release
-from ptychobench.images import encode_png
 from ptychobench.labels import ARTIFACT_LABELS, NO_ARTIFACTS, NO_CHANGES, OPTION_LETTERS
+from ptychobench.quality import phase_image
 from ptychobench.sim.faults import (
     FAULTS,
     PROBE_SIZE,
@@ -274,21 +274,6 @@ def build_setups(
     return data, base, setup
 
 
-def _phase_png(obj: np.ndarray, mask: np.ndarray) -> bytes:
-    """8-bit phase image: phase about the scanned area's mean, 1–99 % of it to 0–255."""
-    return _phase_image(obj, mask)[0]
-
-
-def _phase_image(obj: np.ndarray, mask: np.ndarray) -> tuple[bytes, tuple[float, float]]:
-    """The 8-bit phase PNG and the phase (rad) that its 0 and 255 stand for."""
-    inside = obj[mask]
-    reference = np.mean(inside)
-    phase = np.angle(obj * np.conj(reference / (abs(reference) + 1e-12)))
-    low, high = np.percentile(phase[mask], [1, 99])
-    scaled = np.clip((phase - low) / max(high - low, 1e-6), 0, 1)
-    return encode_png(scaled), (round(float(low), 4), round(float(high), 4))
-
-
 def _image_dir(out: Path, settings: SimSettings) -> Path:
     """Where a detect unit puts its phase image: the release's ``images/`` for the
     benchmark set; ``work/phase/`` where the release shows it rendered
@@ -349,7 +334,7 @@ def detect_unit(
         scene = data.scene
         mask = scan_mask(data.object.shape, positions_for(data, setup), PROBE_SIZE)
         image = f"{item.id}-object_ph_Niter{setup.config.num_epochs}.png"
-        phase_png, phase_range = _phase_image(outcome.result.object, mask)
+        phase_png, phase_range = phase_image(outcome.result.object, mask)
         _write_atomic(_image_dir(out, settings) / image, phase_png)
         record: dict[str, Any] = {
             "id": item.id,
