@@ -76,7 +76,10 @@ def rejections(
 ) -> dict[str, dict[str, int]]:
     table: dict[str, Counter[str]] = {}
     for record in records:
-        planned = "+".join(record.get("planned_faults") or ["(clean)"])
+        if "planned_faults" not in record:  # a failed unit of an older generator
+            planned = "(failed, plan not recorded)"
+        else:
+            planned = "+".join(record["planned_faults"] or ["(clean)"])
         row = table.setdefault(planned, Counter())
         row["planned"] += 1
         for dropped in record.get("dropped_attempts", []):

@@ -370,6 +370,7 @@ def detect_unit(
         "index": item.index,
         "sample_type": item.sample_type,
         "instrument": item.instrument,
+        "planned_faults": list(item.faults),
         "failed": True,
         "dropped_attempts": dropped,
     }
