@@ -24,7 +24,7 @@ from gateway.settings import GatewaySettings
 from gateway.store import PredictionStore
 from gateway.ui import STATIC_PATH, build_ui_router, static_files
 from services.common.database import make_engine, ping
-from services.common.uploads import add_schemas
+from services.common.openapi import add_schemas
 from services.common.upstream import Upstream
 from services.common.web import service_app
 from services.diagnosis.protocol import DiagnoseRequest

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.common.encoding import Base64
 from services.diagnosis.protocol import DiagnoseOptions, DiagnoseResponse
 from services.ptycho_agent.protocol import RecommendResponse
 
@@ -89,7 +90,7 @@ class AnalyzeOptions(BaseModel):
 
 
 class AnalyzeRequest(AnalyzeOptions):
-    image_base64: str = Field(min_length=1)
+    image_base64: Base64 = Field(min_length=1, max_length=40_000_000)
 
 
 class Analysis(BaseModel):

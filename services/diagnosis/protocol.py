@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.common.encoding import Base64
+
 
 class SampleMeta(BaseModel):
     """What is known about the reconstruction besides its image."""
@@ -40,7 +42,7 @@ class DiagnoseOptions(BaseModel):
 
 
 class DiagnoseRequest(DiagnoseOptions):
-    image_base64: str = Field(min_length=1, max_length=40_000_000)
+    image_base64: Base64 = Field(min_length=1, max_length=40_000_000)
     """PNG, JPEG, TIFF or ``.npy`` bytes, base64-encoded."""
 
 

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ptychobench.labels import Task
+from services.common.encoding import Base64
 from services.common.labels import ArtifactList, OptionList
 
 ID_PATTERN = r"^[A-Za-z0-9._:-]+$"
@@ -56,7 +57,7 @@ class Example(BaseModel):
     """The assistant turn: ``<answer>…</answer>`` with the true labels."""
     split: str
     source: str
-    image_base64: str | None = None
+    image_base64: Base64 | None = None
     image_sha256: str | None = None
 
 
@@ -86,7 +87,7 @@ class AddExampleRequest(BaseModel):
     description: str = Field(default="", max_length=4000)
     parameters_description: str = Field(default="", max_length=4000)
     parameters: str = Field(default="", max_length=20000)
-    image_base64: str | None = Field(default=None, max_length=30_000_000)
+    image_base64: Base64 | None = Field(default=None, max_length=30_000_000)
     split: Literal["train", "test"] = "train"
     source: Literal["dataset", "feedback"] = "feedback"
     origin: str = Field(default="", max_length=500)
