@@ -39,7 +39,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.servers import Gateway, git_revision, percentile  # noqa: E402
+from benchmarks.servers import Gateway, exit_on_sigterm, git_revision, percentile  # noqa: E402
 from ptychobench.data import read_release  # noqa: E402
 
 DATASET = ROOT / "data" / "ptychobench-sim"
@@ -153,6 +153,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
+    exit_on_sigterm()
 
     with tempfile.TemporaryDirectory(prefix="ptycho-load-") as tmp:
         state = Path(tmp)

@@ -136,6 +136,12 @@ class Gateway:
         self.processes.clear()
 
 
+def exit_on_sigterm() -> None:
+    """SIGTERM (a ``timeout``, a CI runner) exits through the ``finally`` blocks, so the
+    servers this benchmark started are stopped with it."""
+    signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(128 + number))
+
+
 def git_revision() -> str:
     try:
         out = subprocess.run(
