@@ -1,17 +1,23 @@
 """Property-based fuzzing over the OpenAPI documents of the gateway and of each service,
-in-process: schemathesis reads each app's ``/openapi.json`` and sends every operation
-generated requests, valid and invalid (examples, boundary values, random data).
+in-process: schemathesis reads each app's ``/openapi.json`` and, for every operation,
+hypothesis sends requests generated from it, valid and invalid.
 
 An answer fails the test when it is a 5xx other than a deliberate 503 (a backend or the
-database unavailable) or when it breaks the document: a status, a media type, a body or a
-header the document does not give for that operation, a request the schema forbids that
-is not refused with a 4xx, or a secured route that answers without its key.
+database unavailable), an exception out of the app (a 500), or when it breaks the
+document: a status, a media type, a body or a header the document does not give for that
+operation, a request the schema forbids that is not refused with a 4xx, or a secured
+route that answers without its key. Every operation is fuzzed and all failures are
+reported together.
 
 The apps are the real ones over SQLite: the diagnosis service with its committed
 classifier, the retriever, the agent and the diagnosis VLM path with a scripted engine
 (the only fake: no vLLM here). Each service requires an API key, the gateway a key with
-every scope. ``--fuzz-examples`` sets the budget per operation (``make fuzz`` raises it);
-the counts are printed at the end of the run.
+every scope. ``--fuzz-examples`` sets the budget per operation and kind (valid, invalid),
+``--fuzz-seed`` a random run instead of the repeatable one (``make fuzz`` sets both); the
+counts are printed at the end of the run.
+
+(schemathesis' own pytest integration, ``from_fixture(...).parametrize()``, does not run
+on pytest 9.2: hence hypothesis over ``operation.as_strategy()``.)
 """
 
 from __future__ import annotations
