@@ -8,7 +8,7 @@ DEPS_FILES := pyproject.toml requirements/no-deps.txt
 DEPS_HASH := $(shell cat $(DEPS_FILES) | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.deps-$(DEPS_HASH)
 
-.PHONY: venv tools run test lint typecheck unit fast bench corpus clean
+.PHONY: venv tools run test lint typecheck unit fast fuzz bench corpus clean
 
 venv: $(STAMP)
 
@@ -86,6 +86,14 @@ test: lint typecheck tools
 
 fast: $(STAMP) tools
 	$(BIN)/pytest -q -m 'not slow and not integration'
+
+# The OpenAPI fuzzing of the suite, longer and with a new seed each run (FUZZ_SEED=N
+# repeats one); prints the cases per app and status, and the seed.
+FUZZ_EXAMPLES ?= 1000
+FUZZ_SEED ?= $(shell python3 -c 'import random; print(random.randrange(1, 2**31))')
+fuzz: $(STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider tests/service/test_openapi.py -k every_answer \
+		--fuzz-examples $(FUZZ_EXAMPLES) --fuzz-seed $(FUZZ_SEED)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bootstrap.py

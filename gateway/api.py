@@ -33,9 +33,10 @@ from gateway.protocol import (
     PredictionRecord,
     RecommendationAnswer,
 )
-from gateway.service import GatewayService, request_hash
+from gateway.service import IDEMPOTENCY_KEY_MAX, GatewayService, request_hash
 from gateway.store import Claim
 from services.common.errors import Conflict, NotFound
+from services.common.openapi import BACKEND_PROBLEMS, problem_responses
 from services.common.protocol import CleanText
 from services.common.uploads import openapi_body, read_image_body
 from services.common.web import current_request_id
@@ -45,6 +46,8 @@ from services.ptycho_agent.protocol import RecommendRequest
 M = TypeVar("M", bound=BaseModel)
 REPLAYED_HEADER = "Idempotent-Replayed"
 IMAGE_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "TIFF": "image/tiff"}
+IMAGE_MEDIA_TYPES = (*IMAGE_TYPES.values(), "application/octet-stream")
+"""What ``/image`` answers: the upload's own type, octet-stream for ``.npy``."""
 WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(days=7)}
 Filter = Annotated[CleanText | None, Query(max_length=200)]
 """A filter on stored predictions (the API's and the review page's)."""
@@ -54,6 +57,8 @@ IdempotencyKey = Annotated[
     str | None,
     Header(
         alias="Idempotency-Key",
+        min_length=1,
+        max_length=IDEMPOTENCY_KEY_MAX,
         description="Send the same key again to get the same answer, with no second "
         "model call (kept for `idempotency_ttl_h`).",
     ),
@@ -142,11 +147,13 @@ def build_router(keys: KeyStore) -> APIRouter:
     Read = Annotated[ApiKey, Depends(require_access(keys, "read"))]  # noqa: N806
     Admin = Annotated[ApiKey, Depends(require_access(keys, "run benchmarks"))]  # noqa: N806
     Anyone = Annotated[ApiKey, Depends(require_access(keys, "benchmarks"))]  # noqa: N806
-    router = APIRouter(prefix="/v1", tags=["gateway"])
+    # every route: a key without the scope (403), the database down (503)
+    router = APIRouter(prefix="/v1", tags=["gateway"], responses=problem_responses(403, 503))
 
     @router.post(
         "/diagnose",
         response_model=DiagnosisAnswer,
+        responses=BACKEND_PROBLEMS,
         openapi_extra=openapi_body("DiagnoseRequest", "DiagnoseOptions"),
     )
     async def diagnose(
@@ -157,7 +164,7 @@ def build_router(keys: KeyStore) -> APIRouter:
             request, service, key, idempotency_key, "diagnose", DiagnoseOptions, service.diagnose
         )
 
-    @router.post("/recommend", response_model=RecommendationAnswer)
+    @router.post("/recommend", response_model=RecommendationAnswer, responses=BACKEND_PROBLEMS)
     async def recommend(
         body: RecommendRequest,
         request: Request,
@@ -178,6 +185,7 @@ def build_router(keys: KeyStore) -> APIRouter:
     @router.post(
         "/analyze",
         response_model=Analysis,
+        responses=BACKEND_PROBLEMS,
         openapi_extra=openapi_body("AnalyzeRequest", "AnalyzeOptions"),
     )
     async def analyze(
@@ -225,7 +233,7 @@ def build_router(keys: KeyStore) -> APIRouter:
     @router.get(
         "/predictions/{prediction_id}/image",
         response_class=Response,
-        responses={200: {"content": {"image/png": {}, "application/octet-stream": {}}}},
+        responses={200: {"content": {media: {} for media in IMAGE_MEDIA_TYPES}}},
     )
     async def prediction_image(
         prediction_id: PredictionId, service: ServiceDep, key: Read
@@ -245,7 +253,7 @@ def build_router(keys: KeyStore) -> APIRouter:
         since = None if window == "all" else datetime.now(UTC) - WINDOWS[window]
         return await service.live_f1(since)
 
-    @router.post("/benchmarks", status_code=202)
+    @router.post("/benchmarks", status_code=202, responses=problem_responses(409))
     async def start_benchmark(config: BenchConfig, jobs: JobsDep, key: Admin) -> BenchRun:
         """Start a benchmark run through this gateway, or resume the stored run of the
         same configuration; ``GET /v1/benchmarks/{id}`` follows it."""

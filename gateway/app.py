@@ -25,7 +25,8 @@ from gateway.store import PredictionStore
 from gateway.ui import STATIC_PATH, build_ui_router, static_files
 from gateway.ui.session import authenticate
 from services.common.database import make_engine, ping
-from services.common.uploads import add_schemas, image_body_bytes
+from services.common.openapi import add_schemas
+from services.common.uploads import image_body_bytes
 from services.common.upstream import Upstream
 from services.common.web import presented_key, service_app
 from services.diagnosis.protocol import BACKENDS, DiagnoseRequest

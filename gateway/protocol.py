@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from services.common.encoding import Base64
 from services.common.protocol import RequestModel, Seed
 from services.diagnosis.protocol import Backend, DiagnoseOptions, DiagnoseResponse
 from services.ptycho_agent.protocol import RecommendResponse
@@ -82,7 +83,7 @@ class AnalyzeOptions(RequestModel):
 
 
 class AnalyzeRequest(AnalyzeOptions):
-    image_base64: str = Field(min_length=1)
+    image_base64: Base64 = Field(min_length=1, max_length=40_000_000)
 
 
 class Analysis(BaseModel):

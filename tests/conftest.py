@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -175,3 +176,41 @@ def empty_postgres(postgres_url: str) -> str:
         connection.execute(text("CREATE SCHEMA public"))
     engine.dispose()
     return postgres_url
+
+
+FUZZ_COUNTS = pytest.StashKey[Counter[tuple[str, int]]]()
+
+
+@pytest.fixture(scope="session")
+def fuzz_counts(pytestconfig: pytest.Config) -> Counter[tuple[str, int]]:
+    """Cases sent by the fuzzing, by app and status; printed at the end of the run."""
+    return pytestconfig.stash.setdefault(FUZZ_COUNTS, Counter())
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    counts = config.stash.get(FUZZ_COUNTS, Counter())
+    if not counts:
+        return
+    terminalreporter.section("fuzz cases")
+    seed = config.getoption("fuzz_seed")
+    terminalreporter.write_line(f"total: {counts.total()} (seed: {seed or 'derandomized'})")
+    for app in sorted({app for app, _ in counts}):
+        mine = {status: n for (name, status), n in sorted(counts.items()) if name == app}
+        statuses = ", ".join(f"{status}: {n}" for status, n in mine.items())
+        terminalreporter.write_line(f"{app}: {sum(mine.values())} ({statuses})")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("fuzz", "the OpenAPI fuzzing (tests/service/test_fuzz.py)")
+    group.addoption(
+        "--fuzz-examples",
+        type=int,
+        default=100,
+        help="generated cases per operation, valid and invalid each (default: %(default)s)",
+    )
+    group.addoption(
+        "--fuzz-seed",
+        type=int,
+        default=None,
+        help="the seed of the generated cases (default: none, the same cases every run)",
+    )

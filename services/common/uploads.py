@@ -13,13 +13,13 @@ import binascii
 import json
 from typing import Any, TypeVar
 
-from fastapi import FastAPI, Request
+from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
-from pydantic.json_schema import models_json_schema
 from starlette.datastructures import UploadFile
 
 from services.common.errors import BadRequest, InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from services.common.openapi import problem_responses
 
 M = TypeVar("M", bound=BaseModel)
 MAX_BASE64_CHARS = 40_000_000
@@ -28,8 +28,9 @@ MAX_BASE64_CHARS = 40_000_000
 def openapi_body(json_schema: str, options_schema: str) -> dict[str, Any]:
     """The ``openapi_extra`` of a route that reads its body with :func:`read_image_body`:
     ``json_schema`` names the JSON form (options + ``image_base64``), ``options_schema``
-    the ``request`` field of the multipart form."""
+    the ``request`` field of the multipart form; no Content-Type is a 400, any other a 415."""
     return {
+        "responses": problem_responses(400, 415),
         "requestBody": {
             "required": True,
             "content": {
@@ -48,27 +49,8 @@ def openapi_body(json_schema: str, options_schema: str) -> dict[str, Any]:
                     }
                 },
             },
-        }
+        },
     }
-
-
-def add_schemas(app: FastAPI, *models: type[BaseModel]) -> None:
-    """Put ``models`` (and what they use) in the app's OpenAPI components, for routes
-    whose body schema is given by reference in ``openapi_extra``."""
-    build = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        document = build()
-        _, schemas = models_json_schema(
-            [(model, "validation") for model in models],
-            ref_template="#/components/schemas/{model}",
-        )
-        components = document.setdefault("components", {}).setdefault("schemas", {})
-        for name, schema in schemas.get("$defs", {}).items():
-            components.setdefault(name, schema)
-        return document
-
-    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _invalid(loc: tuple[str, ...], message: str, kind: str) -> RequestValidationError:

@@ -11,11 +11,12 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -33,6 +34,7 @@ from services.common.errors import (
     problem_for,
 )
 from services.common.metrics import CONTENT_TYPE, ServiceMetrics
+from services.common.openapi import describe_problems, problem_responses
 from services.common.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,8 @@ request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 """The current request's id: read by the backend client and the log filter."""
 
 Check = Callable[[], Awaitable[bool]]
+PLAIN_TEXT = CONTENT_TYPE.split(";")[0]
+"""The media type of ``/metrics`` (Prometheus' text format; the version is a parameter)."""
 
 
 class RequestContext:
@@ -231,7 +235,7 @@ def operations_router(
     async def healthz() -> dict[str, str]:
         return health
 
-    @router.get("/readyz")
+    @router.get("/readyz", responses=problem_responses(503))
     async def readyz() -> Response:
         results = {}
         for name, check in checks.items():
@@ -253,7 +257,11 @@ def operations_router(
             return _problem_response(body)
         return JSONResponse({"status": "ready", "checks": results})
 
-    @router.get("/metrics")
+    @router.get(
+        "/metrics",
+        response_class=Response,
+        responses={200: {"content": {PLAIN_TEXT: {"schema": {"type": "string"}}}}},
+    )
     async def prometheus() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
@@ -267,32 +275,50 @@ def presented_key(headers: Mapping[str, str]) -> str | None:
     return given or headers.get("x-api-key") or None
 
 
+def _admit(keys: Sequence[bytes], given: str | None) -> None:
+    """Refuse ``given`` unless it is one of ``keys`` (compared in constant time)."""
+    if not given:
+        raise Unauthorized("this service needs an API key (Authorization: Bearer KEY)")
+    if not any(hmac.compare_digest(given.encode(), key) for key in keys):
+        raise Unauthorized("the API key is not valid for this service")
+
+
 def api_key_check(settings: ServiceSettings) -> Admit:
     """``check(headers, path)``: refuses a request without one of ``settings.api_keys``;
-    open when none is configured."""
+    open when none is configured (the body guard's check, before a body is read)."""
     keys = [key.get_secret_value().encode() for key in settings.api_keys]
 
     async def check(headers: Mapping[str, str], path: str) -> None:
-        if not keys:
-            return
-        given = presented_key(headers)
-        if not given:
-            raise Unauthorized("this service needs an API key (Authorization: Bearer KEY)")
-        if not any(hmac.compare_digest(given.encode(), key) for key in keys):
-            raise Unauthorized("the API key is not valid for this service")
+        if keys:
+            _admit(keys, presented_key(headers))
 
     return check
 
 
-def api_key_guard(settings: ServiceSettings) -> Callable[[Request], Awaitable[None]]:
+_BEARER = HTTPBearer(auto_error=False, description="One of the service's `api_keys`.")
+_HEADER = APIKeyHeader(
+    name="X-API-Key",
+    auto_error=False,
+    description="The same key, for clients that cannot set Authorization.",
+)
+
+
+def api_key_guard(settings: ServiceSettings) -> Callable[..., Awaitable[None]]:
     """A dependency that admits a request carrying one of ``settings.api_keys`` (as
-    ``Authorization: Bearer KEY`` or ``X-API-Key: KEY``); open when none is configured."""
-    check = api_key_check(settings)
+    ``Authorization: Bearer KEY`` or ``X-API-Key: KEY``); open when none is configured.
+    With keys, the OpenAPI document shows both as security schemes."""
+    keys = [key.get_secret_value().encode() for key in settings.api_keys]
 
-    async def guard(request: Request) -> None:
-        await check(request.headers, request.url.path)
+    async def open_guard() -> None:
+        return None
 
-    return guard
+    async def guard(
+        bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
+        header: Annotated[str | None, Depends(_HEADER)],
+    ) -> None:
+        _admit(keys, (bearer.credentials.strip() if bearer is not None else "") or header)
+
+    return guard if keys else open_guard
 
 
 def configure_logging(log_format: str) -> None:
@@ -351,6 +377,7 @@ def service_app(
     app = FastAPI(title=title, version="1", lifespan=lifespan)
     app.state.service = service
     install_error_handlers(app)
+    describe_problems(app)
     app.include_router(operations_router(metrics, checks, settings.instance_id))
     guard = [Depends(api_key_guard(settings))] if guarded else []
     app.include_router(router, dependencies=guard)

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 
+from services.common.openapi import BACKEND_PROBLEMS
 from services.common.uploads import openapi_body, read_image_body
 from services.common.web import current_request_id
 from services.diagnosis.protocol import DiagnoseOptions, DiagnoseResponse
@@ -19,7 +20,7 @@ def get_service(request: Request) -> DiagnosisService:
 
 ServiceDep = Annotated[DiagnosisService, Depends(get_service)]
 
-router = APIRouter(prefix="/v1", tags=["diagnosis"])
+router = APIRouter(prefix="/v1", tags=["diagnosis"], responses=BACKEND_PROBLEMS)
 
 OPENAPI_BODY = openapi_body("DiagnoseRequest", "DiagnoseOptions")
 

@@ -12,7 +12,8 @@ from fastapi import FastAPI
 from services.common.backend import BackendClient
 from services.common.examples import example_source
 from services.common.metrics import ServiceMetrics
-from services.common.uploads import add_schemas, image_body_bytes
+from services.common.openapi import add_schemas
+from services.common.uploads import image_body_bytes
 from services.common.web import Check, service_app
 from services.diagnosis.api import router
 from services.diagnosis.protocol import DiagnoseRequest

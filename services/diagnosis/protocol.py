@@ -11,6 +11,7 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, Field
 
+from services.common.encoding import Base64
 from services.common.protocol import RequestModel, Seed
 
 Backend = Literal["vlm", "classifier"]
@@ -42,7 +43,7 @@ class DiagnoseOptions(RequestModel):
 
 
 class DiagnoseRequest(DiagnoseOptions):
-    image_base64: str = Field(min_length=1, max_length=40_000_000)
+    image_base64: Base64 = Field(min_length=1, max_length=40_000_000)
     """PNG, JPEG, TIFF or ``.npy`` bytes, base64-encoded."""
 
 

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 
+from services.common.openapi import BACKEND_PROBLEMS
 from services.common.web import current_request_id
 from services.ptycho_agent.protocol import RecommendRequest, RecommendResponse
 from services.ptycho_agent.service import AgentService
@@ -18,7 +19,7 @@ def get_service(request: Request) -> AgentService:
 
 ServiceDep = Annotated[AgentService, Depends(get_service)]
 
-router = APIRouter(prefix="/v1", tags=["ptycho_agent"])
+router = APIRouter(prefix="/v1", tags=["ptycho_agent"], responses=BACKEND_PROBLEMS)
 
 
 @router.post("/recommend")

@@ -11,7 +11,7 @@ import asyncio
 from fastapi import FastAPI
 
 from services.common.database import make_engine, ping
-from services.common.uploads import add_schemas
+from services.common.openapi import add_schemas
 from services.common.web import service_app
 from services.reconstructor.api import router
 from services.reconstructor.errors import install_queue_full_handler

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 
+from services.common.openapi import problem_responses
 from services.retriever.protocol import (
     AddExampleRequest,
     AddExampleResponse,
@@ -23,7 +24,8 @@ def get_service(request: Request) -> RetrieverService:
 
 ServiceDep = Annotated[RetrieverService, Depends(get_service)]
 
-router = APIRouter(prefix="/v1/examples", tags=["retriever"])
+# the database down: 503
+router = APIRouter(prefix="/v1/examples", tags=["retriever"], responses=problem_responses(503))
 
 
 @router.post("/select")
@@ -32,7 +34,14 @@ async def select(body: SelectRequest, service: ServiceDep) -> SelectResponse:
     return await service.select(body)
 
 
-@router.post("", status_code=201)
+@router.post(
+    "",
+    status_code=201,
+    responses={
+        200: {"model": AddExampleResponse, "description": "An example was replaced."},
+        **problem_responses(415),  # the image is in no format we read
+    },
+)
 async def add(
     body: AddExampleRequest, service: ServiceDep, response: Response
 ) -> AddExampleResponse:

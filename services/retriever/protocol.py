@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from ptychobench.labels import Task
+from services.common.encoding import Base64
 from services.common.labels import ArtifactList, OptionList
 from services.common.protocol import RequestModel, Seed
 
@@ -53,7 +54,7 @@ class Example(BaseModel):
     """The assistant turn: ``<answer>…</answer>`` with the true labels."""
     split: str
     source: str
-    image_base64: str | None = None
+    image_base64: Base64 | None = None
     image_sha256: str | None = None
 
 
@@ -81,7 +82,7 @@ class AddExampleRequest(RequestModel):
     description: str = Field(default="", max_length=4000)
     parameters_description: str = Field(default="", max_length=4000)
     parameters: str = Field(default="", max_length=20000)
-    image_base64: str | None = Field(default=None, max_length=30_000_000)
+    image_base64: Base64 | None = Field(default=None, max_length=30_000_000)
     split: Literal["train", "test"] = "train"
     source: Literal["dataset", "feedback"] = "feedback"
     origin: str = Field(default="", max_length=500)
