@@ -140,6 +140,11 @@ async def _with_image(
     return _answer(content, replayed)
 
 
+IDEMPOTENT_PROBLEMS = {**BACKEND_PROBLEMS, **problem_responses(409)}
+"""A prediction route: a backend's problems, and an Idempotency-Key whose first request
+is still being answered after the wait (409)."""
+
+
 def build_router(keys: KeyStore) -> APIRouter:
     """The routes, with auth from ``keys``."""
     Predict = Annotated[ApiKey, Depends(require_access(keys, "predict"))]  # noqa: N806
@@ -153,7 +158,7 @@ def build_router(keys: KeyStore) -> APIRouter:
     @router.post(
         "/diagnose",
         response_model=DiagnosisAnswer,
-        responses=BACKEND_PROBLEMS,
+        responses=IDEMPOTENT_PROBLEMS,
         openapi_extra=openapi_body("DiagnoseRequest", "DiagnoseOptions"),
     )
     async def diagnose(
@@ -164,7 +169,7 @@ def build_router(keys: KeyStore) -> APIRouter:
             request, service, key, idempotency_key, "diagnose", DiagnoseOptions, service.diagnose
         )
 
-    @router.post("/recommend", response_model=RecommendationAnswer, responses=BACKEND_PROBLEMS)
+    @router.post("/recommend", response_model=RecommendationAnswer, responses=IDEMPOTENT_PROBLEMS)
     async def recommend(
         body: RecommendRequest,
         request: Request,
@@ -185,7 +190,7 @@ def build_router(keys: KeyStore) -> APIRouter:
     @router.post(
         "/analyze",
         response_model=Analysis,
-        responses=BACKEND_PROBLEMS,
+        responses=IDEMPOTENT_PROBLEMS,
         openapi_extra=openapi_body("AnalyzeRequest", "AnalyzeOptions"),
     )
     async def analyze(

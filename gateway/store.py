@@ -108,6 +108,9 @@ class FeedbackRow(Base):
     comment: Mapped[str] = mapped_column(Text)
     added_to_pool: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    write_token: Mapped[str | None] = mapped_column(String(32), unique=True)
+    """Chosen before the first attempt to write the row: a retry after a commit whose
+    acknowledgement was lost finds the row instead of adding a second one."""
 
 
 class IdempotencyRow(Base):
@@ -290,6 +293,8 @@ class PredictionStore:
 
         def write() -> None:
             with Session(self.engine) as session, session.begin():
+                if rows and session.get(PredictionRow, rows[0]["id"]) is not None:
+                    return  # an earlier attempt committed (its ids are fresh per call)
                 session.add_all(PredictionRow(**row) for row in rows)
                 if answer is not None:
                     _answer(session, *answer)
@@ -336,13 +341,21 @@ class PredictionStore:
         comment: str = "",
         added_to_pool: bool = False,
     ) -> Feedback:
-        """Record an expert's true labels (retried while the database is unreachable)."""
+        """Record an expert's true labels (retried while the database is unreachable;
+        exactly once, also when a commit went through but its acknowledgement was lost)."""
+        token = uuid.uuid4().hex
 
         def write() -> Feedback:
             with Session(self.engine) as session, session.begin():
+                written = session.scalar(
+                    select(FeedbackRow).where(FeedbackRow.write_token == token)
+                )
+                if written is not None:  # an earlier attempt committed
+                    return _feedback(written)
                 if session.get(PredictionRow, prediction_id) is None:
                     raise NotFound(f"no prediction {prediction_id!r}")
                 row = FeedbackRow(
+                    write_token=token,
                     prediction_id=prediction_id,
                     labels=labels,
                     expert=expert,

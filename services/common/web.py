@@ -25,6 +25,7 @@ from services.common.errors import (
     PROBLEM_MEDIA_TYPE,
     BadRequest,
     Forbidden,
+    InvalidInput,
     NotFound,
     PayloadTooLarge,
     ServiceError,
@@ -321,6 +322,15 @@ def api_key_guard(settings: ServiceSettings) -> Callable[..., Awaitable[None]]:
     return guard if keys else open_guard
 
 
+async def one_value_per_query_parameter(request: Request) -> None:
+    """Refuse a query parameter given twice: every one of ours takes one value, and
+    silently using the last would answer a question the caller did not ask."""
+    names = [name for name, _ in request.query_params.multi_items()]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise InvalidInput(f"query parameter(s) given more than once: {', '.join(repeated)}")
+
+
 def configure_logging(log_format: str) -> None:
     """Set the log format once (called by ``create_app`` and the CLI)."""
     if log_format == "json":
@@ -374,7 +384,12 @@ def service_app(
         for step in shutdown:
             await step()
 
-    app = FastAPI(title=title, version="1", lifespan=lifespan)
+    app = FastAPI(
+        title=title,
+        version="1",
+        lifespan=lifespan,
+        dependencies=[Depends(one_value_per_query_parameter)],
+    )
     app.state.service = service
     install_error_handlers(app)
     describe_problems(app)

@@ -189,6 +189,23 @@ async def test_a_service_refuses_a_body_without_its_key_and_caps_it_as_it_stream
         assert "1,000" in response.json()["detail"]
 
 
+async def test_a_query_parameter_given_twice_is_refused_not_guessed() -> None:
+    router = APIRouter()
+
+    @router.get("/v1/items")
+    async def items(sample_type: str = "any") -> dict[str, str]:
+        return {"sample_type": sample_type}
+
+    app = service_app("demo", ServiceSettings(), ServiceMetrics("demo"), router, object(), {})
+    async with _client(app) as client:
+        once = await client.get("/v1/items", params={"sample_type": "a"})
+        twice = await client.get("/v1/items?sample_type=a&sample_type=b")
+    assert once.json() == {"sample_type": "a"}
+    assert twice.status_code == 422
+    assert twice.headers["content-type"] == "application/problem+json"
+    assert "sample_type" in twice.json()["detail"]
+
+
 def test_production_refuses_placeholder_or_missing_keys() -> None:
     with pytest.raises(ValidationError, match="production needs api_keys"):
         ServiceSettings(environment="production")
