@@ -5,9 +5,7 @@ claims existed (revision 0004) still replayed."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -34,22 +32,6 @@ PREDICTION = {
     "backend_latency_s": 0.05,
     "request": {},
 }
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'gateway.db'}"
-    return str(request.getfixturevalue("empty_postgres"))
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[PredictionStore]:
-    engine = make_engine(database_url)
-    store = PredictionStore(engine, sleep=lambda _: None)
-    store.create_schema()
-    yield store
-    engine.dispose()
 
 
 def test_one_holder_and_its_answer_stored_with_the_prediction(store: PredictionStore) -> None:

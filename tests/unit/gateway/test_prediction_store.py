@@ -3,7 +3,6 @@ that survives the database refusing connections for a while."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,22 +13,6 @@ from sqlalchemy.exc import OperationalError
 from gateway.store import Prediction, PredictionStore
 from services.common.database import make_engine
 from services.common.errors import NotFound
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'gateway.db'}"
-    return str(request.getfixturevalue("empty_postgres"))
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[PredictionStore]:
-    engine = make_engine(database_url)
-    store = PredictionStore(engine, sleep=lambda _: None)
-    store.create_schema()
-    yield store
-    engine.dispose()
 
 
 def _prediction(**fields: Any) -> Prediction:

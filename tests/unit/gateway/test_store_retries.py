@@ -6,7 +6,6 @@ retried feedback was stored twice (benchmarks/db_faults.py found it)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import event, func, select, text
@@ -17,22 +16,6 @@ from gateway.store import FeedbackRow, Prediction, PredictionRow, PredictionStor
 from services.common.database import make_engine, migrate
 
 from .test_idempotency_claims import PREDICTION
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'gateway.db'}"
-    return str(request.getfixturevalue("empty_postgres"))
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[PredictionStore]:
-    engine = make_engine(database_url)
-    store = PredictionStore(engine, sleep=lambda _: None)
-    store.create_schema()
-    yield store
-    engine.dispose()
 
 
 @pytest.fixture
@@ -89,9 +72,10 @@ def test_revision_0007_goes_down_and_up(database_url: str) -> None:
         config.attributes["connection"] = connection
         command.downgrade(config, migrate_down)
     with engine.connect() as connection:
-        columns = connection.execute(text("SELECT * FROM gateway_feedback")).keys()
+        columns = list(connection.execute(text("SELECT * FROM gateway_feedback")).keys())
         assert "write_token" not in columns
     migrate(engine)
     with engine.connect() as connection:
-        assert "write_token" in connection.execute(text("SELECT * FROM gateway_feedback")).keys()
+        columns = list(connection.execute(text("SELECT * FROM gateway_feedback")).keys())
+        assert "write_token" in columns
     engine.dispose()
