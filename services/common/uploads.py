@@ -57,7 +57,8 @@ def _invalid(loc: tuple[str, ...], message: str, kind: str) -> RequestValidation
     return RequestValidationError([{"loc": ("body", *loc), "msg": message, "type": kind}])
 
 
-def _validate(model: type[M], data: Any) -> M:
+def validate_body(model: type[M], data: Any) -> M:
+    """``data`` as ``model``; a mismatch is the usual 422, located in the body."""
     try:
         return model.model_validate(data)
     except ValidationError as error:
@@ -66,7 +67,8 @@ def _validate(model: type[M], data: Any) -> M:
         ) from error
 
 
-def _json(raw: str | bytes) -> Any:
+def parse_json(raw: str | bytes) -> Any:
+    """A JSON body or form field; invalid JSON is a 422."""
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as error:
@@ -88,7 +90,7 @@ async def read_image_body(request: Request, max_bytes: int, options: type[M]) ->
         )
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json":
-        data = _json(await request.body())
+        data = parse_json(await request.body())
         if not isinstance(data, dict):
             raise _invalid((), "the body must be a JSON object", "model_type")
         encoded = data.pop("image_base64", None)
@@ -96,7 +98,7 @@ async def read_image_body(request: Request, max_bytes: int, options: type[M]) ->
             raise _invalid(("image_base64",), "a non-empty base64 string is required", "missing")
         if len(encoded) > MAX_BASE64_CHARS:
             raise PayloadTooLarge(f"image_base64 has more than {MAX_BASE64_CHARS:,} characters")
-        parsed = _validate(options, data)
+        parsed = validate_body(options, data)
         try:
             image = base64.b64decode(encoded, validate=True)
         except (binascii.Error, ValueError) as error:
@@ -115,7 +117,7 @@ async def read_image_body(request: Request, max_bytes: int, options: type[M]) ->
             raw = form.get("request") or "{}"
             if not isinstance(raw, str):
                 raise InvalidInput("the 'request' form field must be JSON text, not a file")
-        parsed = _validate(options, _json(raw))
+        parsed = validate_body(options, parse_json(raw))
     elif not content_type:
         raise BadRequest(
             "the request has no Content-Type; send application/json or multipart/form-data"

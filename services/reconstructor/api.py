@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse
-from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from services.common.errors import BadRequest, InvalidInput, UnsupportedMediaType
+from services.common.uploads import parse_json, validate_body
 from services.reconstructor.protocol import JobRequest, JobResponse, JobResult
 from services.reconstructor.service import IMAGE_FILE, RESULT_FILE, ReconstructorService
 
@@ -45,24 +43,6 @@ SUBMIT_BODY: dict[str, Any] = {
 }
 
 
-def _validate(data: Any) -> JobRequest:
-    try:
-        return JobRequest.model_validate(data)
-    except ValidationError as error:
-        raise RequestValidationError(
-            [{**e, "loc": ("body", *e["loc"])} for e in error.errors(include_url=False)]
-        ) from error
-
-
-def _json(raw: str | bytes) -> Any:
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise RequestValidationError(
-            [{"loc": ("body",), "msg": f"not valid JSON: {error}", "type": "json_invalid"}]
-        ) from error
-
-
 @router.post("", status_code=202, openapi_extra=SUBMIT_BODY)
 async def submit(request: Request, service: ServiceDep, response: Response) -> JobResponse:
     """Queue a reconstruction: the experiment as the multipart file part ``experiment``
@@ -70,7 +50,9 @@ async def submit(request: Request, service: ServiceDep, response: Response) -> J
     202 with the job and its ``Location``; a bad experiment is refused here (4xx)."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json":
-        job = await service.submit(_validate(_json(await request.body())), None)
+        job = await service.submit(
+            validate_body(JobRequest, parse_json(await request.body())), None
+        )
     elif content_type == "multipart/form-data":
         async with request.form(max_files=1, max_fields=2) as form:
             unknown = sorted(set(form.keys()) - {"experiment", "request"})
@@ -84,7 +66,7 @@ async def submit(request: Request, service: ServiceDep, response: Response) -> J
             raw = form.get("request") or "{}"
             if not isinstance(raw, str):
                 raise InvalidInput("the 'request' form field must be JSON text, not a file")
-            job = await service.submit(_validate(_json(raw)), upload)
+            job = await service.submit(validate_body(JobRequest, parse_json(raw)), upload)
     elif not content_type:
         raise BadRequest("the request has no Content-Type; send multipart/form-data or JSON")
     else:
