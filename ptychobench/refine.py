@@ -167,18 +167,18 @@ def judge(
     targeted = targeted_artifacts(letters, before.artifacts)
     reasons: list[str] = []
     loss_change: float | None = None
+    old, new = before.final_loss, after.final_loss
     comparable = (
-        before.final_loss is not None
-        and after.final_loss is not None
-        and before.final_loss > 0
+        old is not None
+        and new is not None
+        and old > 0
         and (
             None in (before.noise_model, after.noise_model)
             or before.noise_model == after.noise_model
         )
     )
-    if comparable:
-        assert before.final_loss is not None and after.final_loss is not None
-        loss_change = (after.final_loss - before.final_loss) / before.final_loss
+    if comparable and old is not None and new is not None:
+        loss_change = (new - old) / old
         loss_ok = loss_change <= rule.max_loss_rise
         if not loss_ok:
             reasons.append(
@@ -195,7 +195,9 @@ def judge(
         metric, direction = ARTIFACT_METRICS.get(label, (None, "down"))
         b = before.metrics.get(metric) if metric else None
         a = after.metrics.get(metric) if metric else None
-        gain = _gain(metric, direction, b, a) if metric and b is not None and a is not None else None
+        gain = None
+        if metric and b is not None and a is not None:
+            gain = _gain(metric, direction, b, a)
         ok = gone or (gain is not None and gain >= rule.min_metric_gain)
         if not ok:
             if gain is None:
