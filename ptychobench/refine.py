@@ -192,7 +192,9 @@ def judge(
     checks = []
     for label in targeted:
         gone = label not in remaining
-        metric, direction = ARTIFACT_METRICS.get(label, (None, "down"))
+        found = ARTIFACT_METRICS.get(label)
+        metric = found[0] if found else None
+        direction: Direction = found[1] if found else "down"
         b = before.metrics.get(metric) if metric else None
         a = after.metrics.get(metric) if metric else None
         gain = None
