@@ -18,8 +18,9 @@ implementation for (A, B, C, …, or L "no changes") is reported as skipped, nev
    (:data:`LETTER_TARGETS`, from the simulator's fault recipes; all diagnosed artifacts
    when the letters target none of them). Each must either no longer be diagnosed after
    the change, or its no-reference metric (:data:`ARTIFACT_METRICS`) must have moved the
-   right way by at least ``min_metric_gain`` (10 %) of its start value (or of the
-   metric's floor, :data:`METRIC_FLOORS`, when the start value is tiny). An artifact
+   right way by at least ``min_metric_gain`` (10 %) of its start value (of the headroom
+   ``1 − start`` for a power share that should rise, :data:`SHARES`; of the metric's
+   floor, :data:`METRIC_FLOORS`, when that is tiny). An artifact
    without a metric (halo, local distortion, no clear structure) must no longer be
    diagnosed.
 
@@ -150,8 +151,14 @@ def targeted_artifacts(letters: Iterable[str], observed: Iterable[str]) -> tuple
     return tuple(hit or seen)
 
 
+SHARES: Final = frozenset({"sharpness", "noise_power", "grid_power"})
+"""Metrics that are a share of the phase power (0–1): one that should rise is judged on
+the headroom it had (1 − start), since it cannot rise 10 % from 0.9."""
+
+
 def _gain(metric: str, direction: Direction, before: float, after: float) -> float:
-    scale = max(abs(before), METRIC_FLOORS.get(metric, 1e-9))
+    start = 1.0 - before if metric in SHARES and direction == "up" else before
+    scale = max(abs(start), METRIC_FLOORS.get(metric, 1e-9))
     moved = (after - before) if direction == "up" else (before - after)
     return moved / scale
 
@@ -309,6 +316,7 @@ __all__ = [
     "ARTIFACT_METRICS",
     "LETTER_TARGETS",
     "METRIC_FLOORS",
+    "SHARES",
     "AcceptanceRule",
     "Applied",
     "ArtifactCheck",
