@@ -99,9 +99,7 @@ def main() -> None:
         item = PlanItem(
             record["index"], record["id"], record["sample_type"], record["instrument"], ()
         )
-        data, clean, setup = build_setups(
-            item, tuple(record["injected_faults"]), record["seed"], "cpu"
-        )
+        data, _, setup = build_setups(item, tuple(record["injected_faults"]), record["seed"], "cpu")
         measured = measure(data, setup)
         fault_nrmse = record["metrics"]["fault"]["nrmse"]
         clean_nrmse = record["metrics"]["clean"]["nrmse"]
@@ -176,14 +174,16 @@ def main() -> None:
             ),
         }
     lines = [
-        "| arm | n | fix rate [95 % CI] | median gain | Δ vs none [CI] | Δ vs oracle [CI] | recons | s/round |",
+        "| arm | n | fix rate [95 % CI] | median gain | Δ vs none [CI] | Δ vs oracle [CI] "
+        "| recons | s/round |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for arm, s in summary.items():
         lo, hi = s["fix_rate_ci"]
         vn, vo = s["vs_none"], s["vs_oracle"]
         lines.append(
-            f"| {arm} | {s['n']} | {s['fix_rate']:.2f} [{lo:.2f}, {hi:.2f}] | {s['median_gain']:+.2f} "
+            f"| {arm} | {s['n']} | {s['fix_rate']:.2f} [{lo:.2f}, {hi:.2f}] "
+            f"| {s['median_gain']:+.2f} "
             f"| {vn['delta']:+.2f} [{vn['ci_low']:+.2f}, {vn['ci_high']:+.2f}] "
             f"| {vo['delta']:+.2f} [{vo['ci_low']:+.2f}, {vo['ci_high']:+.2f}] "
             f"| {s['reconstructions']} | {s['seconds_per_round']:.1f} |"
