@@ -19,6 +19,10 @@ from gateway.bench.store import RunStore
 from gateway.keys import KeyStore
 from gateway.metrics import GatewayMetrics
 from gateway.protocol import AnalyzeRequest
+from gateway.refine.api import build_refine_router
+from gateway.refine.protocol import RefineRequest
+from gateway.refine.service import RefineService
+from gateway.refine.store import RefineStore
 from gateway.service import GatewayService
 from gateway.settings import GatewaySettings
 from gateway.store import PredictionStore
@@ -34,6 +38,8 @@ from services.diagnosis.protocol import BACKENDS, DiagnoseRequest
 API_PATH = "/v1/"
 IMAGE_ROUTES = ("/v1/diagnose", "/v1/analyze")
 """The routes whose body carries an image (``max_image_bytes`` as base64)."""
+REFINE_ROUTE = "/v1/refine"
+"""The route whose body carries an experiment file (``max_experiment_bytes``)."""
 
 
 def create_app(
@@ -42,8 +48,8 @@ def create_app(
     transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
 ) -> FastAPI:
     """The app; the database is migrated at start-up. ``transports`` replaces the
-    network transport to ``diagnosis``, ``agent`` or ``retriever`` (tests run the real
-    services in-process through ``httpx.ASGITransport``)."""
+    network transport to ``diagnosis``, ``agent``, ``retriever`` or ``reconstructor``
+    (tests run the real services in-process through ``httpx.ASGITransport``)."""
     settings = settings or GatewaySettings()
     transports = transports or {}
     metrics = GatewayMetrics()
@@ -66,12 +72,15 @@ def create_app(
     diagnosis = upstream("diagnosis", "the diagnosis service", BACKENDS)
     agent = upstream("agent", "the ptycho_agent service")
     retriever = upstream("retriever", "the retriever")
+    reconstructor = upstream("reconstructor", "the reconstructor")
     assert diagnosis is not None
     assert agent is not None
+    assert reconstructor is not None
     service = GatewayService(settings, store, metrics, diagnosis, agent, retriever)
     runs = RunStore(engine)
     jobs = BenchJobs(runs, service, Path(settings.reports_dir))
-    clients = [c for c in (diagnosis, agent, retriever) if c is not None]
+    refine = RefineService(RefineStore(engine), service, reconstructor)
+    clients = [c for c in (diagnosis, agent, retriever, reconstructor) if c is not None]
 
     async def database_ready() -> bool:
         return await asyncio.to_thread(ping, engine)
@@ -86,6 +95,7 @@ def create_app(
             await authenticate(keys, presented_key(headers))
 
     async def close() -> None:
+        await refine.stop()
         await jobs.stop()
         for client in clients:
             await client.aclose()
@@ -102,14 +112,20 @@ def create_app(
             "diagnosis": lambda: diagnosis.healthy("/readyz"),
             "agent": lambda: agent.healthy("/readyz"),
         },
-        startup=(migrate,),
+        startup=(migrate, refine.start),
         shutdown=(close,),
         guarded=False,
         admit=admit,
-        body_limits=dict.fromkeys(IMAGE_ROUTES, image_body_bytes(settings.max_image_bytes)),
+        body_limits={
+            **dict.fromkeys(IMAGE_ROUTES, image_body_bytes(settings.max_image_bytes)),
+            REFINE_ROUTE: settings.max_experiment_bytes
+            + image_body_bytes(settings.max_image_bytes),
+        },
     )
     app.state.jobs = jobs
-    add_schemas(app, DiagnoseRequest, AnalyzeRequest)
+    app.state.refine = refine
+    app.include_router(build_refine_router(keys))
+    add_schemas(app, DiagnoseRequest, AnalyzeRequest, RefineRequest)
     app.include_router(build_ui_router(keys))
     app.mount(STATIC_PATH, static_files(), name="ui-static")
     return app

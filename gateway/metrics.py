@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 
 from ptychobench.labels import vocabulary
 from services.common.metrics import CIRCUIT_STATES, ServiceMetrics
@@ -82,6 +82,43 @@ class GatewayMetrics(ServiceMetrics):
             ("upstream", "state"),
             registry=self.registry,
         )
+        self.refine_rounds = Counter(
+            "ptycho_gateway_refine_rounds",
+            "Closed-loop rounds, by the recommending adapter and outcome (accepted, "
+            "rejected, unchanged); acceptance rate = accepted / (accepted + rejected).",
+            ("adapter", "outcome"),
+            registry=self.registry,
+        )
+        self.refine_loss_change = Histogram(
+            "ptycho_gateway_refine_loss_change_ratio",
+            "Relative change of the final data-fit loss per judged round (negative: better).",
+            ("adapter", "outcome"),
+            buckets=(-0.5, -0.2, -0.1, -0.05, -0.02, 0.0, 0.02, 0.05, 0.1, 0.2, 0.5),
+            registry=self.registry,
+        )
+        self.refine_metric_gain = Histogram(
+            "ptycho_gateway_refine_metric_gain_ratio",
+            "Mean relative gain of the targeted artifacts' metrics per judged round "
+            "(positive: better).",
+            ("adapter", "outcome"),
+            buckets=(-0.5, -0.2, -0.1, 0.0, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0),
+            registry=self.registry,
+        )
+        self.refine_jobs = Counter(
+            "ptycho_gateway_refine_jobs",
+            "Refinement jobs entering each state (queued counts submissions and resumes).",
+            ("state",),
+            registry=self.registry,
+        )
+        self.refine_reviews = Counter(
+            "ptycho_gateway_refine_reviews",
+            "Expert reviews of closed-loop rounds, by adapter, the loop's outcome and the "
+            "expert's verdict (confirm, reject).",
+            ("adapter", "outcome", "verdict"),
+            registry=self.registry,
+        )
+        for state in ("queued", "running", "done", "failed", "cancelled", "interrupted"):
+            self.refine_jobs.labels(state=state)
         self._prepared: set[tuple[str, str, str, str]] = set()
         for task in ("detection", "recommendation"):
             for replaced in ("false", "true"):
@@ -127,6 +164,13 @@ class GatewayMetrics(ServiceMetrics):
             "outcome": outcome,
         }
         return self.label_outcomes.labels(**names), self.label_retractions.labels(**names)
+
+    def prepare_refine(self, adapter: str) -> None:
+        """An adapter's round series at 0, before its first round is counted."""
+        for outcome in ("accepted", "rejected", "unchanged"):
+            self.refine_rounds.labels(adapter=adapter, outcome=outcome)
+            for verdict in ("confirm", "reject"):
+                self.refine_reviews.labels(adapter=adapter, outcome=outcome, verdict=verdict)
 
     def upstream_observer(self, name: str) -> UpstreamObserver:
         return UpstreamObserver(self, name)

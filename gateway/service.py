@@ -325,11 +325,12 @@ class GatewayService:
         key: ApiKey,
         request_id: str | None,
         claim: Claim | None = None,
+        kind: str = "diagnose",
     ) -> DiagnosisAnswer:
         started = time.perf_counter()
         answer = await self._diagnose(options, image, request_id)
         prediction = self._diagnosis_record(
-            options, answer, key, time.perf_counter() - started, "diagnose"
+            options, answer, key, time.perf_counter() - started, kind
         )
         result = self._diagnosis(answer, prediction)
         await self._keep([prediction], (image, answer.image), result, claim)
@@ -341,11 +342,12 @@ class GatewayService:
         key: ApiKey,
         request_id: str | None,
         claim: Claim | None = None,
+        kind: str = "recommend",
     ) -> RecommendationAnswer:
         started = time.perf_counter()
         answer = await self._recommend(request, request_id)
         prediction = self._recommendation_record(
-            request, answer, key, time.perf_counter() - started, "recommend"
+            request, answer, key, time.perf_counter() - started, kind
         )
         result = self._recommendation(answer, prediction)
         await self._keep([prediction], None, result, claim)

@@ -17,6 +17,10 @@ class AgentUpstream(UpstreamSettings):
     base_url: str = "http://127.0.0.1:8102"
 
 
+class ReconstructorUpstream(UpstreamSettings):
+    base_url: str = "http://127.0.0.1:8104"
+
+
 class GatewaySettings(ServiceSettings):
     """The services the gateway calls, and what it keeps.
 
@@ -34,7 +38,18 @@ class GatewaySettings(ServiceSettings):
     retriever: UpstreamSettings | None = None
     """The retriever, for feedback that adds corrected samples to the example pool
     (``add_to_pool``); without one such feedback is refused."""
+    reconstructor: ReconstructorUpstream = Field(default_factory=ReconstructorUpstream)
+    """The reconstructor, for ``POST /v1/refine`` (the closed loop)."""
     max_image_bytes: int = Field(default=20_000_000, ge=1)
+    refine_dir: str = "runs/refine"
+    """Where experiments uploaded to ``POST /v1/refine`` are kept, one folder per job."""
+    max_experiment_bytes: int = Field(default=2 * 2**30, ge=1)
+    """The largest experiment file ``POST /v1/refine`` accepts."""
+    refine_poll_s: float = Field(default=1.0, gt=0)
+    """How often a refinement job asks the reconstructor about its reconstruction."""
+    refine_max_attempts: int = Field(default=2, ge=1)
+    """A refinement job the gateway stopped under is resumed until it has been started
+    this many times, then marked interrupted."""
     reports_dir: str = "reports"
     """Where reports of runs started with ``POST /v1/benchmarks`` are written."""
     bench_dataset_roots: list[str] = Field(default_factory=lambda: ["data"])

@@ -45,6 +45,7 @@ from gateway.protocol import (
     PredictionRecord,
     RecommendationAnswer,
 )
+from gateway.refine.protocol import RefineJobResponse
 
 __all__ = [
     "Analysis",
@@ -56,7 +57,10 @@ __all__ = [
     "LiveF1Response",
     "PredictionRecord",
     "RecommendationAnswer",
+    "RefineJobResponse",
 ]
+FINISHED = frozenset({"done", "failed", "cancelled", "interrupted"})
+"""States of a refinement job that will not change any more."""
 
 DEFAULT_URL = "http://127.0.0.1:8100"
 RETRY_STATUSES = frozenset({502, 503, 504})
@@ -88,6 +92,8 @@ class _Call(Generic[T]):
     data: dict[str, str] | None = None
     params: dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    raw: bool = False
+    """The answer is bytes (an image), not JSON."""
 
     def kwargs(self) -> dict[str, Any]:
         return {
@@ -101,6 +107,8 @@ class _Call(Generic[T]):
     def read(self, response: httpx.Response) -> T:
         if response.status_code >= 400:
             raise _error(response)
+        if self.raw:
+            return self.result.validate_python(response.content)
         return self.result.validate_python(response.json())
 
 
@@ -267,6 +275,47 @@ class _Calls:
     @staticmethod
     def live_f1(window: str) -> _Call[LiveF1Response]:
         return _Call("GET", "/v1/live-f1", _model(LiveF1Response), params={"window": window})
+
+    @staticmethod
+    def refine(
+        experiment: str | os.PathLike[str] | bytes, request: Mapping[str, Any]
+    ) -> _Call[RefineJobResponse]:
+        if isinstance(experiment, bytes):
+            name, data = "experiment.h5", experiment
+        else:
+            path = Path(experiment)
+            try:
+                name, data = path.name, path.read_bytes()
+            except OSError as error:
+                raise ValueError(f"cannot read the experiment {path}: {error}") from error
+        return _Call(
+            "POST",
+            "/v1/refine",
+            _model(RefineJobResponse),
+            files={"experiment": (name, data, "application/x-hdf5")},
+            data={"request": json.dumps(dict(request))},
+        )
+
+    @staticmethod
+    def refine_job(job_id: str) -> _Call[RefineJobResponse]:
+        return _Call("GET", f"/v1/refine/{job_id}", _model(RefineJobResponse))
+
+    @staticmethod
+    def cancel_refine(job_id: str) -> _Call[RefineJobResponse]:
+        return _Call("DELETE", f"/v1/refine/{job_id}", _model(RefineJobResponse))
+
+    @staticmethod
+    def refine_image(job_id: str, number: int, which: str) -> _Call[bytes]:
+        path = f"/v1/refine/{job_id}/rounds/{number}/{which}.png"
+        return _Call("GET", path, _model(bytes), raw=True)
+
+
+def _refine_request(
+    sample_type: str, instrument: str, max_rounds: int, options: Mapping[str, Any]
+) -> dict[str, Any]:
+    return {"sample_type": sample_type, "instrument": instrument, "max_rounds": max_rounds} | {
+        k: v for k, v in options.items() if v is not None
+    }
 
 
 class _Base:
@@ -451,6 +500,49 @@ class Client(_Base):
     def live_f1(self, window: Literal["1h", "24h", "7d", "all"] = "all") -> LiveF1Response:
         return self._send(_Calls.live_f1(window))
 
+    def refine(
+        self,
+        experiment: str | os.PathLike[str] | bytes,
+        *,
+        sample_type: str,
+        instrument: str,
+        max_rounds: int = 3,
+        **options: Any,
+    ) -> RefineJobResponse:
+        """Start the closed loop on an experiment file (``POST /v1/refine``); ``options``
+        are RefineRequest's other fields (description, diagnosis, recommendation, rule)."""
+        request = _refine_request(sample_type, instrument, max_rounds, options)
+        return self._send(_Calls.refine(experiment, request))
+
+    def refine_job(self, job_id: str) -> RefineJobResponse:
+        return self._send(_Calls.refine_job(job_id))
+
+    def cancel_refine(self, job_id: str) -> RefineJobResponse:
+        return self._send(_Calls.cancel_refine(job_id))
+
+    def refine_image(self, job_id: str, number: int, which: Literal["before", "after"]) -> bytes:
+        return self._send(_Calls.refine_image(job_id, number, which))
+
+    def wait_refine(
+        self,
+        job_id: str,
+        *,
+        poll_s: float = 1.0,
+        timeout_s: float | None = None,
+        on_progress: Any = None,
+    ) -> RefineJobResponse:
+        """Poll a refinement job until it finishes; ``on_progress(job)`` after each poll."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            job = self.refine_job(job_id)
+            if on_progress is not None:
+                on_progress(job)
+            if job.state in FINISHED:
+                return job
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"refinement job {job_id} still {job.state}")
+            time.sleep(poll_s)
+
 
 class AsyncClient(_Base):
     """The gateway, for asyncio code (``async with AsyncClient(...) as gateway:``)."""
@@ -597,3 +689,48 @@ class AsyncClient(_Base):
 
     async def live_f1(self, window: Literal["1h", "24h", "7d", "all"] = "all") -> LiveF1Response:
         return await self._send(_Calls.live_f1(window))
+
+    async def refine(
+        self,
+        experiment: str | os.PathLike[str] | bytes,
+        *,
+        sample_type: str,
+        instrument: str,
+        max_rounds: int = 3,
+        **options: Any,
+    ) -> RefineJobResponse:
+        """As :meth:`Client.refine`."""
+        request = _refine_request(sample_type, instrument, max_rounds, options)
+        return await self._send(_Calls.refine(experiment, request))
+
+    async def refine_job(self, job_id: str) -> RefineJobResponse:
+        return await self._send(_Calls.refine_job(job_id))
+
+    async def cancel_refine(self, job_id: str) -> RefineJobResponse:
+        return await self._send(_Calls.cancel_refine(job_id))
+
+    async def refine_image(
+        self, job_id: str, number: int, which: Literal["before", "after"]
+    ) -> bytes:
+        return await self._send(_Calls.refine_image(job_id, number, which))
+
+    async def wait_refine(
+        self,
+        job_id: str,
+        *,
+        poll_s: float = 1.0,
+        timeout_s: float | None = None,
+        on_progress: Any = None,
+    ) -> RefineJobResponse:
+        """As :meth:`Client.wait_refine`."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout_s is None else loop.time() + timeout_s
+        while True:
+            job = await self.refine_job(job_id)
+            if on_progress is not None:
+                on_progress(job)
+            if job.state in FINISHED:
+                return job
+            if deadline is not None and loop.time() > deadline:
+                raise TimeoutError(f"refinement job {job_id} still {job.state}")
+            await asyncio.sleep(poll_s)

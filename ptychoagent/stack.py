@@ -52,6 +52,7 @@ class StackSettings:
             "retriever": 8101,
             "agent": 8102,
             "diagnosis": 8103,
+            "reconstructor": 8104,
         }
     )
     ready_timeout_s: float = 600.0
@@ -78,12 +79,14 @@ FACTORIES = {
     "retriever": "services.retriever.app:create_app",
     "agent": "services.ptycho_agent.app:create_app",
     "diagnosis": "services.diagnosis.app:create_app",
+    "reconstructor": "services.reconstructor.app:create_app",
     "gateway": "gateway.app:create_app",
 }
 PREFIXES = {
     "retriever": "RETRIEVER",
     "agent": "AGENT",
     "diagnosis": "DIAGNOSIS",
+    "reconstructor": "RECONSTRUCTOR",
     "gateway": "GATEWAY",
 }
 
@@ -134,9 +137,9 @@ class Stack:
         self._start_engine()
         self._prepare_pool()
         environment = self._environment()
-        for name in ("retriever", "diagnosis", "agent", "gateway"):
+        for name in ("retriever", "diagnosis", "agent", "reconstructor", "gateway"):
             self._spawn(name, environment)
-        for name in ("retriever", "diagnosis", "agent"):
+        for name in ("retriever", "diagnosis", "agent", "reconstructor"):
             self._wait_ready(name, "/healthz")
         self._wait_ready("gateway", "/readyz")
         self.api_key = self._make_key()
@@ -222,6 +225,10 @@ class Stack:
             "GATEWAY_AGENT__BASE_URL": s.url("agent"),
             "GATEWAY_AGENT__TIMEOUT_S": "900",
             "GATEWAY_RETRIEVER__BASE_URL": s.url("retriever"),
+            "GATEWAY_RECONSTRUCTOR__BASE_URL": s.url("reconstructor"),
+            "GATEWAY_REFINE_DIR": str(self.state_dir / "refine"),
+            "RECONSTRUCTOR_DATABASE_URL": f"sqlite:///{self.state_dir / 'reconstructor.db'}",
+            "RECONSTRUCTOR_DATA_DIR": str(self.state_dir / "reconstructor"),
             "GATEWAY_REPORTS_DIR": str(s.path(Path("reports"))),
             "GATEWAY_BENCH_DATASET_ROOTS": json.dumps([str(s.path(s.dataset).parent)]),
         }
@@ -230,7 +237,9 @@ class Stack:
         clean = {
             k: v
             for k, v in os.environ.items()
-            if not k.startswith(("GATEWAY_", "AGENT_", "DIAGNOSIS_", "RETRIEVER_"))
+            if not k.startswith(
+                ("GATEWAY_", "AGENT_", "DIAGNOSIS_", "RETRIEVER_", "RECONSTRUCTOR_")
+            )
         }
         log_path = self.state_dir / f"{name}.log"
         argv = [

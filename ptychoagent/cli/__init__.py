@@ -17,6 +17,7 @@ from ptychoagent.cli import (
     keys,
     models,
     quickstart,
+    refine,
     retriever,
     run,
     score,
@@ -43,6 +44,7 @@ app.command("score")(score.score)
 app.command("quickstart")(quickstart.quickstart)
 app.command("serve")(serve.serve)
 app.command("analyze")(analyze.analyze)
+app.command("refine")(refine.refine)
 app.command("bench")(bench.bench)
 app.command("run")(run.run)
 

@@ -439,18 +439,13 @@ def apply_fix(setup: Setup, letter: str, scene: Scene) -> Setup:
     raise ValueError(f"no fix is implemented for option {letter} ({OPTIONS.get(letter, '?')})")
 
 
-def parameters_block(setup: Setup, scene: Scene) -> dict[str, str]:
-    """The "Current Reconstruction Parameters" of a setup, as a user would list them."""
-    c = setup.config
+def config_parameters(c: ReconConfig) -> dict[str, str]:
+    """The entries of the "Current Reconstruction Parameters" that the options decide
+    (the closed loop rewrites these after applying a change)."""
     batch = "all positions (1 batch)" if c.batch_size is None else str(c.batch_size)
     regularization = "none"
     if c.tv_weight > 0:
         regularization = f"total variation, weight {c.tv_weight:.2f}"
-    probe = "from the optics model (nominal defocus)"
-    if setup.start_gaussian:
-        probe = "Gaussian blob"
-    elif setup.start_defocus != 1.0:
-        probe = f"from the optics model at {setup.start_defocus:g}x the nominal defocus"
     return {
         "engine": "LSQML" if c.engine == "lsqml" else "ePIE",
         "iterations": str(c.num_epochs),
@@ -463,9 +458,25 @@ def parameters_block(setup: Setup, scene: Scene) -> dict[str, str]:
         "probe modes": str(c.n_probe_modes),
         "OPR modes": str(c.n_opr_modes - 1),
         "probe update starts at iteration": str(c.probe_update_start),
-        "initial probe": probe,
         "noise model": c.noise_model.capitalize(),
         "regularization": regularization,
+    }
+
+
+def parameters_block(setup: Setup, scene: Scene) -> dict[str, str]:
+    """The "Current Reconstruction Parameters" of a setup, as a user would list them."""
+    options = config_parameters(setup.config)
+    probe = "from the optics model (nominal defocus)"
+    if setup.start_gaussian:
+        probe = "Gaussian blob"
+    elif setup.start_defocus != 1.0:
+        probe = f"from the optics model at {setup.start_defocus:g}x the nominal defocus"
+    first = list(options)[: list(options).index("noise model")]
+    return {
+        **{key: options[key] for key in first},
+        "initial probe": probe,
+        "noise model": options["noise model"],
+        "regularization": options["regularization"],
         "diffraction pattern size": f"{PROBE_SIZE} x {PROBE_SIZE}",
         "scan": (setup.scan_override or scene.instrument.scan_kind)
         + f", step {scene.instrument.step_px:g} px, {scene.n_positions} positions",
@@ -481,6 +492,7 @@ __all__ = [
     "Setup",
     "apply_fix",
     "clean_config",
+    "config_parameters",
     "confirmed_labels",
     "parameters_block",
 ]
