@@ -1,6 +1,6 @@
 """Refinement jobs, their rounds and experts' reviews of rounds in the project database
 (tables ``gateway_refine_jobs``, ``gateway_refine_rounds``, ``gateway_refine_reviews``;
-migration 0007). Images are the gateway's (``gateway_images``, once per SHA-256).
+migration 0008). Images are the gateway's (``gateway_images``, once per SHA-256).
 
 A job's row is the truth about it. State changes are conditional updates, so a job
 cancelled meanwhile is never finished as done; a job found ``running`` at start-up (the

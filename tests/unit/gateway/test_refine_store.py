@@ -1,4 +1,4 @@
-"""The refinement tables: migration 0007 makes the models' tables and goes down and up
+"""The refinement tables: migration 0008 makes the models' tables and goes down and up
 again, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
@@ -39,13 +39,13 @@ def test_the_migration_makes_the_models_tables(engine: Engine) -> None:
     assert [d for d in diff if "gateway_refine" in repr(d)] == []
 
 
-def test_0007_goes_down_to_0006_and_up_again(engine: Engine) -> None:
-    assert revision_of(engine) == "0007"
+def test_0008_goes_down_to_0007_and_up_again(engine: Engine) -> None:
+    assert revision_of(engine) == "0008"
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.downgrade(config, "0006")
+        command.downgrade(config, "0007")
     tables = set(inspect(engine).get_table_names())
     assert not tables & TABLES
     assert "reconstructor_jobs" in tables

@@ -1,8 +1,8 @@
 """The gateway's closed-loop refinement: jobs, their rounds, experts' reviews of rounds.
 
-Revision ID: 0007
-Revises: 0006
-Create Date: 2027-01-12
+Revision ID: 0008
+Revises: 0007
+Create Date: 2026-12-07
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
