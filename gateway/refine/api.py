@@ -24,6 +24,7 @@ from gateway.refine.protocol import (
 )
 from gateway.refine.service import RefineService
 from services.common.errors import BadRequest, InvalidInput, UnsupportedMediaType
+from services.common.openapi import problem_responses
 
 JobId = Annotated[str, PathParam(min_length=1, max_length=32, pattern=r"^[0-9a-f]+$")]
 Number = Annotated[int, PathParam(ge=1, le=1000)]
@@ -85,9 +86,10 @@ def build_refine_router(keys: KeyStore) -> APIRouter:
     Predict = Annotated[ApiKey, Depends(require_access(keys, "predict"))]  # noqa: N806
     Review = Annotated[ApiKey, Depends(require_access(keys, "review"))]  # noqa: N806
     Read = Annotated[ApiKey, Depends(require_access(keys, "read"))]  # noqa: N806
-    router = APIRouter(prefix="/v1/refine", tags=["refine"])
+    # every route: a key without the scope (403), the database down (503)
+    router = APIRouter(prefix="/v1/refine", tags=["refine"], responses=problem_responses(403, 503))
 
-    @router.post("", status_code=202, openapi_extra=SUBMIT_BODY)
+    @router.post("", status_code=202, openapi_extra=SUBMIT_BODY, responses=problem_responses(415))
     async def submit(
         request: Request, refine: RefineDep, key: Predict, response: Response
     ) -> RefineJobResponse:
@@ -136,7 +138,7 @@ def build_refine_router(keys: KeyStore) -> APIRouter:
         """A job's rounds with their provenance and reviews."""
         return await refine.rounds(job_id)
 
-    @router.delete("/{job_id}", status_code=202)
+    @router.delete("/{job_id}", status_code=202, responses=problem_responses(409))
     async def cancel(job_id: JobId, refine: RefineDep, key: Predict) -> RefineJobResponse:
         """Stop a job (at its next step; its reconstruction on the reconstructor is
         cancelled); 409 when it has finished."""

@@ -29,7 +29,8 @@ def test_the_stack_runs_a_sweep_through_the_gateway_and_stops(
     tmp_path: Path,
     free_tcp_port: Callable[[], int],
 ) -> None:
-    ports = {name: free_tcp_port() for name in ("gateway", "retriever", "agent", "diagnosis")}
+    names = ("gateway", "retriever", "agent", "diagnosis", "reconstructor")
+    ports = {name: free_tcp_port() for name in names}
     settings = StackSettings(
         state_dir=tmp_path / "stack",
         engine_url=engine["config"].base_url,
