@@ -62,6 +62,18 @@ class Stack:
     def auth(self, scope: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys[scope]}"}
 
+    async def ui_login(self, scope: str) -> str:
+        """Sign the gateway client in to ``/ui`` through the form with the ``scope``
+        key; the CSRF token the form carried."""
+        form = await self.gateway.get("/ui/login")
+        csrf = self.gateway.cookies["ptycho_ui_csrf"]
+        assert f'value="{csrf}"' in form.text
+        signed = await self.gateway.post(
+            "/ui/login", data={"api_key": self.keys[scope], "csrf_token": csrf}
+        )
+        assert signed.status_code == 303, signed.text
+        return csrf
+
 
 def build_apps(tmp_path: Path, dead_port: int, database: str) -> Apps:
     """The gateway over ``database`` in front of the real services (the agent's engine
