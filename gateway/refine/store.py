@@ -385,6 +385,21 @@ class RefineStore:
                 out[row.round_id].append(_review(row))
         return out
 
+    def accepted(self, job_ids: Iterable[str]) -> dict[str, int]:
+        """How many accepted rounds each job has (0 for none), in one query."""
+        ids = list(job_ids)
+        out = dict.fromkeys(ids, 0)
+        if not ids:
+            return out
+        with Session(self.engine) as session:
+            rows = session.execute(
+                select(RefineRoundRow.job_id, func.count())
+                .where(RefineRoundRow.job_id.in_(ids), RefineRoundRow.outcome == "accepted")
+                .group_by(RefineRoundRow.job_id)
+            )
+            out.update({job_id: int(n) for job_id, n in rows})
+        return out
+
     def counts(self) -> dict[str, int]:
         """Jobs by state."""
         with Session(self.engine) as session:

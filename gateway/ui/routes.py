@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
@@ -21,6 +21,8 @@ from gateway.api import IMAGE_TYPES, Filter, JobsDep, ServiceDep
 from gateway.auth import Action, admits, require
 from gateway.keys import ApiKey, KeyStore
 from gateway.protocol import FeedbackRequest, PredictionRecord
+from gateway.refine.api import RefineDep
+from gateway.refine.protocol import RefineJobResponse, RoundReviewRequest
 from gateway.ui import views
 from gateway.ui.session import (
     CSRF_FIELD,
@@ -50,6 +52,9 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 Id = Annotated[str, PathParam(min_length=1, max_length=32, pattern=r"^[0-9a-f]+$")]
+Number = Annotated[int, PathParam(ge=1, le=1000)]
+REFINE_LIMIT = 50
+VERDICTS = ("confirm", "reject")
 
 
 def _when(moment: datetime | None) -> str:
@@ -262,6 +267,86 @@ def build_ui_router(keys: KeyStore) -> APIRouter:
             window=window,
             windows=list(WINDOWS),
             reviewed=len(reviewed),
+        )
+
+    # ---------------------------------------------------------------- refinements
+
+    @router.get("/refine")
+    async def refinements(request: Request, refine: RefineDep, key: Reader) -> Response:
+        jobs = await asyncio.to_thread(refine.store.recent, REFINE_LIMIT)
+        accepted = await asyncio.to_thread(refine.store.accepted, [j.id for j in jobs])
+        return page(request, "refinements.html", key, jobs=jobs, accepted=accepted)
+
+    def refinement_page(
+        request: Request, key: ApiKey, job: RefineJobResponse, status: int = 200, **context: Any
+    ) -> Response:
+        rounds = [
+            (
+                r,
+                views.round_letters(r.letters, r.applied, r.skipped),
+                views.metric_rows(r.metrics_before, r.metrics_after),
+            )
+            for r in job.rounds
+        ]
+        return page(request, "refinement.html", key, status, job=job, rounds=rounds, **context)
+
+    @router.get("/refine/{job_id}")
+    async def refinement(
+        request: Request,
+        job_id: Id,
+        refine: RefineDep,
+        key: Reader,
+        reviewed: Annotated[int | None, Query(ge=1, le=1000)] = None,
+    ) -> Response:
+        try:
+            job = await refine.job(job_id)
+        except NotFound as error:
+            return page(request, "error.html", key, 404, message=error.detail)
+        return refinement_page(request, key, job, reviewed=reviewed)
+
+    @router.post("/refine/{job_id}/rounds/{number}/review")
+    async def review_round(
+        request: Request, job_id: Id, number: Number, refine: RefineDep, key: Reader
+    ) -> Response:
+        form = await request.form()
+        check_csrf(request, _text(form.get(CSRF_FIELD)))
+        try:
+            job = await refine.job(job_id)
+        except NotFound as error:
+            return page(request, "error.html", key, 404, message=error.detail)
+        if not admits(key, "review"):
+            message = f"API key {key.name!r} has no 'feedback' scope: it may look, not review."
+            return refinement_page(request, key, job, 403, error=message, error_round=number)
+        verdict = _text(form.get("verdict"))
+        if verdict not in VERDICTS:
+            message = "choose confirm (the change helped) or reject (it did not)"
+            return refinement_page(request, key, job, 422, error=message, error_round=number)
+        body = RoundReviewRequest(
+            verdict=verdict,  # type: ignore[arg-type]
+            comment=(_text(form.get("comment")) or "")[:4000],
+        )
+        try:
+            await refine.review(job_id, number, body, key)
+        except (InvalidInput, NotFound) as error:
+            return refinement_page(request, key, job, 422, error=error.detail, error_round=number)
+        return see(f"{PATH}/refine/{job_id}?reviewed={number}#round-{number}")
+
+    @router.get("/refine/{job_id}/rounds/{number}/{which}.png")
+    async def round_image(
+        job_id: Id,
+        number: Number,
+        which: Literal["before", "after"],
+        refine: RefineDep,
+        key: Reader,
+    ) -> Response:
+        data = await refine.image(job_id, number, which)
+        return Response(
+            data,
+            media_type="image/png",
+            headers={
+                "Cache-Control": "private, max-age=86400",
+                "X-Content-Type-Options": "nosniff",
+            },
         )
 
     # ---------------------------------------------------------------- benchmarks

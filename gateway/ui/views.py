@@ -64,3 +64,48 @@ def swaps(reviewed: Iterable[tuple[Prediction, Feedback]], top: int = 10) -> lis
         counts.update((prediction.task, a, b) for a in false for b in missed)
     ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     return [Swap(task, a, b, n) for (task, a, b), n in ranked[:top]]
+
+
+@dataclass(frozen=True)
+class LetterRow:
+    """A letter the agent proposed in a refinement round, and what became of it."""
+
+    letter: str
+    text: str
+    applied: bool
+    reason: str | None
+    """Why it was skipped (None when applied)."""
+    changes: list[dict[str, Any]]
+
+
+def round_letters(
+    letters: Iterable[str], applied: Iterable[str], skipped: dict[str, str]
+) -> list[LetterRow]:
+    """A round's letters in the agent's order: applied ones with their Pty-chi changes,
+    skipped ones with the reason."""
+    done = set(applied)
+    chosen = [letter for letter in letters if letter in OPTIONS]
+    changes = changes_for(chosen)
+    return [
+        LetterRow(
+            letter,
+            OPTIONS.get(letter, letter),
+            letter in done,
+            None if letter in done else skipped.get(letter, "not applied"),
+            changes.get(letter, []),
+        )
+        for letter in letters
+    ]
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    name: str
+    before: float | None
+    after: float | None
+
+
+def metric_rows(before: dict[str, float], after: dict[str, float] | None) -> list[MetricRow]:
+    """The no-reference metrics before and after a round's change, by name."""
+    later = after or {}
+    return [MetricRow(n, before.get(n), later.get(n)) for n in sorted(set(before) | set(later))]

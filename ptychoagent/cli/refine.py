@@ -12,9 +12,7 @@ import typer
 
 
 def refine(
-    experiment: Path = typer.Argument(
-        ..., exists=True, dir_okay=False, help="The experiment (HDF5, docs/reconstructor.md)."
-    ),
+    experiment: Path = typer.Argument(..., help="The experiment (HDF5, docs/reconstructor.md)."),
     sample_type: str = typer.Option(..., help="Sample type, e.g. 'Integrated circuit'."),
     instrument: str = typer.Option(..., help="Instrument, e.g. 'Velociprobe'."),
     rounds: int = typer.Option(3, min=1, max=20, help="At most this many rounds."),
@@ -36,6 +34,9 @@ def refine(
 
     from ptychoagent.client import Client, GatewayError, RefineJobResponse
 
+    if not experiment.is_file():  # one line, before anything is sent
+        typer.echo(f"error: {experiment}: no such experiment file", err=True)
+        raise typer.Exit(1)
     recommendation = {"k": k, "strategy": strategy, "adapter": adapter}
     diagnosis = {"backend": backend} if backend else {}
     bars: dict[int, Any] = {}
@@ -85,7 +86,7 @@ def refine(
                             image = client.refine_image(job.id, item.number, which)
                             (out / f"round{item.number}-{which}.png").write_bytes(image)
                 (out / "refine.json").write_text(json.dumps(job.model_dump(mode="json"), indent=2))
-    except GatewayError as error:
+    except (GatewayError, ValueError, OSError) as error:  # ValueError: an unreadable file
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"job {job.id}: {job.state}, {job.outcome or job.error}")

@@ -7,121 +7,30 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import io
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI, Form, UploadFile
+from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from gateway.app import create_app
-from gateway.keys import KeyStore
 from gateway.refine.store import RefineJobRow, RefineStore
-from gateway.settings import (
-    AgentUpstream,
-    DiagnosisUpstream,
-    GatewaySettings,
-    ReconstructorUpstream,
-)
-from ptychobench.experiment_io import write_experiment
-from ptychobench.labels import OPTIONS
-from ptychobench.sim.export import export_experiment
 from services.common.database import make_engine
-from services.reconstructor.app import create_app as create_reconstructor
-from services.reconstructor.settings import ReconstructorSettings
 from services.reconstructor.store import JobRow
 
 pytestmark = [
     pytest.mark.anyio,
     pytest.mark.skipif(find_spec("ptychi") is None, reason="ptychi is not installed"),
 ]
-ROOT = Path(__file__).resolve().parents[3]
-DATASET = ROOT / "data" / "ptychobench-sim"
-SAMPLE = "14e1b638"  # Supercrystal, too few iterations (3): Blurring, Low contrast; fix K
-TRUTH = ["Blurring", "Low contrast"]
-FAST = {"max_retries": 0, "backoff_s": 0, "connect_timeout_s": 1}
-
-
-@pytest.fixture(scope="module")
-def experiment_bytes() -> bytes:
-    buffer = io.BytesIO()
-    write_experiment(buffer, export_experiment(DATASET, SAMPLE, device="cpu"))
-    return buffer.getvalue()
-
-
-@dataclass
-class Fakes:
-    letters: list[str]
-    artifacts: list[str] = field(default_factory=lambda: list(TRUTH))
-    diagnosed: list[str] = field(default_factory=list)
-    asked: list[dict[str, Any]] = field(default_factory=list)
-
-
-def fake_diagnosis(fakes: Fakes) -> FastAPI:
-    app = FastAPI()
-
-    @app.post("/v1/diagnose")
-    async def diagnose(image: UploadFile, request: str = Form()) -> dict[str, Any]:
-        data = await image.read()
-        sha = hashlib.sha256(data).hexdigest()
-        fakes.diagnosed.append(sha)
-        return {
-            "labels": fakes.artifacts,
-            "raw_answer": ", ".join(fakes.artifacts),
-            "unmapped": [],
-            "backend": "classifier",
-            "adapter": "truth",
-            "k": 0,
-            "strategy": "ssfs",
-            "seed": 0,
-            "example_ids": [],
-            "image": {"format": "PNG", "mode": "L", "width": 1, "height": 1, "sha256": sha},
-            "backend_latency_s": 0.0,
-            "latency_s": 0.0,
-        }
-
-    @app.get("/readyz")
-    async def ready() -> dict[str, str]:
-        return {"status": "ok"}
-
-    return app
-
-
-def fake_agent(fakes: Fakes) -> FastAPI:
-    app = FastAPI()
-
-    @app.post("/v1/recommend")
-    async def recommend(body: dict[str, Any]) -> dict[str, Any]:
-        fakes.asked.append(body)
-        return {
-            "recommendations": [
-                {"letter": x, "text": OPTIONS[x], "changes": []} for x in fakes.letters
-            ],
-            "letters": fakes.letters,
-            "raw_answer": f"<answer>{', '.join(fakes.letters)}</answer>",
-            "unmapped": [],
-            "adapter": "oracle",
-            "k": 0,
-            "strategy": "ssfs",
-            "seed": 0,
-            "example_ids": [],
-            "prompt_version": "test",
-            "prompt_hash": "0" * 64,
-            "prompt_tokens": 0,
-            "completion_tokens": 0,
-            "backend_latency_s": 0.0,
-            "latency_s": 0.0,
-        }
-
-    return app
+RefineApps = Any  # conftest.RefineApps
+Fakes = Any  # conftest.Fakes
 
 
 @dataclass
@@ -133,51 +42,18 @@ class Loop:
     recon_database: str
 
 
-def settings_for(tmp_path: Path) -> GatewaySettings:
-    return GatewaySettings(
-        database_url=f"sqlite:///{tmp_path / 'gateway.db'}",
-        diagnosis=DiagnosisUpstream(base_url="http://diagnosis", **FAST),
-        agent=AgentUpstream(base_url="http://agent", **FAST),
-        reconstructor=ReconstructorUpstream(base_url="http://reconstructor", **FAST),
-        refine_dir=str(tmp_path / "refine"),
-        refine_poll_s=0.05,
-        reports_dir=str(tmp_path / "reports"),
-    )
-
-
 @asynccontextmanager
-async def running(tmp_path: Path, fakes: Fakes) -> AsyncIterator[Loop]:
-    recon_db = f"sqlite:///{tmp_path / 'recon.db'}"
-    reconstructor = create_reconstructor(
-        ReconstructorSettings(
-            database_url=recon_db,
-            data_dir=tmp_path / "recon",
-            device="cpu",
-            progress_interval_s=0,
-        )
-    )
-    settings = settings_for(tmp_path)
-    gateway = create_app(
-        settings,
-        transports={
-            "diagnosis": httpx.ASGITransport(app=fake_diagnosis(fakes)),
-            "agent": httpx.ASGITransport(app=fake_agent(fakes)),
-            "reconstructor": httpx.ASGITransport(app=reconstructor),
-        },
-    )
+async def running(apps: RefineApps) -> AsyncIterator[Loop]:
+    gateway = apps.gateway()
     async with (
-        reconstructor.router.lifespan_context(reconstructor),
+        apps.reconstructor.router.lifespan_context(apps.reconstructor),
         gateway.router.lifespan_context(gateway),
         httpx.AsyncClient(
             transport=httpx.ASGITransport(app=gateway), base_url="http://gateway"
         ) as client,
     ):
-        engine = make_engine(settings.database_url)
-        token = KeyStore(engine).create("beamline", ["predict", "feedback"])[1]
-        engine.dispose()
-        yield Loop(
-            client, {"Authorization": f"Bearer {token}"}, gateway, settings.database_url, recon_db
-        )
+        headers = {"Authorization": f"Bearer {apps.key()}"}
+        yield Loop(client, headers, gateway, apps.settings.database_url, apps.recon_database)
 
 
 async def submit(loop: Loop, experiment: bytes, **request: Any) -> httpx.Response:
@@ -201,10 +77,10 @@ async def finished(loop: Loop, job_id: str, timeout_s: float = 240) -> dict[str,
 
 @pytest.mark.slow
 async def test_the_oracle_letters_fix_the_fault_and_the_round_is_accepted(
-    tmp_path: Path, experiment_bytes: bytes
+    refine_apps: RefineApps, fakes: Fakes, experiment_bytes: bytes
 ) -> None:
-    fakes = Fakes(letters=["K"])
-    async with running(tmp_path, fakes) as loop:
+    fakes.letters = ["K"]
+    async with running(refine_apps) as loop:
         answer = await submit(loop, experiment_bytes, max_rounds=1)
         assert answer.status_code == 202, answer.text
         assert answer.headers["Location"] == f"/v1/refine/{answer.json()['id']}"
@@ -245,10 +121,10 @@ async def test_the_oracle_letters_fix_the_fault_and_the_round_is_accepted(
 
 @pytest.mark.slow
 async def test_a_harmful_change_is_rejected_and_the_loop_stops(
-    tmp_path: Path, experiment_bytes: bytes
+    refine_apps: RefineApps, fakes: Fakes, experiment_bytes: bytes
 ) -> None:
-    fakes = Fakes(letters=["Q"])  # transposed patterns: the data no longer fit the scan
-    async with running(tmp_path, fakes) as loop:
+    fakes.letters = ["Q"]  # transposed patterns: the data no longer fit the scan
+    async with running(refine_apps) as loop:
         answer = await submit(loop, experiment_bytes, max_rounds=3)
         job = await finished(loop, answer.json()["id"])
         assert job["state"] == "done", job
@@ -260,8 +136,10 @@ async def test_a_harmful_change_is_rejected_and_the_loop_stops(
         assert only["verdict"]["reasons"]
 
 
-async def test_a_bad_experiment_is_refused_and_nothing_is_queued(tmp_path: Path) -> None:
-    async with running(tmp_path, Fakes(letters=["K"])) as loop:
+async def test_a_bad_experiment_is_refused_and_nothing_is_queued(
+    tmp_path: Path, refine_apps: RefineApps
+) -> None:
+    async with running(refine_apps) as loop:
         answer = await submit(loop, b"not an hdf5 file" * 10)
         assert answer.status_code == 422, answer.text
         assert answer.headers["content-type"].startswith("application/problem+json")
@@ -287,12 +165,11 @@ async def test_a_bad_experiment_is_refused_and_nothing_is_queued(tmp_path: Path)
 
 @pytest.mark.slow
 async def test_a_job_the_gateway_died_under_resumes_or_is_marked_interrupted(
-    tmp_path: Path, experiment_bytes: bytes
+    tmp_path: Path, refine_apps: RefineApps, fakes: Fakes, experiment_bytes: bytes
 ) -> None:
     # two jobs left "running" by a gateway that was killed: one started once (resumed),
     # one started as often as allowed (interrupted, never silently lost)
-    settings = settings_for(tmp_path)
-    engine = make_engine(settings.database_url)
+    engine = make_engine(refine_apps.settings.database_url)
     store = RefineStore(engine)
     from services.common.database import migrate
 
@@ -315,7 +192,8 @@ async def test_a_job_the_gateway_died_under_resumes_or_is_marked_interrupted(
             store._update(job_id, None, state="queued")
             assert store.start(job_id)
     engine.dispose()
-    async with running(tmp_path, Fakes(letters=["L"])) as loop:
+    fakes.letters = ["L"]
+    async with running(refine_apps) as loop:
         resumed = await finished(loop, "a" * 32)
         assert resumed["state"] == "done", resumed
         assert resumed["outcome"] == "unchanged"

@@ -143,16 +143,6 @@ async def _predict(stack: Stack, index: int = 0) -> str:
     return str(response.json()["prediction_id"])
 
 
-async def _login(client: httpx.AsyncClient, token: str) -> str:
-    """Sign in through the form; the CSRF token the form carried."""
-    form = await client.get("/ui/login")
-    csrf = client.cookies["ptycho_ui_csrf"]
-    assert f'value="{csrf}"' in form.text
-    signed = await client.post("/ui/login", data={"api_key": token, "csrf_token": csrf})
-    assert signed.status_code == 303, signed.text
-    return csrf
-
-
 @pytest.mark.anyio
 async def test_pages_need_a_session_and_the_login_sets_strict_cookies(stack: Stack) -> None:
     prediction = await _predict(stack)
@@ -225,7 +215,7 @@ async def test_form_posts_without_the_csrf_token_are_refused(stack: Stack) -> No
         "/ui/login", data={"api_key": stack.keys["feedback"], "csrf_token": "guess"}
     )
     assert forged.status_code == 403
-    csrf = await _login(client, stack.keys["feedback"])
+    csrf = await stack.ui_login("feedback")
     labels = {"labels": ["Halo artifacts"]}
     for token in (None, "guess"):
         data = labels if token is None else {**labels, "csrf_token": token}
@@ -258,7 +248,7 @@ async def test_form_posts_without_the_csrf_token_are_refused(stack: Stack) -> No
 async def test_a_key_without_feedback_scope_reads_but_cannot_save(stack: Stack) -> None:
     prediction = await _predict(stack)
     client = stack.gateway
-    csrf = await _login(client, stack.keys["predict"])
+    csrf = await stack.ui_login("predict")
     page = await client.get(f"/ui/predictions/{prediction}")
     assert "Read-only" in page.text
     assert "<fieldset disabled>" in page.text
@@ -276,7 +266,7 @@ async def test_a_recommendation_is_reviewed_with_letters(stack: Stack, apps: App
     stored = _prediction("recommendation", ["G", "K"])
     PredictionStore(make_engine(apps.database)).add([stored])
     client = stack.gateway
-    csrf = await _login(client, stack.keys["feedback"])
+    csrf = await stack.ui_login("feedback")
     listed = await client.get("/ui")
     assert "Increase the number of iterations" in listed.text
     assert "probe_position_options.optimizable" in listed.text  # Pty-chi's change for G
@@ -296,7 +286,7 @@ async def test_a_recommendation_is_reviewed_with_letters(stack: Stack, apps: App
 @pytest.mark.anyio
 async def test_a_revoked_key_is_sent_back_to_login(stack: Stack, apps: Apps) -> None:
     client = stack.gateway
-    await _login(client, stack.keys["admin"])
+    await stack.ui_login("admin")
     assert (await client.get("/ui/benchmarks")).status_code == 200
     KeyStore(make_engine(apps.database)).revoke("admin-key")
     refused = await client.get("/ui/benchmarks")
