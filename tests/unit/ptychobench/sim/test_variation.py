@@ -91,9 +91,9 @@ def test_new_raster_scans_stay_inside_and_count_as_rasters(kind: str) -> None:
     rows = np.unique(np.round(points[:, 0]))
     assert len(rows) > 3
     if kind == "line":  # every row runs the same way
-        first, second = points[points[:, 0] == rows[0]], points[points[:, 0] == rows[1]]
-        assert np.all(np.diff(first[:, 1]) > 0)
-        assert np.all(np.diff(second[:, 1]) > 0)
+        row_a, row_b = points[points[:, 0] == rows[0]], points[points[:, 0] == rows[1]]
+        assert np.all(np.diff(row_a[:, 1]) > 0)
+        assert np.all(np.diff(row_b[:, 1]) > 0)
     else:
         grid = make_scan(
             replace(instrument, scan_kind="raster"),
