@@ -190,7 +190,8 @@ def _post(url: str, body: dict[str, Any], timeout: float = 60.0) -> str:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return str(response.read().decode())
     except urllib.error.HTTPError as error:
-        detail = _error_message(error.read().decode(errors="replace"))
+        with error:  # its socket is closed, not left to the garbage collector
+            detail = _error_message(error.read().decode(errors="replace"))
         raise AdapterError(f"the engine refused ({error.code}): {detail}") from None
     except (urllib.error.URLError, OSError) as error:
         raise AdapterError(f"no engine answers at {url}: {error}") from None

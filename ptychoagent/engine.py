@@ -202,6 +202,9 @@ def healthy(base_url: str) -> bool:
     try:
         with urllib.request.urlopen(f"{base_url}/health", timeout=2) as response:
             return bool(response.status == 200)
+    except urllib.error.HTTPError as error:  # an answer, not yet healthy: its socket is closed
+        error.close()
+        return False
     except (urllib.error.URLError, OSError):
         return False
 

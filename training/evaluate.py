@@ -92,7 +92,8 @@ def chat(base_url: str, body: dict[str, Any], timeout: float = 300.0) -> dict[st
                 reply: dict[str, Any] = json.load(response)
                 return reply
         except urllib.error.HTTPError as error:
-            detail = error.read().decode(errors="replace")[:500]
+            with error:  # its socket is closed, not left to the garbage collector
+                detail = error.read().decode(errors="replace")[:500]
             raise EvaluationError(f"{body['model']}: HTTP {error.code}: {detail}") from None
         except (urllib.error.URLError, OSError) as error:
             if attempt == 1:
