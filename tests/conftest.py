@@ -13,7 +13,7 @@ import time
 import uuid
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -121,6 +121,29 @@ def serve_in_thread(app: Any, port: int | None = None) -> Iterator[str]:
 def serve() -> Callable[..., Any]:
     """``with serve(app) as url:`` runs an ASGI app as a real HTTP server."""
     return serve_in_thread
+
+
+@contextlib.asynccontextmanager
+async def asgi_client(app: Any, name: str = "app", **options: Any) -> AsyncIterator[Any]:
+    """An httpx client calling ``app`` in process, inside the app's lifespan: what it
+    opens at startup (its upstream clients' connection pools) is closed on the way out,
+    as a real server would, instead of being left to the garbage collector."""
+    import httpx
+
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url=f"http://{name}", **options
+        ) as client,
+    ):
+        yield client
+
+
+@pytest.fixture(scope="session")
+def asgi() -> Callable[..., Any]:
+    """``async with asgi(app, name) as client:`` calls an ASGI app in process within its
+    lifespan (startup and shutdown run)."""
+    return asgi_client
 
 
 Exchange = (

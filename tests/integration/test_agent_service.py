@@ -3,7 +3,8 @@ the committed agent adapter)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -21,26 +22,29 @@ ROOT = Path(__file__).resolve().parents[2]
 DATASET = ROOT / "data" / "ptychobench-sim"
 
 
-def _client(engine: dict[str, Any], **settings: Any) -> httpx.AsyncClient:
+def _client(
+    asgi: Callable[..., Any], engine: dict[str, Any], **settings: Any
+) -> AbstractAsyncContextManager[httpx.AsyncClient]:
     backend = AgentBackendSettings(base_url=engine["config"].base_url, max_retries=0)
-    app = create_app(AgentSettings(backend=backend, **settings))
-    transport = httpx.ASGITransport(app=app)
-    return httpx.AsyncClient(transport=transport, base_url="http://agent", timeout=300)
+    return asgi(create_app(AgentSettings(backend=backend, **settings)), "agent", timeout=300)
 
 
 @pytest.fixture
-async def agent(engine: dict[str, Any]) -> AsyncIterator[httpx.AsyncClient]:
+async def agent(
+    asgi: Callable[..., Any], engine: dict[str, Any]
+) -> AsyncIterator[httpx.AsyncClient]:
     """Examples in-process from the dataset on disk."""
-    async with _client(engine, examples_dataset=str(DATASET)) as client:
+    async with _client(asgi, engine, examples_dataset=str(DATASET)) as client:
         yield client
 
 
 @pytest.fixture
 async def agent_with_retriever(
-    engine: dict[str, Any], retriever_url: str
+    asgi: Callable[..., Any], engine: dict[str, Any], retriever_url: str
 ) -> AsyncIterator[httpx.AsyncClient]:
     """Examples from the retriever service over HTTP."""
-    async with _client(engine, retriever=UpstreamSettings(base_url=retriever_url)) as client:
+    upstream = UpstreamSettings(base_url=retriever_url)
+    async with _client(asgi, engine, retriever=upstream) as client:
         yield client
 
 

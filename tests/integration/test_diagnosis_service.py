@@ -12,7 +12,7 @@ in test_vlm_engine.py.
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ DATASET = ROOT / "data" / "ptychobench-sim"
 
 @pytest.fixture
 async def diagnosis(
+    asgi: Callable[..., Any],
     vlm_engine: dict[str, Any], retriever_url: str
 ) -> AsyncIterator[httpx.AsyncClient]:
     settings = DiagnosisSettings(
@@ -42,10 +43,7 @@ async def diagnosis(
         retriever=UpstreamSettings(base_url=retriever_url),
         max_k=vlm_engine["max_images"],  # one more than the engine takes, to see it refuse
     )
-    transport = httpx.ASGITransport(app=create_app(settings))
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://diagnosis", timeout=300
-    ) as client:
+    async with asgi(create_app(settings), "diagnosis", timeout=300) as client:
         yield client
 
 

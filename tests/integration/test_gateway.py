@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ DATASET = ROOT / "data" / "ptychobench-sim"
 
 @pytest.fixture
 async def gateway(
+    asgi: Callable[..., Any],
     engine: dict[str, Any], retriever_url: str, tmp_path: Path
 ) -> AsyncIterator[dict[str, Any]]:
     database = f"sqlite:///{tmp_path / 'gateway.db'}"
@@ -60,13 +61,9 @@ async def gateway(
         },
     )
     async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://gateway", timeout=300
-        ) as client,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=agent), base_url="http://agent"
-        ) as agent_client,
+        diagnosis.router.lifespan_context(diagnosis),
+        asgi(agent, "agent") as agent_client,
+        asgi(app, "gateway", timeout=300) as client,
     ):
         store = KeyStore(make_engine(database))
         keys = {s: store.create(f"{s}-key", [s])[1] for s in ("predict", "feedback")}
