@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from gateway.protocol import DiagnoseStep, RecommendStep
+from services.common.encoding import Base64
 from services.common.protocol import RequestModel
 
 RefineState = Literal["queued", "running", "done", "failed", "cancelled", "interrupted"]
@@ -34,7 +35,7 @@ class RefineRequest(RequestModel):
     diagnosis: DiagnoseStep = Field(default_factory=DiagnoseStep)
     recommendation: RecommendStep = Field(default_factory=RecommendStep)
     rule: RuleSettings = Field(default_factory=RuleSettings)
-    image_base64: str | None = Field(default=None, max_length=40_000_000)
+    image_base64: Base64 | None = Field(default=None, max_length=40_000_000)
     """An existing reconstruction's image: diagnosed in place of the first
     reconstruction's (also the multipart file part ``image``)."""
 

@@ -19,8 +19,6 @@ same letters.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import hashlib
 import json
 import logging
@@ -52,6 +50,7 @@ from ptychobench.refine import (
     options_diff,
     update_parameters,
 )
+from services.common.encoding import decode_base64
 from services.common.errors import (
     BackendError,
     Conflict,
@@ -121,10 +120,7 @@ class RefineService:
         if request.image_base64 is not None:
             if image is not None:
                 raise InvalidInput("send the existing image once: file part or image_base64")
-            try:
-                image = base64.b64decode(request.image_base64, validate=True)
-            except binascii.Error as error:
-                raise InvalidInput(f"image_base64 is not base64: {error}") from error
+            image = decode_base64(request.image_base64)
         if experiment is None:
             assert request.experiment_path is not None
             experiment = await asyncio.to_thread(self._read_allowed, request.experiment_path)

@@ -10,9 +10,13 @@ no image).
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Annotated
 
 from pydantic import Field
+
+from services.common.errors import InvalidInput
 
 BASE64_PATTERN = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
 
@@ -23,3 +27,13 @@ Base64 = Annotated[
     ),
 ]
 """Standard, padded base64 (``format: byte`` in OpenAPI's words)."""
+
+
+def decode_base64(text: str, field: str = "image_base64") -> bytes:
+    """The bytes of a base64 field, or a 422 naming the field: anything the strict
+    decoder refuses (a character outside the alphabet, a non-ASCII one included, bad
+    padding) is the client's error, never a 500."""
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as error:
+        raise InvalidInput(f"{field} is not valid base64: {error}") from error

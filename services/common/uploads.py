@@ -8,8 +8,6 @@ model (``extra="forbid"``: an unknown field is a 422 that names it).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from typing import Any, TypeVar
 
@@ -18,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 
+from services.common.encoding import decode_base64
 from services.common.errors import BadRequest, InvalidInput, PayloadTooLarge, UnsupportedMediaType
 from services.common.openapi import problem_responses
 
@@ -99,10 +98,7 @@ async def read_image_body(request: Request, max_bytes: int, options: type[M]) ->
         if len(encoded) > MAX_BASE64_CHARS:
             raise PayloadTooLarge(f"image_base64 has more than {MAX_BASE64_CHARS:,} characters")
         parsed = validate_body(options, data)
-        try:
-            image = base64.b64decode(encoded, validate=True)
-        except (binascii.Error, ValueError) as error:
-            raise InvalidInput(f"image_base64 is not valid base64: {error}") from error
+        image = decode_base64(encoded)
     elif content_type == "multipart/form-data":
         async with request.form(max_files=1, max_fields=4) as form:
             unknown = sorted(set(form.keys()) - {"image", "request"})

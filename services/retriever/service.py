@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import time
 
 from ptychobench.data import Sample
 from ptychobench.labels import Task
 from ptychobench.prompts import format_answer, image_data_url
 from ptychobench.selection import Strategy
+from services.common.encoding import decode_base64
 from services.common.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
 from services.retriever.protocol import (
     AddExampleRequest,
@@ -139,10 +139,7 @@ class RetrieverService:
             return None
         if request.task is Task.RECOMMENDATION:
             raise InvalidInput("recommendation examples carry no image")
-        try:
-            image = base64.b64decode(request.image_base64, validate=True)
-        except (binascii.Error, ValueError) as error:
-            raise InvalidInput(f"image_base64 is not valid base64: {error}") from error
+        image = decode_base64(request.image_base64)
         if len(image) > self.settings.max_image_bytes:
             raise PayloadTooLarge(
                 f"the image has {len(image)} bytes; this retriever takes at most "

@@ -32,8 +32,7 @@ DATASET = ROOT / "data" / "ptychobench-sim"
 
 @pytest.fixture
 async def diagnosis(
-    asgi: Callable[..., Any],
-    vlm_engine: dict[str, Any], retriever_url: str
+    asgi: Callable[..., Any], vlm_engine: dict[str, Any], retriever_url: str
 ) -> AsyncIterator[httpx.AsyncClient]:
     settings = DiagnosisSettings(
         default_backend="vlm",

@@ -33,8 +33,7 @@ DATASET = ROOT / "data" / "ptychobench-sim"
 
 @pytest.fixture
 async def gateway(
-    asgi: Callable[..., Any],
-    engine: dict[str, Any], retriever_url: str, tmp_path: Path
+    asgi: Callable[..., Any], engine: dict[str, Any], retriever_url: str, tmp_path: Path
 ) -> AsyncIterator[dict[str, Any]]:
     database = f"sqlite:///{tmp_path / 'gateway.db'}"
     agent = create_agent(

@@ -137,7 +137,7 @@ async def test_a_harmful_change_is_rejected_and_the_loop_stops(
 
 
 async def test_a_bad_experiment_is_refused_and_nothing_is_queued(
-    tmp_path: Path, refine_apps: RefineApps
+    tmp_path: Path, refine_apps: RefineApps, experiment_bytes: bytes
 ) -> None:
     async with running(refine_apps) as loop:
         answer = await submit(loop, b"not an hdf5 file" * 10)
@@ -155,6 +155,10 @@ async def test_a_bad_experiment_is_refused_and_nothing_is_queued(
             headers=loop.headers,
         )
         assert outside.status_code == 422
+        for image in ("\udbfe\udf99|", "é===", "abc"):  # non-ASCII, outside the alphabet, unpadded
+            bad_image = await submit(loop, experiment_bytes, image_base64=image)
+            assert bad_image.status_code == 422, bad_image.text
+            assert "image_base64 is not valid base64" in bad_image.json()["detail"]
         for url, table in ((loop.database, RefineJobRow), (loop.recon_database, JobRow)):
             engine = make_engine(url)
             with Session(engine) as session:
