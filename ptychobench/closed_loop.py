@@ -293,22 +293,25 @@ def _median(values: Sequence[float]) -> float | None:
 
 
 def _paired(
-    arm: Mapping[str, Mapping[str, Any]],
-    other: Mapping[str, Mapping[str, Any]],
+    rows: Sequence[Mapping[str, Any]],
+    other: Sequence[Mapping[str, Any]],
     n_resamples: int,
     seed: int,
 ) -> dict[str, Any] | None:
-    """Fix rate of ``arm`` minus ``other`` over the samples both have a row for."""
+    """Fix rate of ``rows`` minus ``other``'s on the samples both have (each row paired
+    with ``other``'s row of its sample: a model run at several seeds meets the same
+    baseline row at each)."""
     from ptychobench.bootstrap import paired_bootstrap_mean
 
-    common = sorted(set(arm) & set(other))
-    if not common:
+    by_id = {r["id"]: r for r in other}
+    pairs = [(r, by_id[r["id"]]) for r in rows if r["id"] in by_id]
+    if not pairs:
         return None
-    a = [float(arm[i]["fixed"]) for i in common]
-    b = [float(other[i]["fixed"]) for i in common]
+    a = [float(mine["fixed"]) for mine, _ in pairs]
+    b = [float(theirs["fixed"]) for _, theirs in pairs]
     result = paired_bootstrap_mean(a, b, n_resamples, seed)
     return {
-        "n": len(common),
+        "n": len(pairs),
         "delta": result.point_diff,
         "ci_low": result.ci_low,
         "ci_high": result.ci_high,
@@ -326,10 +329,11 @@ def summarize(
     """Arm → n (rows scored), errors (rows that failed: left out of every rate), fix rate
     and its 95 % bootstrap interval, median gain, the paired fix-rate difference (and
     interval, p) against ``none`` and ``oracle`` on the samples both have, mean rounds,
-    reconstructions, and mean seconds per round (recommending included)."""
+    reconstructions, and mean seconds per round (recommending included). An arm may
+    have several rows of a sample (seeds); each is an item."""
     from ptychobench.bootstrap import bootstrap_mean
 
-    scored: dict[str, dict[str, Mapping[str, Any]]] = {arm: {} for arm in arms}
+    scored: dict[str, list[Mapping[str, Any]]] = {arm: [] for arm in arms}
     errors = dict.fromkeys(arms, 0)
     for row in rows:
         if row["arm"] not in scored:
@@ -337,10 +341,10 @@ def summarize(
         if row.get("error") is not None:
             errors[row["arm"]] += 1
         else:
-            scored[row["arm"]][row["id"]] = row
+            scored[row["arm"]].append(row)
     summary: dict[str, dict[str, Any]] = {}
     for arm in arms:
-        got = list(scored[arm].values())
+        got = scored[arm]
         fixed = [float(r["fixed"]) for r in got]
         rate = bootstrap_mean(fixed, n_resamples, seed) if fixed else None
         round_seconds = [
@@ -352,8 +356,8 @@ def summarize(
             "fix_rate": rate.point if rate else None,
             "fix_rate_ci": [rate.ci_low, rate.ci_high] if rate else None,
             "median_gain": _median([float(r["gain"]) for r in got]),
-            "vs_none": _paired(scored[arm], scored.get("none", {}), n_resamples, seed),
-            "vs_oracle": _paired(scored[arm], scored.get("oracle", {}), n_resamples, seed),
+            "vs_none": _paired(got, scored.get("none", []), n_resamples, seed),
+            "vs_oracle": _paired(got, scored.get("oracle", []), n_resamples, seed),
             "rounds": statistics.mean(r["rounds"] for r in got) if got else None,
             "reconstructions": sum(int(r["reconstructions"]) for r in got),
             "seconds_per_round": statistics.mean(round_seconds) if round_seconds else None,
@@ -365,12 +369,16 @@ def _num(value: float | None, form: str) -> str:
     return "–" if value is None else format(value, form)
 
 
+def _p(value: float) -> str:
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
 def _delta(paired: Mapping[str, Any] | None) -> str:
     if paired is None:
         return "–"
     return (
         f"{paired['delta']:+.2f} [{paired['ci_low']:+.2f}, {paired['ci_high']:+.2f}] "
-        f"p={paired['p_value']:.3f}"
+        f"p={_p(paired['p_value'])}"
     )
 
 
