@@ -208,6 +208,34 @@ def _summary(
     )
 
 
+def _paired_summary(
+    statistic: str,
+    point_a: float,
+    point_b: float,
+    diff: FloatArray,
+    confidence: float,
+    n_items: int,
+    seed: int,
+) -> PairedBootstrapResult:
+    low, high = _interval(diff, confidence)
+    return PairedBootstrapResult(
+        statistic=statistic,
+        point_a=point_a,
+        point_b=point_b,
+        point_diff=point_a - point_b,
+        mean=float(diff.mean()),
+        std=float(diff.std()),
+        ci_low=low,
+        ci_high=high,
+        p_value=_p_value(diff),
+        confidence=confidence,
+        n_resamples=diff.size,
+        n_items=n_items,
+        seed=seed,
+        distribution=diff,
+    )
+
+
 def bootstrap(
     y_true: Answers,
     y_pred: Answers,
@@ -252,24 +280,9 @@ def paired_bootstrap(
     if counts_a.shape != counts_b.shape:
         raise ValueError(f"systems disagree in shape: {counts_a.shape} vs {counts_b.shape}")
     dist_a, dist_b = _distributions([counts_a, counts_b], statistic, n_resamples, seed, chunk_size)
-    diff = dist_a - dist_b
     point_a, point_b = _point(counts_a, statistic), _point(counts_b, statistic)
-    low, high = _interval(diff, confidence)
-    return PairedBootstrapResult(
-        statistic=statistic,
-        point_a=point_a,
-        point_b=point_b,
-        point_diff=point_a - point_b,
-        mean=float(diff.mean()),
-        std=float(diff.std()),
-        ci_low=low,
-        ci_high=high,
-        p_value=_p_value(diff),
-        confidence=confidence,
-        n_resamples=n_resamples,
-        n_items=counts_a.shape[0],
-        seed=seed,
-        distribution=diff,
+    return _paired_summary(
+        statistic, point_a, point_b, dist_a - dist_b, confidence, counts_a.shape[0], seed
     )
 
 
@@ -351,20 +364,4 @@ def paired_bootstrap_mean(
     if a.shape != b.shape:
         raise ValueError(f"systems disagree in shape: {a.shape} vs {b.shape}")
     _, diff = _means(a - b, n_resamples, seed)
-    low, high = _interval(diff, confidence)
-    return PairedBootstrapResult(
-        statistic="mean",
-        point_a=float(a.mean()),
-        point_b=float(b.mean()),
-        point_diff=float(a.mean() - b.mean()),
-        mean=float(diff.mean()),
-        std=float(diff.std()),
-        ci_low=low,
-        ci_high=high,
-        p_value=_p_value(diff),
-        confidence=confidence,
-        n_resamples=n_resamples,
-        n_items=a.size,
-        seed=seed,
-        distribution=diff,
-    )
+    return _paired_summary("mean", float(a.mean()), float(b.mean()), diff, confidence, a.size, seed)
