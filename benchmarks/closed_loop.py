@@ -37,6 +37,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import signal
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -102,7 +103,11 @@ def gateway_for(args: argparse.Namespace) -> Iterator[tuple[str | None, str | No
         return
     from ptychoagent.stack import Stack, StackSettings
 
-    settings = StackSettings(dataset=args.dataset.resolve(), engine_config=args.engine_config)
+    settings = StackSettings(
+        dataset=args.dataset.resolve(),
+        engine_config=args.engine_config,
+        vlm_engine_config=None,  # nothing here diagnoses an image
+    )
     with Stack(settings) as stack:
         log.info("stack ready: gateway at %s", stack.gateway_url)
         yield stack.gateway_url, stack.api_key
@@ -175,6 +180,10 @@ def show(row: Mapping[str, Any]) -> None:
     )
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", type=Path, default=ROOT / "data/ptychobench-sim")
@@ -217,6 +226,9 @@ def main() -> None:
     }
     arms = [*BASELINE_ARMS, *(s.name for s in served)]
     started = time.time()
+    # SIGTERM (``timeout``, ``kill``) unwinds like Ctrl-C: the stack this started is
+    # stopped; the rows made so far are on disk already
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         journal = Journal(
             args.out,

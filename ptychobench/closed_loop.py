@@ -370,7 +370,7 @@ def _num(value: float | None, form: str) -> str:
 
 
 def _p(value: float) -> str:
-    return "<0.001" if value < 0.001 else f"{value:.3f}"
+    return "p<0.001" if value < 0.001 else f"p={value:.3f}"
 
 
 def _delta(paired: Mapping[str, Any] | None) -> str:
@@ -378,7 +378,7 @@ def _delta(paired: Mapping[str, Any] | None) -> str:
         return "–"
     return (
         f"{paired['delta']:+.2f} [{paired['ci_low']:+.2f}, {paired['ci_high']:+.2f}] "
-        f"p={_p(paired['p_value'])}"
+        f"{_p(paired['p_value'])}"
     )
 
 
