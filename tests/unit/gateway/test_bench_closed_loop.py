@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import shutil
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -63,3 +65,51 @@ def test_a_model_may_not_take_a_baseline_arms_name() -> None:
         parse_config({"tasks": ["closed_loop"], "models": {"recommendation": [{"name": "oracle"}]}})
     with pytest.raises(BenchConfigError, match=r"no models for the closed_loop task"):
         parse_config({"tasks": ["closed_loop"], "models": {"recommendation": []}})
+
+
+def test_an_items_outcome_is_stored_and_0009_goes_down_and_up(database_url: str) -> None:
+    from gateway.bench.store import RunStore
+    from services.common.database import make_engine
+
+    engine = make_engine(database_url)
+    try:
+        _round_trip_and_migrate(engine, RunStore(engine))
+    finally:
+        engine.dispose()
+
+
+def _round_trip_and_migrate(engine: Any, runs: Any) -> None:
+    from alembic import command
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+    from sqlalchemy import text
+
+    from gateway.bench.records import ItemResult
+    from gateway.bench.store import Base
+    from services.common.database import _alembic_config, migrate
+
+    runs.create_schema()
+    with engine.connect() as connection:
+        diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert [d for d in diff if "bench_" in repr(d)] == []
+    config = parse_config({"dataset": str(DATASET), "tasks": ["closed_loop"], "limit": 1})
+    run, _ = runs.open(config, 1, None, "test")
+    outcome = {"applied": ["N"], "gain": 0.37, "fixed": True, "skipped": {"L": "no changes"}}
+    result = ItemResult(
+        "closed_loop", "oracle", "baseline", "none", 0, 0, "f82042dd", "x", ("N",), ("N",)
+    )
+    runs.save(run.id, "closed_loop/oracle", replace(result, outcome=outcome))
+    runs.save(run.id, "recommendation/sft", replace(result, task="recommendation", model="sft"))
+    stored = {item.model: item for item in runs.items(run.id)}
+    assert stored["oracle"].outcome == outcome
+    assert stored["sft"].outcome is None
+    alembic = _alembic_config()
+    with engine.begin() as connection:
+        alembic.attributes["connection"] = connection
+        command.downgrade(alembic, "0008")
+    with engine.connect() as connection:
+        columns = list(connection.execute(text("SELECT * FROM bench_items")).keys())
+    assert "outcome" not in columns
+    migrate(engine)
+    assert stored["oracle"].sample_id in {item.sample_id for item in runs.items(run.id)}
+    assert all(item.outcome is None for item in runs.items(run.id))  # dropped with 0009
