@@ -740,6 +740,7 @@ def build_report(
             "n_resamples": n_resamples,
             "seed": seed,
             "comparisons": [list(pair) for pair in pairs],
+            **({"closed_loop_samples_sha256": sorted(_release_hashes(looped))} if looped else {}),
         },
         tasks=tasks,
         cells=cells,
@@ -750,6 +751,16 @@ def build_report(
         closed_loop=_closed_loop(looped, n_resamples, seed, missing),
         missing=missing,
     )
+
+
+def _release_hashes(items: Sequence[ItemResult]) -> set[str]:
+    """The SHA-256 of the samples.jsonl each closed-loop outcome was computed from (one,
+    unless the release changed while the run was resumed)."""
+    return {
+        str(i.outcome["samples_sha256"])
+        for i in items
+        if i.outcome and "samples_sha256" in i.outcome
+    }
 
 
 def _arm(item: ItemResult) -> tuple[tuple[int, str, tuple[int, str], int], str]:
@@ -1192,7 +1203,10 @@ def _closed_loop_section(report: Report) -> list[str]:
         "clean reconstruction. Fix rate with a "
         f"{report.settings['confidence']:.0%} bootstrap interval; Δ is the paired "
         "fix-rate difference on the same samples, with its interval and two-sided p. "
-        "Failed requests are errors, left out of the rates.",
+        "Failed requests are errors, left out of the rates. The samples' records "
+        "(samples.jsonl) had SHA-256 "
+        + ", ".join(report.settings.get("closed_loop_samples_sha256", []))
+        + ".",
         "",
         *table.splitlines(),
         "",

@@ -158,12 +158,13 @@ def _evaluate(item: Item, letters: list[str]) -> dict[str, Any]:
     assert item.loop is not None
     assert item.release is not None
     with _RECONSTRUCTING:
-        return evaluate(
+        outcome = evaluate(
             item.loop,
             letters,
             variation=item.release.variation,
             min_fix_gain=item.release.min_fix_gain,
         ).to_dict()
+    return {**outcome, "samples_sha256": item.release.samples_sha256}
 
 
 async def answer(item: Item, predictor: Predictor, key: str) -> ItemResult:

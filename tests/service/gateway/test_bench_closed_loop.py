@@ -5,6 +5,7 @@ the reconstructions already stored are not made again."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,8 @@ async def test_a_closed_loop_run_reconstructs_stores_and_reports(stack: Any, app
     assert arms["none"]["fix_rate"] == 0.0
     assert arms["oracle"]["vs_none"]["n"] == 1
     assert "closed_loop sft k=0: no scored items (1 failed)" in report.missing
+    (digest,) = report.settings["closed_loop_samples_sha256"]
+    assert digest == hashlib.sha256((DATASET / "samples.jsonl").read_bytes()).hexdigest()
     markdown = render_markdown(report)
     assert "## Closed loop" in markdown
     assert "| oracle | 1 | 0 |" in markdown
