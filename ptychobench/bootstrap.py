@@ -176,6 +176,14 @@ def _interval(distribution: FloatArray, confidence: float) -> tuple[float, float
     return float(low), float(high)
 
 
+def _p_value(diff: FloatArray) -> float:
+    """Two-sided p for "no difference" off a bootstrap distribution of A - B (see
+    :class:`PairedBootstrapResult`)."""
+    below = (np.count_nonzero(diff <= 0) + 1) / (diff.size + 1)
+    above = (np.count_nonzero(diff >= 0) + 1) / (diff.size + 1)
+    return float(min(1.0, 2.0 * min(below, above)))
+
+
 def _summary(
     statistic: str,
     point: float,
@@ -197,6 +205,34 @@ def _summary(
         n_items=n_items,
         seed=seed,
         distribution=distribution,
+    )
+
+
+def _paired_summary(
+    statistic: str,
+    point_a: float,
+    point_b: float,
+    diff: FloatArray,
+    confidence: float,
+    n_items: int,
+    seed: int,
+) -> PairedBootstrapResult:
+    low, high = _interval(diff, confidence)
+    return PairedBootstrapResult(
+        statistic=statistic,
+        point_a=point_a,
+        point_b=point_b,
+        point_diff=point_a - point_b,
+        mean=float(diff.mean()),
+        std=float(diff.std()),
+        ci_low=low,
+        ci_high=high,
+        p_value=_p_value(diff),
+        confidence=confidence,
+        n_resamples=diff.size,
+        n_items=n_items,
+        seed=seed,
+        distribution=diff,
     )
 
 
@@ -244,26 +280,9 @@ def paired_bootstrap(
     if counts_a.shape != counts_b.shape:
         raise ValueError(f"systems disagree in shape: {counts_a.shape} vs {counts_b.shape}")
     dist_a, dist_b = _distributions([counts_a, counts_b], statistic, n_resamples, seed, chunk_size)
-    diff = dist_a - dist_b
     point_a, point_b = _point(counts_a, statistic), _point(counts_b, statistic)
-    low, high = _interval(diff, confidence)
-    below = (np.count_nonzero(diff <= 0) + 1) / (n_resamples + 1)
-    above = (np.count_nonzero(diff >= 0) + 1) / (n_resamples + 1)
-    return PairedBootstrapResult(
-        statistic=statistic,
-        point_a=point_a,
-        point_b=point_b,
-        point_diff=point_a - point_b,
-        mean=float(diff.mean()),
-        std=float(diff.std()),
-        ci_low=low,
-        ci_high=high,
-        p_value=float(min(1.0, 2.0 * min(below, above))),
-        confidence=confidence,
-        n_resamples=n_resamples,
-        n_items=counts_a.shape[0],
-        seed=seed,
-        distribution=diff,
+    return _paired_summary(
+        statistic, point_a, point_b, dist_a - dist_b, confidence, counts_a.shape[0], seed
     )
 
 
@@ -303,3 +322,46 @@ def bootstrap_loop(
         distribution[b] = pick(score(truth[rows], pred[rows], names))
     point = pick(score(truth, pred, names))
     return _summary(statistic, point, distribution, confidence, n, seed)
+
+
+def _means(values: npt.ArrayLike, n_resamples: int, seed: int) -> tuple[FloatArray, FloatArray]:
+    """The values as floats and their means over ``n_resamples`` resamples (drawn as for
+    the F1 statistics: ``rng.integers(0, n, size=(b, n))``, chunked)."""
+    data = np.asarray(values, dtype=float)
+    if data.ndim != 1 or data.size == 0:
+        raise ValueError("cannot bootstrap zero items")
+    if n_resamples < 1:
+        raise ValueError(f"n_resamples must be at least 1, got {n_resamples}")
+    rng = np.random.default_rng(seed)
+    chunk = max(1, _CHUNK_ELEMENTS // data.size)
+    out: FloatArray = np.empty(n_resamples)
+    for start in range(0, n_resamples, chunk):
+        b = min(chunk, n_resamples - start)
+        out[start : start + b] = data[rng.integers(0, data.size, size=(b, data.size))].mean(1)
+    return data, out
+
+
+def bootstrap_mean(
+    values: npt.ArrayLike, n_resamples: int = 10_000, seed: int = 0, confidence: float = 0.95
+) -> BootstrapResult:
+    """Percentile bootstrap interval of a mean over items (a rate, when the values are
+    0 and 1: the closed loop's fix rate)."""
+    data, distribution = _means(values, n_resamples, seed)
+    return _summary("mean", float(data.mean()), distribution, confidence, data.size, seed)
+
+
+def paired_bootstrap_mean(
+    values_a: npt.ArrayLike,
+    values_b: npt.ArrayLike,
+    n_resamples: int = 10_000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> PairedBootstrapResult:
+    """Mean of A minus mean of B over the same items, resampled together (item i of A
+    goes with item i of B); the p-value is read off as in :func:`paired_bootstrap`."""
+    a = np.asarray(values_a, dtype=float)
+    b = np.asarray(values_b, dtype=float)
+    if a.shape != b.shape:
+        raise ValueError(f"systems disagree in shape: {a.shape} vs {b.shape}")
+    _, diff = _means(a - b, n_resamples, seed)
+    return _paired_summary("mean", float(a.mean()), float(b.mean()), diff, confidence, a.size, seed)

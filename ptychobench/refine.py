@@ -31,10 +31,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from ptychobench.labels import NO_ARTIFACTS, NO_CHANGES, OPTIONS
 from ptychobench.sim.reconstruct import ReconConfig
+
+if TYPE_CHECKING:
+    from ptychobench.sim.faults import Scene, Setup
 
 Direction = Literal["up", "down"]
 
@@ -265,10 +268,26 @@ def apply_letters(
     """``config`` and ``preprocess`` with each letter's change made, in the order given,
     by :func:`ptychobench.sim.faults.apply_fix`; a step already in ``preprocess`` is not
     added twice."""
-    from ptychobench.sim.faults import Setup, apply_fix
+    from ptychobench.sim.faults import Setup
 
     scene = _scene(sample_type, instrument, n_positions)
-    setup = Setup(config=config, preprocess=tuple(preprocess))  # type: ignore[arg-type]
+    start = Setup(config=config, preprocess=tuple(preprocess))  # type: ignore[arg-type]
+    setup, applied, skipped = apply_to_setup(start, letters, scene)
+    return Applied(setup.config, tuple(setup.preprocess), applied, skipped)
+
+
+def apply_to_setup(
+    setup: Setup, letters: Iterable[str], scene: Scene
+) -> tuple[Setup, tuple[str, ...], dict[str, str]]:
+    """A simulator setup with each letter's change made, in the order given (the rest of
+    the setup, its measurement included, kept): the setup, the letters applied, and
+    letter → why it was skipped (not an option letter, L, no implementation, already in
+    effect). The one place letters become changes, for :func:`apply_letters` and the
+    closed-loop benchmark on simulated samples."""
+    from dataclasses import replace
+
+    from ptychobench.sim.faults import apply_fix
+
     applied: list[str] = []
     skipped: dict[str, str] = {}
     for letter in letters:
@@ -284,12 +303,12 @@ def apply_letters(
             skipped[letter] = f"no change is implemented for {letter} ({OPTIONS[letter]})"
             continue
         steps = tuple(dict.fromkeys(changed.preprocess))
-        if changed.config == setup.config and steps == setup.preprocess:
+        if changed.config == setup.config and steps == tuple(setup.preprocess):
             skipped[letter] = "already in effect"
             continue
-        setup = Setup(config=changed.config, preprocess=steps)
+        setup = replace(changed, preprocess=steps)
         applied.append(letter)
-    return Applied(setup.config, tuple(setup.preprocess), tuple(applied), skipped)
+    return setup, tuple(applied), skipped
 
 
 def options_diff(before: ReconConfig, after: ReconConfig) -> dict[str, list[Any]]:
@@ -323,6 +342,7 @@ __all__ = [
     "Evidence",
     "Verdict",
     "apply_letters",
+    "apply_to_setup",
     "judge",
     "option_overrides",
     "options_diff",

@@ -19,6 +19,14 @@
     feedback: false    # post each item's truth as expert feedback (drives live F1)
     paper_parity: false  # also score as the published code did
 
+``closed_loop`` is a third task, for a simulated release (PtychoBench-Sim: its
+``samples.jsonl`` keeps each sample's seeds): on every faulted sample of the
+recommendation ``split``, each recommendation model (``models.recommendation``, with the
+same strategies, k and seeds as the recommendation task) is asked, and its letters are
+applied to the simulated setup and reconstructed (:mod:`ptychobench.closed_loop`), beside
+the baseline arms none, random, oracle and rule. A dataset without simulation records
+is refused.
+
 ``dataset`` is anything ``ptychobench.data.open_dataset`` opens: a release directory or
 a Label Studio export (split as the paper did, 80/20 by sample type, seed 0).
 
@@ -33,7 +41,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import yaml
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -44,12 +52,22 @@ from services.common.errors import InvalidInput
 from services.common.protocol import RequestModel, Seed
 from services.diagnosis.protocol import Backend
 
+if TYPE_CHECKING:
+    from ptychobench.closed_loop import LoopSample, Release
+
 NAME_PATTERN = r"^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$"
 """A slug: letters and digits, single dots, dashes or underscores between them (never
 ``.``, ``..`` nor a ``/``: run names become folder names under the reports directory)."""
 Strategy = Literal["ssfs", "rfs", "semantic"]
 NO_STRATEGY = "none"
 """The strategy of items that take no examples (k = 0, the classifier)."""
+CLOSED_LOOP: Final = "closed_loop"
+"""The task whose items are letters applied to simulated samples and reconstructed."""
+BenchTask = Task | Literal["closed_loop"]
+
+
+def task_name(task: BenchTask) -> str:
+    return str(task)  # a Task is a StrEnum: its value
 
 
 class BenchConfigError(InvalidInput, ValueError):
@@ -91,7 +109,7 @@ class BenchConfig(RequestModel):
     name: str = Field(default="default", min_length=1, max_length=100, pattern=NAME_PATTERN)
     dataset: str = "data/ptychobench-sim"
     split: str = "test"
-    tasks: tuple[Task, ...] = (Task.DETECTION, Task.RECOMMENDATION)
+    tasks: tuple[BenchTask, ...] = (Task.DETECTION, Task.RECOMMENDATION)
     models: dict[Task, list[ModelSpec]] = Field(default_factory=_default_models)
     strategies: tuple[Strategy, ...] = ("rfs", "ssfs")
     k: tuple[int, ...] = (0, 1, 3, 5, 7)
@@ -121,19 +139,29 @@ class BenchConfig(RequestModel):
 
     @model_validator(mode="after")
     def _models_for_every_task(self) -> BenchConfig:
+        from ptychobench.closed_loop import BASELINE_ARMS
+
         for task in self.tasks:
-            models = self.models.get(task, [])
+            name = task_name(task)
+            models = self.models.get(Task.RECOMMENDATION if task == CLOSED_LOOP else task, [])
             if not models:
-                raise ValueError(f"no models for the {task.value} task (models.{task.value})")
+                where = "recommendation" if task == CLOSED_LOOP else name
+                raise ValueError(f"no models for the {name} task (models.{where})")
             names = [m.name for m in models]
             if len(set(names)) != len(names):
-                raise ValueError(f"models.{task.value} repeats a name: {names}")
+                raise ValueError(f"models.{name} repeats a name: {names}")
             if task is Task.RECOMMENDATION and any(m.backend is not None for m in models):
                 raise ValueError("models.recommendation: backend is for detection only")
+            if task == CLOSED_LOOP and set(names) & set(BASELINE_ARMS):
+                raise ValueError(
+                    f"models.recommendation: {sorted(set(names) & set(BASELINE_ARMS))} "
+                    f"name(s) a closed-loop baseline arm ({', '.join(BASELINE_ARMS)})"
+                )
         return self
 
-    def task_models(self, task: Task) -> list[ModelSpec]:
-        return self.models[task]
+    def task_models(self, task: BenchTask) -> list[ModelSpec]:
+        """The task's models (the closed loop asks the recommendation models)."""
+        return self.models[Task.RECOMMENDATION if task == CLOSED_LOOP else task]
 
     def hash(self) -> str:
         """What the answers depend on (not concurrency, nor feedback, nor the name)."""
@@ -168,22 +196,29 @@ def parse_config(raw: Any, where: str = "the configuration") -> BenchConfig:
 class Item:
     """One request of a run."""
 
-    task: Task
+    task: BenchTask
     model: ModelSpec
     strategy: str
     k: int
     seed: int
     sample: Sample
+    loop: LoopSample | None = None
+    """Closed loop: the sample's simulator record."""
+    release: Release | None = None
+    """Closed loop: the release (how to rebuild and score its samples)."""
+    baseline: bool = False
+    """Closed loop: ``model.name`` is a baseline arm, not a model to ask."""
 
     @property
     def truth(self) -> tuple[str, ...]:
-        """The sample's true labels for this item's task."""
+        """The sample's true labels for this item's task (the closed loop's: the letters
+        of its injected faults)."""
         return self.sample.artifacts if self.task is Task.DETECTION else self.sample.options
 
     @property
     def key(self) -> str:
         return (
-            f"{self.task.value}/{self.model.name}/{self.strategy}/k{self.k}/s{self.seed}/"
+            f"{task_name(self.task)}/{self.model.name}/{self.strategy}/k{self.k}/s{self.seed}/"
             f"{self.sample.id}"
         )
 
@@ -220,19 +255,80 @@ def plan(config: BenchConfig, root: Path | None = None) -> list[Item]:
         raise BenchConfigError(f"cannot read the dataset {dataset_path}: {error}") from error
     items: list[Item] = []
     for task in config.tasks:
+        if task == CLOSED_LOOP:
+            items += _closed_loop_items(config, dataset_path)
+            continue
+        assert isinstance(task, Task)
         if config.split not in dataset.splits(task):
             raise BenchConfigError(f"{dataset_path} has no {task.value} split {config.split!r}")
         samples = list(dataset.samples(task, config.split))[: config.limit]
         samples.sort(key=lambda s: (s.sample_type, s.id))
         for model in config.task_models(task):
-            if 0 in config.k or not model.examples:
-                items += [Item(task, model, NO_STRATEGY, 0, config.seeds[0], s) for s in samples]
-            if not model.examples:
-                continue
-            for seed in config.seeds:
-                for strategy in config.strategies:
-                    for sample in samples:
-                        items += [
-                            Item(task, model, strategy, k, seed, sample) for k in config.k if k > 0
-                        ]
+            items += _model_items(config, task, model, [(s, None) for s in samples], None)
+    return items
+
+
+def _model_items(
+    config: BenchConfig,
+    task: BenchTask,
+    model: ModelSpec,
+    samples: list[tuple[Sample, LoopSample | None]],
+    release: Release | None,
+) -> list[Item]:
+    """One model's items: k = 0 once (strategy ``none``), then each seed × strategy ×
+    sample × k > 0 (see :func:`plan`)."""
+    items: list[Item] = []
+    if 0 in config.k or not model.examples:
+        items += [
+            Item(task, model, NO_STRATEGY, 0, config.seeds[0], s, loop, release)
+            for s, loop in samples
+        ]
+    if not model.examples:
+        return items
+    for seed in config.seeds:
+        for strategy in config.strategies:
+            for sample, loop in samples:
+                items += [
+                    Item(task, model, strategy, k, seed, sample, loop, release)
+                    for k in config.k
+                    if k > 0
+                ]
+    return items
+
+
+def open_closed_loop(dataset_path: Path, config: BenchConfig) -> Release:
+    """The faulted samples the closed loop runs on; ``BenchConfigError`` for a dataset
+    without simulation records."""
+    from ptychobench.closed_loop import NotSimulatedError, open_release
+
+    try:
+        return open_release(dataset_path, config.split, config.limit)
+    except NotSimulatedError as error:
+        raise BenchConfigError(f"the closed_loop task needs a simulated release: {error}") from None
+
+
+def _closed_loop_items(config: BenchConfig, dataset_path: Path) -> list[Item]:
+    """The baseline arms (once per sample), then each recommendation model's items."""
+    from ptychobench.closed_loop import BASELINE_ARMS
+
+    release = open_closed_loop(dataset_path, config)
+    samples = sorted(release.samples, key=lambda s: (s.sample.sample_type, s.id))
+    items = [
+        Item(
+            CLOSED_LOOP,
+            ModelSpec(name=arm),
+            NO_STRATEGY,
+            0,
+            config.seeds[0],
+            loop.sample,
+            loop,
+            release,
+            baseline=True,
+        )
+        for arm in BASELINE_ARMS
+        for loop in samples
+    ]
+    pairs: list[tuple[Sample, LoopSample | None]] = [(s.sample, s) for s in samples]
+    for model in config.task_models(CLOSED_LOOP):
+        items += _model_items(config, CLOSED_LOOP, model, pairs, release)
     return items

@@ -33,6 +33,9 @@ class ItemResult:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     error: str | None = None
+    outcome: dict[str, Any] | None = None
+    """Closed loop: what the letters did (``ptychobench.closed_loop.Evaluation``: applied,
+    skipped, NRMSE before and after, gain, fixed, rounds, reconstructions, seconds)."""
 
     @property
     def parse_failure(self) -> bool:

@@ -38,6 +38,12 @@ What the numbers are (PtychoBench's metric, over the task's fixed vocabulary, se
   models of ``config["comparisons"]`` (default: ``sft`` against ``base``) at every
   strategy and k both answered (k = 0 once, under ``"none"``), and SSFS against RFS for
   each model at each k > 0.
+* ``closed_loop`` (the closed-loop task, :mod:`ptychobench.closed_loop`): one arm per
+  baseline (none, random, oracle, rule) and per model × strategy × k (seeds pooled; k = 0
+  once, without examples): the fix rate (share of samples whose letters closed at least
+  ``min_fix_gain`` of the NRMSE gap to the clean reconstruction) with its bootstrap
+  interval, the median gain, the paired fix-rate difference from none and from oracle
+  (interval and two-sided p), rounds, reconstructions and seconds per round.
 
 Everything is sorted, and the only times in the output are those of the run record, so
 the same items give byte-identical ``report.json``, ``cells.csv`` and ``report.md``.
@@ -61,8 +67,10 @@ import numpy as np
 from rich.table import Table
 
 from gateway.bench import baselines as bl
+from gateway.bench.config import CLOSED_LOOP
 from gateway.bench.records import ItemResult, RunRecord
 from ptychobench.bootstrap import bootstrap, paired_bootstrap
+from ptychobench.closed_loop import BASELINE_ARMS, render_table, summarize
 from ptychobench.labels import Task, vocabulary
 from ptychobench.metrics import BoolMatrix, binarize, parity_score, score
 from ptychobench.prompts import format_answer
@@ -214,6 +222,9 @@ class Report:
     comparisons: list[Comparison] = field(default_factory=list)
     totals: list[Totals] = field(default_factory=list)
     baselines: list[bl.Baseline] = field(default_factory=list)
+    closed_loop: list[dict[str, Any]] = field(default_factory=list)
+    """The closed-loop arms in order: ``arm``, ``model``, ``strategy``, ``k`` and the
+    summary of :func:`ptychobench.closed_loop.summarize`."""
     missing: list[str] = field(default_factory=list)
     """What the report could not give, and why, in words."""
 
@@ -227,6 +238,7 @@ class Report:
             "comparisons": self.comparisons,
             "totals": self.totals,
             "baselines": self.baselines,
+            "closed_loop": self.closed_loop,
             "missing": self.missing,
         }
 
@@ -671,16 +683,17 @@ def build_report(
     missing: list[str] = []
     config = record.config if isinstance(record.config, dict) else {}
     known = {task.value for task in Task}
-    unknown = Counter(item.task for item in items if item.task not in known)
+    unknown = Counter(item.task for item in items if item.task not in {*known, CLOSED_LOOP})
     for task, count in sorted(unknown.items()):
         missing.append(f"{count} items of unknown task {task!r}: ignored")
     kept = [item for item in items if item.task in known]
-    _check_unique(kept)
+    looped = [item for item in items if item.task == CLOSED_LOOP]
+    _check_unique([*kept, *looped])
 
     if not items:
         missing.append("no items: the run has answered nothing yet")
     for task in _expected_tasks(config):
-        task_items = [item for item in kept if item.task == task]
+        task_items = [item for item in [*kept, *looped] if item.task == task]
         if items and not task_items:
             missing.append(f"{task}: no items")
         present = {item.model for item in task_items}
@@ -727,6 +740,7 @@ def build_report(
             "n_resamples": n_resamples,
             "seed": seed,
             "comparisons": [list(pair) for pair in pairs],
+            **({"closed_loop_samples_sha256": sorted(_release_hashes(looped))} if looped else {}),
         },
         tasks=tasks,
         cells=cells,
@@ -734,8 +748,71 @@ def build_report(
         comparisons=comparisons,
         totals=_totals(kept),
         baselines=baselines,
+        closed_loop=_closed_loop(looped, n_resamples, seed, missing),
         missing=missing,
     )
+
+
+def _release_hashes(items: Sequence[ItemResult]) -> set[str]:
+    """The SHA-256 of the samples.jsonl each closed-loop outcome was computed from (one,
+    unless the release changed while the run was resumed)."""
+    return {
+        str(i.outcome["samples_sha256"])
+        for i in items
+        if i.outcome and "samples_sha256" in i.outcome
+    }
+
+
+def _arm(item: ItemResult) -> tuple[tuple[int, str, tuple[int, str], int], str]:
+    """A closed-loop item's arm: its sort key and its name."""
+    if item.adapter == "baseline" and item.model in BASELINE_ARMS:
+        return (0, "", (BASELINE_ARMS.index(item.model), ""), 0), item.model
+    name = f"{item.model} k={item.k}"
+    if item.strategy != NO_STRATEGY:
+        name = f"{item.model} {_strategy_label(item.strategy)} k={item.k}"
+    return (1, item.model, _strategy_rank(item.strategy), item.k), name
+
+
+def _closed_loop(
+    items: Sequence[ItemResult], n_resamples: int, seed: int, missing: list[str]
+) -> list[dict[str, Any]]:
+    """The closed-loop arms' summaries (see the module's docstring)."""
+    if not items:
+        return []
+    arms: dict[str, tuple[Any, ItemResult]] = {}
+    rows: list[dict[str, Any]] = []
+    for item in items:
+        order, name = _arm(item)
+        arms.setdefault(name, (order, item))
+        error = item.error
+        if error is None and item.outcome is None:
+            error = "no closed-loop outcome stored"
+        rows.append(
+            {
+                **(item.outcome or {}),
+                "id": item.sample_id,
+                "arm": name,
+                "error": error,
+                "recommend_s": item.latency_s,
+            }
+        )
+    ordered = sorted(arms, key=lambda name: arms[name][0])
+    summary = summarize(rows, ordered, n_resamples=n_resamples, seed=seed)
+    for name in ordered:
+        if summary[name]["n"] == 0:
+            missing.append(
+                f"closed_loop {name}: no scored items ({summary[name]['errors']} failed)"
+            )
+    return [
+        {
+            "arm": name,
+            "model": arms[name][1].model,
+            "strategy": arms[name][1].strategy,
+            "k": arms[name][1].k,
+            **summary[name],
+        }
+        for name in ordered
+    ]
 
 
 # --------------------------------------------------------------------------- rendering
@@ -820,7 +897,32 @@ def render_tables(report: Report) -> list[Table]:
         for row in _baseline_rows(report, task, ks, ci=False):
             table.add_row(*row, style="dim")
         tables.append(table)
+    if report.closed_loop:
+        tables.append(_closed_loop_table(report))
     return tables
+
+
+def _closed_loop_table(report: Report) -> Table:
+    table = Table(title="closed loop: fix rate [95 % CI], paired Δ vs none and vs oracle")
+    for name in ("arm", "n", "errors", "fix rate", "median gain", "Δ none", "Δ oracle"):
+        table.add_column(name, justify="left" if name == "arm" else "right")
+    for arm in report.closed_loop:
+        ci = arm["fix_rate_ci"]
+        rate = "–" if ci is None else f"{arm['fix_rate']:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]"
+        deltas = [
+            "–" if arm[vs] is None else f"{arm[vs]['delta']:+.2f} (p={arm[vs]['p_value']:.3f})"
+            for vs in ("vs_none", "vs_oracle")
+        ]
+        table.add_row(
+            arm["arm"],
+            str(arm["n"]),
+            str(arm["errors"]),
+            rate,
+            _f(arm["median_gain"], 2),
+            *deltas,
+            style="dim" if arm["arm"] in BASELINE_ARMS else None,
+        )
+    return table
 
 
 def _md_text(value: object) -> str:
@@ -1089,6 +1191,28 @@ def _comparison_section(report: Report) -> list[str]:
     return lines
 
 
+def _closed_loop_section(report: Report) -> list[str]:
+    if not report.closed_loop:
+        return []
+    table = render_table({arm["arm"]: arm for arm in report.closed_loop})
+    return [
+        "## Closed loop",
+        "",
+        "Each arm's letters applied to the faulted simulated sample and reconstructed; "
+        "*fixed* when they closed at least the simulator's share of the NRMSE gap to the "
+        "clean reconstruction. Fix rate with a "
+        f"{report.settings['confidence']:.0%} bootstrap interval; Δ is the paired "
+        "fix-rate difference on the same samples, with its interval and two-sided p. "
+        "Failed requests are errors, left out of the rates. The samples' records "
+        "(samples.jsonl) had SHA-256 "
+        + ", ".join(report.settings.get("closed_loop_samples_sha256", []))
+        + ".",
+        "",
+        *table.splitlines(),
+        "",
+    ]
+
+
 def _failures_section(report: Report) -> list[str]:
     lines = [
         "## Parse failures and errors",
@@ -1123,6 +1247,7 @@ def render_markdown(report: Report) -> str:
     lines = _run_header(report) + _explanation(report)
     for task in report.tasks:
         lines += _task_section(report, task)
+    lines += _closed_loop_section(report)
     lines += _comparison_section(report) + _failures_section(report)
     lines += ["## Missing", ""]
     lines += [f"- {_md_text(note)}" for note in report.missing] or ["Nothing."]

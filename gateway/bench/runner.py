@@ -15,6 +15,7 @@ import asyncio
 import hashlib
 import logging
 import subprocess
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -23,12 +24,11 @@ from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from gateway.bench.config import NO_STRATEGY, BenchConfig, Item, plan
+from gateway.bench.config import CLOSED_LOOP, NO_STRATEGY, BenchConfig, Item, plan, task_name
 from gateway.bench.records import ItemResult, RunRecord
 from gateway.bench.store import RunInfo, RunStore
 from gateway.metrics import outcomes
 from ptychobench.labels import Task
-from ptychobench.prompts import parse_parameters
 from services.diagnosis.protocol import DiagnoseOptions, SampleMeta
 from services.ptycho_agent.protocol import RecommendRequest, SampleInfo
 
@@ -94,6 +94,8 @@ class Progress:
             self.failed += 1
             return
         self.done += 1
+        if result.task == CLOSED_LOOP:
+            return  # its score is the fix rate, in the report
         found = outcomes(result.predicted, result.truth, result.task)
         tally = self.counts.setdefault(result.task, [0, 0, 0])
         for i, outcome in enumerate(("tp", "fp", "fn")):
@@ -128,11 +130,57 @@ def idempotency_key(config_hash: str, item: Item) -> str:
     return f"bench-{config_hash[:16]}-{digest}"
 
 
+def _recommend_request(item: Item, strategy: str) -> RecommendRequest:
+    """The recommendation request of an item (the recommendation task's, and the closed
+    loop's for the same model, strategy, k and seed)."""
+    from ptychobench.closed_loop import sample_info
+
+    return RecommendRequest(
+        sample=SampleInfo(**sample_info(item.sample)),
+        sample_id=item.sample.id,
+        k=item.k,
+        strategy=strategy,  # type: ignore[arg-type]
+        adapter=item.model.adapter,
+        seed=item.seed,
+    )
+
+
+_RECONSTRUCTING = threading.Lock()
+"""One closed-loop reconstruction at a time in this process: Pty-chi sets torch's
+process-wide default device and dtype (see docs/reconstructor.md)."""
+
+
+def _evaluate(item: Item, letters: list[str]) -> dict[str, Any]:
+    """Apply the letters to the item's simulated sample and reconstruct (blocking: run
+    it in a worker thread)."""
+    from ptychobench.closed_loop import evaluate
+
+    assert item.loop is not None
+    assert item.release is not None
+    with _RECONSTRUCTING:
+        outcome = evaluate(
+            item.loop,
+            letters,
+            variation=item.release.variation,
+            min_fix_gain=item.release.min_fix_gain,
+        ).to_dict()
+    return {**outcome, "samples_sha256": item.release.samples_sha256}
+
+
 async def answer(item: Item, predictor: Predictor, key: str) -> ItemResult:
-    """Send one item and read the answer into a result (raises :class:`ItemFailedError`)."""
+    """Send one item and read the answer into a result (raises :class:`ItemFailedError`).
+    A closed-loop item's letters (the model's answer, or a baseline arm's) are then
+    applied and reconstructed in a worker thread."""
     sample = item.sample
     strategy = "ssfs" if item.strategy == NO_STRATEGY else item.strategy
-    if item.task is Task.DETECTION:
+    meta: Any = None
+    outcome: dict[str, Any] | None = None
+    if item.baseline:
+        from ptychobench.closed_loop import baseline_letters
+
+        assert item.loop is not None
+        predicted, unmapped, raw = baseline_letters(item.model.name, item.loop, item.seed), [], ""
+    elif item.task is Task.DETECTION:
         options = DiagnoseOptions(
             sample=SampleMeta(
                 sample_type=sample.sample_type, instrument=sample.instrument, id=sample.id
@@ -147,31 +195,24 @@ async def answer(item: Item, predictor: Predictor, key: str) -> ItemResult:
             raise ItemFailedError(f"sample {sample.id} has no image")
         found = await predictor.diagnose(options, sample.image.read_bytes(), key)
         predicted, unmapped, raw = found.labels, found.unmapped, found.raw_answer
-        meta: Any = found
+        meta = found
     else:
-        request = RecommendRequest(
-            sample=SampleInfo(
-                package=sample.package or "pty-chi",
-                instrument=sample.instrument,
-                sample_type=sample.sample_type,
-                beam=sample.beam or "X-ray",
-                description=sample.caption_obj,
-                artifacts=list(sample.artifacts),
-                parameters=parse_parameters(sample.parameters),
-            ),
-            sample_id=sample.id,
-            k=item.k,
-            strategy=strategy,  # type: ignore[arg-type]
-            adapter=item.model.adapter,
-            seed=item.seed,
-        )
-        advice = await predictor.recommend(request, key)
+        advice = await predictor.recommend(_recommend_request(item, strategy), key)
         predicted, unmapped, raw = advice.letters, advice.unmapped, advice.raw_answer
         meta = advice
+    if item.task == CLOSED_LOOP:
+        try:
+            outcome = await asyncio.to_thread(_evaluate, item, list(predicted))
+        except ImportError as error:  # every item would repeat it
+            raise ItemFailedError(
+                f"the closed loop reconstructs with Pty-chi, which this process cannot "
+                f"import (install the sim extra): {error}",
+                fatal=True,
+            ) from error
     return ItemResult(
-        task=item.task.value,
+        task=task_name(item.task),
         model=item.model.name,
-        adapter=meta.adapter,
+        adapter=meta.adapter if meta is not None else "baseline",
         strategy=item.strategy,
         k=item.k,
         seed=item.seed,
@@ -181,18 +222,21 @@ async def answer(item: Item, predictor: Predictor, key: str) -> ItemResult:
         predicted=tuple(predicted),
         raw_answer=raw,
         unmapped=tuple(unmapped),
-        prediction_id=meta.prediction_id,
-        latency_s=meta.latency_s,
-        prompt_tokens=meta.prompt_tokens,
-        completion_tokens=meta.completion_tokens,
+        prediction_id=meta.prediction_id if meta is not None else None,
+        latency_s=meta.latency_s if meta is not None else 0.0,
+        prompt_tokens=meta.prompt_tokens if meta is not None else 0,
+        completion_tokens=meta.completion_tokens if meta is not None else 0,
+        outcome=outcome,
     )
 
 
 def _failed(item: Item, error: str) -> ItemResult:
     return ItemResult(
-        task=item.task.value,
+        task=task_name(item.task),
         model=item.model.name,
-        adapter=item.model.adapter or item.model.backend or "default",
+        adapter=item.model.adapter
+        or item.model.backend
+        or ("baseline" if item.baseline else "default"),
         strategy=item.strategy,
         k=item.k,
         seed=item.seed,
@@ -251,7 +295,11 @@ async def run_benchmark(
                     raise BenchAbortError(f"{item.key}: {error}") from error
                 result = _failed(item, str(error))
             else:
-                if config.feedback and result.prediction_id is not None:
+                if (
+                    config.feedback
+                    and result.prediction_id is not None
+                    and item.task != CLOSED_LOOP  # feedback is the recommendation task's
+                ):
                     await predictor.feedback(result.prediction_id, list(result.truth))
             await asyncio.to_thread(store.save, run.id, item.key, result)
             state.add(result)

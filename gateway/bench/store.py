@@ -1,4 +1,4 @@
-"""Benchmark runs in the project database (tables from migration 0004).
+"""Benchmark runs in the project database (tables from migrations 0004 and 0009).
 
 A run is identified by its configuration hash: starting the same configuration again
 resumes it. Every answered item is written as soon as it is answered (retried while the
@@ -83,6 +83,8 @@ class ItemRow(Base):
     prompt_tokens: Mapped[int] = mapped_column(Integer)
     completion_tokens: Mapped[int] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
+    outcome: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    """Closed-loop items only (migration 0009)."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
@@ -124,6 +126,7 @@ def _result(row: ItemRow) -> ItemResult:
         prompt_tokens=row.prompt_tokens,
         completion_tokens=row.completion_tokens,
         error=row.error,
+        outcome=dict(row.outcome) if row.outcome is not None else None,
     )
 
 
@@ -215,6 +218,7 @@ class RunStore:
                         prompt_tokens=result.prompt_tokens,
                         completion_tokens=result.completion_tokens,
                         error=result.error,
+                        outcome=result.outcome,
                         created_at=datetime.now(UTC),
                     )
                 )

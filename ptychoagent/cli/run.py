@@ -140,11 +140,15 @@ def prepare_run(
 
 def _check_splits(dataset: Dataset, config: BenchConfig, shown: Path) -> None:
     """The split the sweep scores, and the pool's split where a model takes examples."""
-    from gateway.bench.config import BenchConfigError
+    from gateway.bench.config import CLOSED_LOOP, BenchConfigError, open_closed_loop
+    from ptychobench.labels import Task
     from services.retriever.settings import RetrieverSettings
 
     pool = RetrieverSettings.model_fields["pool_split"].default  # the stack keeps it
-    for task in config.tasks:
+    for bench_task in config.tasks:
+        if bench_task == CLOSED_LOOP:
+            open_closed_loop(dataset.root or shown, config)  # a simulated release, or refused
+        task = Task.RECOMMENDATION if bench_task == CLOSED_LOOP else Task(bench_task)
         have = dataset.splits(task)
         needed = [config.split]
         if any(k > 0 for k in config.k) and any(m.examples for m in config.models.get(task, [])):

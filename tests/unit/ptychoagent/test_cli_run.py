@@ -20,6 +20,7 @@ from ptychobench.labels import Task
 ROOT = Path(__file__).resolve().parents[3]
 DEFAULT = ROOT / "deploy" / "bench" / "default.yaml"
 FULL = ROOT / "deploy" / "bench" / "full.yaml"
+CLOSED_LOOP = ROOT / "deploy" / "bench" / "closed-loop.yaml"
 
 
 def test_without_a_dataset_the_stack_and_sweeps_are_the_committed_ones() -> None:
@@ -70,6 +71,15 @@ def test_a_dataset_without_the_split_a_sweep_needs_is_refused(
     write_release(test_only, tmp_path / "test-only")
     with pytest.raises(BenchConfigError, match=r"split 'train' .* needs 'test' and 'train'"):
         prepare_run([DEFAULT], tmp_path / "test-only")
+
+
+def test_the_closed_loop_sweep_needs_a_simulated_release(
+    handmade: Callable[..., Path],
+) -> None:
+    with pytest.raises(BenchConfigError, match="closed_loop task needs a simulated release"):
+        prepare_run([CLOSED_LOOP], handmade("theirs"))
+    _, (config,) = prepare_run([CLOSED_LOOP], ROOT / "data" / "ptychobench-sim")
+    assert config.tasks == ("closed_loop",)
 
 
 def _broken(tmp_path: Path, handmade: Callable[..., Path]) -> Path:

@@ -12,7 +12,9 @@ from ptychobench.bootstrap import (
     STATISTICS,
     bootstrap,
     bootstrap_loop,
+    bootstrap_mean,
     paired_bootstrap,
+    paired_bootstrap_mean,
 )
 from ptychobench.metrics import score
 
@@ -211,3 +213,26 @@ def test_bad_arguments_are_refused() -> None:
         bootstrap_loop(t[:0], p[:0], n_resamples=10)
     with pytest.raises(ValueError, match="shape"):
         paired_bootstrap(t, p, p[:, :2], n_resamples=10)
+
+
+def test_bootstrap_mean_is_the_loop_of_resampled_means() -> None:
+    values = np.random.default_rng(3).random(25) < 0.4
+    result = bootstrap_mean(values, n_resamples=500, seed=9)
+    rng = np.random.default_rng(9)
+    loop = [values[rng.integers(0, 25, size=25)].mean() for _ in range(500)]
+    assert result.point == pytest.approx(values.mean())
+    assert (result.ci_low, result.ci_high) == pytest.approx(tuple(np.percentile(loop, [2.5, 97.5])))
+    with pytest.raises(ValueError, match="zero items"):
+        bootstrap_mean([])
+
+
+def test_paired_bootstrap_mean() -> None:
+    a = np.array([1.0] * 15 + [0.0] * 5)
+    b = np.array([0.0] * 20)
+    result = paired_bootstrap_mean(a, b, n_resamples=1000)
+    assert result.point_diff == pytest.approx(0.75)
+    assert 0.5 < result.ci_low < 0.75 < result.ci_high
+    assert result.p_value < 0.01
+    assert paired_bootstrap_mean(a, a, n_resamples=100).p_value == 1.0
+    with pytest.raises(ValueError, match="disagree in shape"):
+        paired_bootstrap_mean(a, b[:3])
