@@ -223,10 +223,16 @@ def reconstruct(
     from ptychi.utils import generate_initial_opr_mode_weights
 
     options = build_options(config, len(positions), device)
-    probe = _initial_probe(initial_probe, config, patterns)
-    weights = None
-    if config.n_opr_modes > 1:
-        weights = generate_initial_opr_mode_weights(len(positions), config.n_opr_modes)
+    # The extra probe modes and OPR weights are drawn from torch's global generator,
+    # before Pty-chi seeds it: seeded here (without touching the caller's generator), a
+    # reconstruction with several modes is the same in every process.
+    with torch.random.fork_rng(devices=[]):
+        if config.seed is not None:
+            torch.manual_seed(config.seed)
+        probe = _initial_probe(initial_probe, config, patterns)
+        weights = None
+        if config.n_opr_modes > 1:
+            weights = generate_initial_opr_mode_weights(len(positions), config.n_opr_modes)
     obj = (
         np.ones((1, *shape), dtype=np.complex64)
         if initial_object is None

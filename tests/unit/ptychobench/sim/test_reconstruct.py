@@ -162,7 +162,12 @@ def test_transposed_patterns_do_not_reconstruct() -> None:
 
 @pytest.mark.slow
 @needs_ptychi
-def test_extra_modes_and_position_correction_run() -> None:
+def test_extra_modes_and_position_correction_run_and_repeat() -> None:
+    """Extra probe and OPR modes start from random draws: seeded by the configuration,
+    so a second run (after the caller drew from torch's generator) gives the same
+    reconstruction."""
+    import torch
+
     _, probe, data = _experiment("Supercrystal", seed=1)
     config = ReconConfig(
         num_epochs=4,
@@ -178,6 +183,9 @@ def test_extra_modes_and_position_correction_run() -> None:
     assert result.positions.shape == data.positions.shape
     assert not np.allclose(result.positions, data.positions)  # corrected
     assert np.all(np.isfinite(result.object))
+    torch.rand(7)
+    again = reconstruct(data, probe, config=config, object_size=SIZE)
+    np.testing.assert_array_equal(again.object, result.object)
 
 
 @pytest.mark.slow
