@@ -82,8 +82,8 @@ def test_a_reversed_map_reads_as_its_forward_map_backwards() -> None:
     assert _r(backward.pixels, 1.0 - forward.pixels) > BOUND
 
 
-@pytest.mark.parametrize("name", ["Wistia", "YlOrRd", "GnBu", "Oranges"])
-def test_a_map_outside_the_bank_falls_back_to_luminance(name: str) -> None:
+@pytest.mark.parametrize("name", ["brg", "tab20"])
+def test_a_map_like_none_of_the_bank_falls_back_to_luminance(name: str) -> None:
     image = _decoded(Rendering(colormap=name))
     found = canonical(image)
     assert found.method == "luminance"
