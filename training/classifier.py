@@ -36,6 +36,7 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
 from ptychobench.bootstrap import bootstrap, paired_bootstrap
+from ptychobench.canonical import canonical
 from ptychobench.classifier import FeatureClassifier
 from ptychobench.data import Sample
 from ptychobench.features import FEATURE_NAMES, image_features
@@ -85,7 +86,8 @@ class ClassifierConfig(BaseModel):
 
 
 def read_grey(path: str | Path) -> FloatArray:
-    """A PNG/TIFF/... file as a 2-D float image in [0, 1] (colour is averaged to grey)."""
+    """A PNG/TIFF/... file as a 2-D float image in [0, 1]: colour is read back through
+    its colormap by `ptychobench.canonical`, as the diagnosis service reads an upload."""
     from PIL import Image
 
     with Image.open(path) as image:
@@ -95,7 +97,9 @@ def read_grey(path: str | Path) -> FloatArray:
             return np.clip(array / top, 0.0, 1.0)
         if image.mode == "F":
             return np.clip(np.asarray(image, dtype=np.float64), 0.0, 1.0)
-        return np.asarray(image.convert("L"), dtype=np.float64) / 255.0
+        if image.mode in ("L", "LA", "1"):
+            return np.asarray(image.convert("L"), dtype=np.float64) / 255.0
+        return canonical(np.asarray(image.convert("RGB"))).pixels
 
 
 @dataclass(frozen=True)

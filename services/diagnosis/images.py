@@ -10,14 +10,17 @@ viewed in place after its header, never unpickled.
 
 The result has two views: ``pixels``, a grey (H, W) float image in [0, 1] (what the
 classifier reads; 8-bit input is divided by 255, anything else is stretched between its
-1st and 99th percentiles, as PtychoBench-Sim's images were made), and ``png``, the 8-bit
-PNG the vision-language model is sent (an 8-bit PNG upload is passed through as it came).
+1st and 99th percentiles, as PtychoBench-Sim's images were made; colour is read back
+through its colormap by `ptychobench.canonical`, the function the classifier's training
+loader uses too, and ``colormap`` says which map it found), and ``png``, the 8-bit PNG
+the vision-language model is sent (an 8-bit PNG upload is passed through as it came).
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import math
 import warnings
 from collections.abc import Sequence
@@ -27,8 +30,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ptychobench.canonical import canonical
 from ptychobench.images import encode_png
 from services.common.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
+
+logger = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float64]
 MIN_SIDE = 16
@@ -66,6 +72,9 @@ class DecodedImage:
     """``grey``, ``rgb`` or ``complex`` (phase taken)."""
     sha256: str
     """Of the bytes as uploaded."""
+    colormap: str | None = None
+    """The colormap a colour picture was read through (`ptychobench.canonical`);
+    ``None`` for grey, for colour read as luminance, and for complex arrays."""
 
     @property
     def height(self) -> int:
@@ -98,14 +107,14 @@ def decode_image(data: bytes, limits: ImageLimits = ImageLimits()) -> DecodedIma
     kind = sniff(data)
     reader = {"png": _read_pil, "jpeg": _read_pil, "tiff": _read_tiff, "npy": _read_npy}[kind]
     array, passthrough = reader(data, limits, kind)
-    pixels, colour, mode = _normalise(array)
+    pixels, colour, mode, colormap = _normalise(array)
     if min(pixels.shape) < MIN_SIDE:
         raise InvalidInput(
             f"the image is {pixels.shape[1]} x {pixels.shape[0]} pixels; at least "
             f"{MIN_SIDE} x {MIN_SIDE} is needed"
         )
     png = data if passthrough else encode_png(colour if colour is not None else pixels)
-    return DecodedImage(pixels, png, kind, mode, hashlib.sha256(data).hexdigest())
+    return DecodedImage(pixels, png, kind, mode, hashlib.sha256(data).hexdigest(), colormap)
 
 
 def _check_declared(
@@ -231,15 +240,22 @@ def _read_npy(data: bytes, limits: ImageLimits, kind: str) -> tuple[npt.NDArray[
     return array.reshape(shape, order="F" if fortran else "C"), False
 
 
-def _normalise(array: npt.NDArray[Any]) -> tuple[FloatArray, npt.NDArray[np.uint8] | None, str]:
-    """Grey [0, 1] pixels, the 8-bit RGB image when there is colour, and the mode."""
+def _normalise(
+    array: npt.NDArray[Any],
+) -> tuple[FloatArray, npt.NDArray[np.uint8] | None, str, str | None]:
+    """Grey [0, 1] pixels, the 8-bit RGB image when there is colour, the mode, and the
+    colormap a colour picture was read through."""
     if array.ndim > 2:
         array = np.squeeze(array)
     if array.ndim == 3 and array.shape[-1] in (3, 4) and array.dtype.kind in "uif":
         rgb = array[..., :3]
         unit = _to_unit(rgb)
-        grey = unit @ np.array([0.299, 0.587, 0.114])
-        return grey, np.rint(unit * 255).astype(np.uint8), "rgb"
+        found = canonical(rgb if rgb.dtype in (np.uint8, np.uint16) else unit)
+        if found.method == "luminance":
+            logger.info(
+                "no colormap fits the colour image (residual %s): luminance", found.residual
+            )
+        return found.pixels, np.rint(unit * 255).astype(np.uint8), "rgb", found.colormap
     if array.ndim != 2:
         raise _not_an_image(array.shape)
     if array.dtype.kind == "c":
@@ -248,10 +264,10 @@ def _normalise(array: npt.NDArray[Any]) -> tuple[FloatArray, npt.NDArray[np.uint
             raise InvalidInput("the complex array holds NaN or infinite values")
         mean = np.mean(array)
         phase = np.angle(array * np.conj(mean / (abs(mean) + 1e-12)))
-        return _stretch(phase), None, "complex"
+        return _stretch(phase), None, "complex", None
     if array.dtype.kind not in NUMERIC:
         raise InvalidInput(f"the array's dtype {array.dtype} is not numeric")
-    return _to_unit(array), None, "grey"
+    return _to_unit(array), None, "grey", None
 
 
 def _to_unit(array: npt.NDArray[Any]) -> FloatArray:

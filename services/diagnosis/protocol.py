@@ -53,6 +53,9 @@ class ImageInfo(BaseModel):
     width: int
     height: int
     sha256: str
+    colormap: str | None = None
+    """The colormap a colour image was read back through (``None``: grey, or colour no
+    known map fits, read as luminance)."""
 
 
 class DiagnoseResponse(BaseModel):

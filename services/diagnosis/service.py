@@ -68,6 +68,7 @@ def image_info(image: DecodedImage) -> ImageInfo:
         width=image.width,
         height=image.height,
         sha256=image.sha256,
+        colormap=image.colormap,
     )
 
 

@@ -43,6 +43,7 @@ def test_the_cli_loads_neither_heavy_packages_nor_numpy() -> None:
         "ptychobench.sim",
         "ptychobench.features",
         "ptychobench.classifier",
+        "ptychobench.canonical",
     ],
 )
 def test_library_modules_do_not_load_heavy_packages(module: str) -> None:

@@ -233,3 +233,22 @@ async def test_an_npy_declaring_an_absurd_shape_is_a_413_problem_not_a_500() -> 
     assert response.status_code == 413, response.text
     assert response.headers["content-type"] == "application/problem+json"
     assert "refused before decoding" in response.json()["detail"]
+
+
+async def test_a_colormapped_upload_is_classified_on_its_phase_and_says_which_map() -> None:
+    from PIL import Image
+
+    from ptychobench.canonical import canonical
+    from ptychobench.sim.render import Rendering, render
+
+    grey = np.asarray(Image.open(_test_sample(3).image), dtype=np.float64) / 255
+    image = render(grey, (0.0, 1.0), Rendering(colormap="turbo", size=grey.shape[0]))
+    pixels = canonical(np.asarray(Image.open(io.BytesIO(image)))).pixels
+    expected = list(FeatureClassifier.load(CLASSIFIER).predict(pixels))
+    async with _client() as client:
+        response = await client.post("/v1/diagnose", json=_json_body(image))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["labels"] == expected
+    assert body["image"]["mode"] == "rgb"
+    assert body["image"]["colormap"] == "turbo"

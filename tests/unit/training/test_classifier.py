@@ -155,3 +155,25 @@ def test_the_committed_model_reproduces_its_recorded_test_scores(test_split: Spl
     for label in ARTIFACT_LABELS:
         assert round(scores.per_class[label].f1, 4) == recorded["per_class"][label]["f1"]["point"]
     assert recorded["n_items"] == len(test_split.samples)
+
+
+@pytest.mark.parametrize(
+    ("colormap", "file_format"), [("turbo", "png"), ("hot", "jpeg"), (None, "png")]
+)
+def test_training_reads_an_image_as_the_service_does(
+    tmp_path: Path, colormap: str | None, file_format: str
+) -> None:
+    """One image path: what the classifier is trained on is what it is served."""
+    from PIL import Image
+
+    from ptychobench.sim.render import Rendering, render
+    from services.diagnosis.images import decode_image
+    from training.classifier import read_grey
+
+    image = next((DATASET / "images").glob("*.png"))
+    with Image.open(image) as grey:
+        phase = np.asarray(grey, dtype=np.float64) / 255
+    data = render(phase, (0.0, 1.0), Rendering(colormap=colormap, file_format=file_format))
+    path = tmp_path / f"recon.{file_format}"
+    path.write_bytes(data)
+    np.testing.assert_array_equal(read_grey(path), decode_image(data).pixels)

@@ -258,3 +258,25 @@ def test_an_npy_is_read_in_fortran_order_too() -> None:
     array = np.asfortranarray(_ramp(np.float32, 5.0))
     image = decode_image(_npy(array))
     np.testing.assert_allclose(image.pixels, decode_image(_npy(np.ascontiguousarray(array))).pixels)
+
+
+def test_a_colormapped_upload_is_read_back_through_its_map() -> None:
+    """What the classifier reads is the phase, not the colormap's luminance: jet's is not
+    monotonic. The VLM still gets the colour PNG as it came."""
+    from ptychobench.canonical import canonical
+    from ptychobench.sim.render import Rendering, render
+
+    y, x = np.mgrid[0:64, 0:64] / 63.0
+    phase = 0.6 * x + 0.4 * (((x - 0.5) ** 2 + (y - 0.5) ** 2) < 0.06)
+    data = render(phase, (0.0, 1.0), Rendering(colormap="jet", size=64))
+    image = decode_image(data)
+    rgb = np.asarray(Image.open(io.BytesIO(data)))
+    assert (image.mode, image.colormap) == ("rgb", "jet")
+    np.testing.assert_array_equal(image.pixels, canonical(rgb).pixels)
+    grey = np.asarray(Image.open(io.BytesIO(render(phase, (0.0, 1.0), Rendering(size=64)))))
+    assert np.corrcoef(image.pixels.ravel(), grey.ravel())[0, 1] > 0.99
+    assert image.png == data
+
+
+def test_a_grey_upload_names_no_colormap() -> None:
+    assert decode_image(DATASET_IMAGE.read_bytes()).colormap is None
