@@ -36,7 +36,6 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
 from ptychobench.bootstrap import bootstrap, paired_bootstrap
-from ptychobench.canonical import canonical
 from ptychobench.classifier import FeatureClassifier
 from ptychobench.data import Sample
 from ptychobench.features import FEATURE_NAMES, image_features
@@ -86,20 +85,13 @@ class ClassifierConfig(BaseModel):
 
 
 def read_grey(path: str | Path) -> FloatArray:
-    """A PNG/TIFF/... file as a 2-D float image in [0, 1]: colour is read back through
-    its colormap by `ptychobench.canonical`, as the diagnosis service reads an upload."""
-    from PIL import Image
+    """An image file as the diagnosis service reads an upload of it (the same decoder:
+    colour back through its colormap, 16-bit and float stretched, 8-bit divided by 255),
+    so that what the classifier is trained on is what it is served. Sizes up to the
+    largest image the decoder reads at all."""
+    from services.diagnosis.images import TRAINING_LIMITS, decode_image
 
-    with Image.open(path) as image:
-        if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-            array = np.asarray(image, dtype=np.float64)
-            top = 65535.0 if image.mode.startswith("I;16") else max(float(array.max()), 1.0)
-            return np.clip(array / top, 0.0, 1.0)
-        if image.mode == "F":
-            return np.clip(np.asarray(image, dtype=np.float64), 0.0, 1.0)
-        if image.mode in ("L", "LA", "1"):
-            return np.asarray(image.convert("L"), dtype=np.float64) / 255.0
-        return canonical(np.asarray(image.convert("RGB"))).pixels
+    return decode_image(Path(path).read_bytes(), TRAINING_LIMITS).pixels
 
 
 @dataclass(frozen=True)

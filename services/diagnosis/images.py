@@ -61,6 +61,10 @@ class ImageLimits:
     max_pixels: int = 4096 * 4096
 
 
+TRAINING_LIMITS = ImageLimits(max_bytes=2**31, max_pixels=16384 * 16384)
+"""For files a training run reads from its own dataset: the same decoding, looser caps."""
+
+
 @dataclass(frozen=True)
 class DecodedImage:
     pixels: FloatArray

@@ -158,10 +158,17 @@ def test_the_committed_model_reproduces_its_recorded_test_scores(test_split: Spl
 
 
 @pytest.mark.parametrize(
-    ("colormap", "file_format"), [("turbo", "png"), ("hot", "jpeg"), (None, "png")]
+    ("colormap", "file_format", "bit_depth"),
+    [
+        ("turbo", "png", 8),
+        ("hot", "jpeg", 8),
+        (None, "png", 8),
+        (None, "png", 16),
+        (None, "tiff", 16),
+    ],
 )
 def test_training_reads_an_image_as_the_service_does(
-    tmp_path: Path, colormap: str | None, file_format: str
+    tmp_path: Path, colormap: str | None, file_format: str, bit_depth: int
 ) -> None:
     """One image path: what the classifier is trained on is what it is served."""
     from PIL import Image
@@ -173,7 +180,8 @@ def test_training_reads_an_image_as_the_service_does(
     image = next((DATASET / "images").glob("*.png"))
     with Image.open(image) as grey:
         phase = np.asarray(grey, dtype=np.float64) / 255
-    data = render(phase, (0.0, 1.0), Rendering(colormap=colormap, file_format=file_format))
+    rendering = Rendering(colormap=colormap, file_format=file_format, bit_depth=bit_depth)  # type: ignore[arg-type]
+    data = render(phase, (0.0, 1.0), rendering)
     path = tmp_path / f"recon.{file_format}"
     path.write_bytes(data)
     np.testing.assert_array_equal(read_grey(path), decode_image(data).pixels)
