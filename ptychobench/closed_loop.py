@@ -15,8 +15,9 @@ reconstruction that was closed; at least −1, a diverged reconstruction is −1
 sample is *fixed* when gain ≥ the release's ``min_fix_gain`` (0.3, the simulator's own
 rule). Baseline arms (:func:`baseline_letters`): ``none`` (no change), ``random`` (one
 implemented letter, drawn from the seed and the sample id, so a resumed run draws the
-same), ``oracle`` (the letters of the injected faults), ``rule``
-(:func:`ptychobench.baselines.recommendation_rule`).
+same), ``constant`` (the best constant answer on the training split: what a model that
+learnt only the answers' frequencies says), ``oracle`` (the letters of the injected
+faults), ``rule`` (:func:`ptychobench.baselines.recommendation_rule`).
 
 :func:`summarize` turns rows (one per sample and arm) into the report: fix rate with a
 bootstrap interval, median gain, paired differences against ``none`` and ``oracle``,
@@ -42,7 +43,7 @@ from ptychobench.labels import Task
 if TYPE_CHECKING:
     from ptychobench.journal import Journal
 
-BASELINE_ARMS: Final = ("none", "random", "oracle", "rule")
+BASELINE_ARMS: Final = ("none", "random", "constant", "oracle", "rule")
 DIVERGED_GAIN: Final = -1.0
 """The gain of a reconstruction that failed, and the floor of every gain."""
 
@@ -61,10 +62,12 @@ def implemented_letters() -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class LoopSample:
-    """One faulted sample: as the recommendation task reads it, and its simulator record."""
+    """One faulted sample: as the recommendation task reads it, its simulator record, and
+    the release's best constant answer (on its training split)."""
 
     sample: Sample
     record: Mapping[str, Any]
+    constant: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:
@@ -108,6 +111,7 @@ def open_release(path: str | Path, split: str = "test", limit: int | None = None
     dataset = open_dataset(path)
     if split not in dataset.splits(Task.RECOMMENDATION):
         raise NotSimulatedError(f"{path} has no recommendation split {split!r}")
+    constant = _train_constant(dataset)
     chosen: list[LoopSample] = []
     for sample in dataset.samples(Task.RECOMMENDATION, split):
         record = records.get(sample.id)
@@ -117,7 +121,7 @@ def open_release(path: str | Path, split: str = "test", limit: int | None = None
                 "(seed and injected faults) in samples.jsonl"
             )
         if record["injected_faults"]:
-            chosen.append(LoopSample(sample, record))
+            chosen.append(LoopSample(sample, record, constant))
     return Release(
         path=path,
         split=split,
@@ -126,6 +130,18 @@ def open_release(path: str | Path, split: str = "test", limit: int | None = None
         min_fix_gain=float(settings.get("min_fix_gain", 0.3)),
         samples_sha256=hashlib.sha256(data).hexdigest(),
     )
+
+
+def _train_constant(dataset: Any) -> tuple[str, ...]:
+    """The letters a model that learnt only the answers' frequencies would give: the best
+    constant answer (micro-F1) on the recommendation training split; none without one."""
+    from ptychobench.baselines import best_constant
+    from ptychobench.labels import OPTION_LETTERS
+
+    if "train" not in dataset.splits(Task.RECOMMENDATION):
+        return ()
+    truths = [s.options for s in dataset.samples(Task.RECOMMENDATION, "train")]
+    return best_constant(truths, OPTION_LETTERS).labels if truths else ()
 
 
 def random_letter(seed: int, sample_id: str) -> str:
@@ -143,6 +159,8 @@ def baseline_letters(arm: str, item: LoopSample, seed: int) -> list[str]:
         return []
     if arm == "random":
         return [random_letter(seed, item.id)]
+    if arm == "constant":
+        return list(item.constant)
     if arm == "oracle":
         return list(item.record["letters"])
     if arm == "rule":

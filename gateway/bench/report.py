@@ -39,7 +39,7 @@ What the numbers are (PtychoBench's metric, over the task's fixed vocabulary, se
   strategy and k both answered (k = 0 once, under ``"none"``), and SSFS against RFS for
   each model at each k > 0.
 * ``closed_loop`` (the closed-loop task, :mod:`ptychobench.closed_loop`): one arm per
-  baseline (none, random, oracle, rule) and per model × strategy × k (seeds pooled; k = 0
+  baseline (none, random, constant, oracle, rule) and per model × strategy × k (seeds pooled; k = 0
   once, without examples): the fix rate (share of samples whose letters closed at least
   ``min_fix_gain`` of the NRMSE gap to the clean reconstruction) with its bootstrap
   interval, the median gain, the paired fix-rate difference from none and from oracle

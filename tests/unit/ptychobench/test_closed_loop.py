@@ -72,6 +72,9 @@ def test_baseline_arms() -> None:
     assert baseline_letters("oracle", item, 0) == list(item.record["letters"])
     assert baseline_letters("random", item, 7) == [random_letter(7, item.id)]
     assert baseline_letters("rule", item, 0)  # the rule always says something
+    # PtychoBench-Sim's training answers: "K" (more iterations) and "L" (no change) make
+    # the best constant answer there
+    assert baseline_letters("constant", item, 0) == ["K", "L"]
     with pytest.raises(ValueError, match="unknown baseline arm"):
         baseline_letters("sft", item, 0)
 
@@ -117,19 +120,19 @@ def test_a_killed_run_resumes_with_the_same_rows_and_none_twice(tmp_path: Path) 
     arms = list(BASELINE_ARMS)
     whole = tmp_path / "whole"
     with Journal(whole, {"n": 3}, row_key) as journal:
-        assert run_arms(release, arms, journal, baselines, evaluate_letters=scripted()) == 12
+        assert run_arms(release, arms, journal, baselines, evaluate_letters=scripted()) == 15
     killed = tmp_path / "killed"
     with Journal(killed, {"n": 3}, row_key) as journal, pytest.raises(Killed):
         run_arms(release, arms, journal, baselines, evaluate_letters=scripted(kill_after=5))
     resumed = scripted()
     with Journal(killed, {"n": 3}, row_key) as journal:
         assert len(journal.rows) == 5
-        assert run_arms(release, arms, journal, baselines, evaluate_letters=resumed) == 7
-    assert len(resumed.calls) == 7
+        assert run_arms(release, arms, journal, baselines, evaluate_letters=resumed) == 10
+    assert len(resumed.calls) == 10
     rows = [json.loads(line) for line in (killed / "rows.jsonl").read_text().splitlines()]
     expected = [json.loads(line) for line in (whole / "rows.jsonl").read_text().splitlines()]
     assert sorted(map(row_key, rows)) == sorted(map(row_key, expected))
-    assert len(rows) == len(set(map(row_key, rows))) == 12
+    assert len(rows) == len(set(map(row_key, rows))) == 15
     assert sorted(rows, key=row_key) == sorted(expected, key=row_key)
 
 
