@@ -120,7 +120,10 @@ def test_the_stack_runs_a_sweep_through_the_gateway_and_stops(
     assert only["outcome"] in ("accepted", "rejected", "unchanged", "clean")
     if only["applied"]:  # a change was made: reconstructed again and judged on evidence
         assert only["recon_after_job"]
-        assert only["verdict"]["reasons"]
+        verdict = only["verdict"]
+        assert verdict["checks"]  # each targeted artifact judged on its metric
+        assert verdict["accepted"] == (only["outcome"] == "accepted")
+        assert bool(verdict["reasons"]) != verdict["accepted"]  # a rejection says why
         assert (tmp_path / "refine" / "round1-after.png").is_file()
     assert (tmp_path / "refine" / "round1-before.png").is_file()
     assert "ptycho_gateway_refine_rounds_total{" in metrics
