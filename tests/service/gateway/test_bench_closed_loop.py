@@ -42,10 +42,10 @@ async def test_a_closed_loop_run_reconstructs_stores_and_reports(stack: Any, app
         "http://gateway", stack.keys["predict"], transport=transport, backoff_s=0
     ) as client:
         run = await run_benchmark(config, runs, HttpPredictor(client), gateway_url="test")
-        assert (run.status, run.done, run.failed, run.total) == ("finished", 4, 1, 5)
+        assert (run.status, run.done, run.failed, run.total) == ("finished", 5, 1, 6)
         first = {item.model: item for item in runs.items(run.id)}
         again = await run_benchmark(config, runs, HttpPredictor(client), gateway_url="test")
-    assert (again.id, again.done, again.failed) == (run.id, 4, 1)  # the model asked again
+    assert (again.id, again.done, again.failed) == (run.id, 5, 1)  # the model asked again
     items = runs.items(run.id)
     stored = {item.model: item for item in items}
     oracle = stored["oracle"]
@@ -56,14 +56,15 @@ async def test_a_closed_loop_run_reconstructs_stores_and_reports(stack: Any, app
     assert oracle.outcome["fixed"] is (oracle.outcome["gain"] >= 0.3)
     assert stored["none"].outcome is not None
     assert stored["none"].outcome["reconstructions"] == 0
-    for arm in ("none", "random", "oracle", "rule"):  # resumed: not reconstructed again
+    assert list(stored["constant"].predicted) == ["K", "L"]  # the training split's best constant
+    for arm in ("none", "random", "constant", "oracle", "rule"):  # resumed: not reconstructed again
         assert stored[arm].outcome == first[arm].outcome
     assert stored["sft"].error is not None
     assert stored["sft"].outcome is None
 
     report = build_report(items, run_record(runs.get(run.id), str(DATASET)), n_resamples=200)
     arms = {arm["arm"]: arm for arm in report.closed_loop}
-    assert list(arms) == ["none", "random", "oracle", "rule", "sft k=0"]
+    assert list(arms) == ["none", "random", "constant", "oracle", "rule", "sft k=0"]
     assert (arms["sft k=0"]["n"], arms["sft k=0"]["errors"]) == (0, 1)
     assert arms["oracle"]["fix_rate"] == float(oracle.outcome["fixed"])
     assert arms["none"]["fix_rate"] == 0.0
