@@ -35,6 +35,7 @@ from gateway.protocol import (
 )
 from gateway.service import IDEMPOTENCY_KEY_MAX, GatewayService, request_hash
 from gateway.store import Claim
+from ptychobench.images import DECODABLE, MEDIA_TYPES, media_type
 from services.common.errors import Conflict, NotFound
 from services.common.openapi import BACKEND_PROBLEMS, problem_responses
 from services.common.protocol import CleanText
@@ -45,7 +46,7 @@ from services.ptycho_agent.protocol import RecommendRequest
 
 M = TypeVar("M", bound=BaseModel)
 REPLAYED_HEADER = "Idempotent-Replayed"
-IMAGE_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "TIFF": "image/tiff"}
+IMAGE_TYPES = {fmt.upper(): media_type(fmt) for fmt in DECODABLE if fmt in MEDIA_TYPES}
 IMAGE_MEDIA_TYPES = (*IMAGE_TYPES.values(), "application/octet-stream")
 """What ``/image`` answers: the upload's own type, octet-stream for ``.npy``."""
 WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(days=7)}
