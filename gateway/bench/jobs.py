@@ -17,7 +17,6 @@ from gateway.bench.runner import (
     BenchAbortError,
     ItemFailedError,
     Progress,
-    refused,
     run_benchmark,
     run_record,
 )
@@ -26,6 +25,7 @@ from gateway.keys import ApiKey
 from gateway.protocol import DiagnosisAnswer, FeedbackRequest, RecommendationAnswer
 from gateway.service import GatewayService, request_hash
 from services.common.errors import ServiceError
+from services.common.retry import refused
 from services.diagnosis.protocol import DiagnoseOptions
 from services.ptycho_agent.protocol import RecommendRequest
 

@@ -29,6 +29,7 @@ from gateway.bench.records import ItemResult, RunRecord
 from gateway.bench.store import RunInfo, RunStore
 from gateway.metrics import outcomes
 from ptychobench.labels import Task
+from services.common.retry import refused
 from services.diagnosis.protocol import DiagnoseOptions, SampleMeta
 from services.ptycho_agent.protocol import RecommendRequest, SampleInfo
 
@@ -43,12 +44,6 @@ ROOT = Path(__file__).resolve().parents[2]
 class BenchAbortError(RuntimeError):
     """The run cannot go on (a request the gateway refuses for every item: an unknown
     adapter, a wrong key); the message says why."""
-
-
-def refused(status: int) -> bool:
-    """Whether a status is the gateway refusing the request itself (4xx but timeouts,
-    conflicts and rate limits): no retry and no other item would change it."""
-    return 400 <= status < 500 and status not in (408, 409, 429)
 
 
 class ItemFailedError(Exception):
