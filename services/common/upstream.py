@@ -17,6 +17,7 @@ backend (:mod:`services.common.backend`) and the retriever client
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -98,11 +99,13 @@ class CircuitBreaker:
             self._set("open")
 
 
-def _message(response: httpx.Response) -> str:
+def error_message(text: str) -> str:
+    """The message of an error body: vLLM's (``{"error": {"message"}}`` or
+    ``{"message"}``), our services' problem+json (``detail``), else the text itself."""
     try:
-        body = response.json()
+        body = json.loads(text)
     except ValueError:
-        return response.text[:500]
+        return text[:500]
     if isinstance(body, dict):
         error = body.get("error")
         if isinstance(error, dict) and "message" in error:
@@ -111,7 +114,11 @@ def _message(response: httpx.Response) -> str:
             return str(body["message"])
         if "detail" in body:  # problem+json, from our own services
             return str(body["detail"])
-    return response.text[:500]
+    return text[:500]
+
+
+def _message(response: httpx.Response) -> str:
+    return error_message(response.text)
 
 
 class Upstream:
