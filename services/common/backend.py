@@ -158,6 +158,11 @@ class BackendClient:
         response, _ = await self.upstream.request("GET", "/v1/models")
         return [entry["id"] for entry in response.json()["data"]]
 
+    async def metrics(self) -> str:
+        """The engine's Prometheus metrics, as text."""
+        response, _ = await self.upstream.request("GET", "/metrics")
+        return response.text
+
     async def ready(self) -> bool:
         """Whether the backend answers its health check now (no retries)."""
         return await self.upstream.healthy("/health")
@@ -225,6 +230,10 @@ class BlockingBackend:
     def models(self) -> list[str]:
         """As :meth:`BackendClient.models`."""
         return self._run(self.client.models())
+
+    def metrics(self) -> str:
+        """As :meth:`BackendClient.metrics`."""
+        return self._run(self.client.metrics())
 
     def ready(self) -> bool:
         """As :meth:`BackendClient.ready`."""

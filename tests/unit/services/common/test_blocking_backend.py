@@ -58,3 +58,17 @@ def test_the_engines_refusal_is_the_services_error() -> None:
 
 def test_error_bodies_are_read_as_problem_json_too() -> None:
     assert error_message('{"title": "x", "detail": "no such adapter"}') == "no such adapter"
+
+
+def test_models_health_and_metrics_come_from_the_same_client() -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/models":
+            return httpx.Response(200, json={"data": [{"id": "base"}, {"id": "agent"}]})
+        if request.url.path == "/metrics":
+            return httpx.Response(200, text="vllm:prefix_cache_hits_total{} 3.0\n")
+        return httpx.Response(200)
+
+    with _engine(httpx.MockTransport(answer)) as engine:
+        assert engine.models() == ["base", "agent"]
+        assert engine.ready()
+        assert "prefix_cache_hits" in engine.metrics()
