@@ -11,6 +11,7 @@ the project that speaks to vLLM: the services use :class:`BackendClient`; synchr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import threading
@@ -18,8 +19,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, replace
-from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 
@@ -168,7 +168,7 @@ class BackendClient:
         return await self.upstream.healthy("/health")
 
 
-class BlockingBackend:
+class BlockingBackend(contextlib.AbstractContextManager["BlockingBackend"]):
     """:class:`BackendClient` for synchronous code, on an event loop in a thread of its
     own (so several threads share one pooled client): ``with BlockingBackend(settings)
     as engine: engine.chat(...)``. Raises what :class:`BackendClient` raises."""
@@ -192,15 +192,7 @@ class BlockingBackend:
     def _run(self, call: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(call, self._loop).result()
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def close(self) -> None:
