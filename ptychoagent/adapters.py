@@ -187,15 +187,19 @@ def _engine(base_url: str, call: Callable[[BlockingBackend], None]) -> None:
     """``call`` on the project's engine client (60 s, no retries); its errors as
     :class:`AdapterError`."""
     from services.common.backend import BlockingBackend
-    from services.common.errors import BackendError
+    from services.common.errors import BackendError, BackendRejected, BackendUnavailable
     from services.common.settings import BackendSettings
 
     settings = BackendSettings(base_url=base_url, timeout_s=60.0, max_retries=0)
     with BlockingBackend(settings) as engine:
         try:
             call(engine)
-        except BackendError as error:  # "… refused the request: <the engine's message>"
+        except BackendRejected as error:  # "… refused the request: <the engine's message>"
             raise AdapterError(str(error)) from None
+        except BackendUnavailable as error:
+            raise AdapterError(f"no engine answers: {error}") from None
+        except BackendError as error:  # it answered 500: it refused to, for this adapter
+            raise AdapterError(f"the engine refused the request: {error}") from None
 
 
 def load(base_url: str, name: str, path: str | Path) -> None:
