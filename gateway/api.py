@@ -21,6 +21,7 @@ from gateway.auth import require_access
 from gateway.bench.config import BenchConfig
 from gateway.bench.jobs import BenchJobs, RunningError
 from gateway.bench.store import RunInfo
+from gateway.idempotency import IDEMPOTENCY_KEY_MAX, Claim, request_hash
 from gateway.keys import ApiKey, KeyStore
 from gateway.protocol import (
     Analysis,
@@ -33,8 +34,7 @@ from gateway.protocol import (
     PredictionRecord,
     RecommendationAnswer,
 )
-from gateway.service import IDEMPOTENCY_KEY_MAX, GatewayService, request_hash
-from gateway.store import Claim
+from gateway.service import GatewayService
 from services.common.errors import Conflict, NotFound
 from services.common.openapi import BACKEND_PROBLEMS, problem_responses
 from services.common.protocol import CleanText

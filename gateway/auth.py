@@ -23,7 +23,7 @@ from fastapi import Depends
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from gateway.keys import SCOPES, TOKEN_FORMAT, ApiKey, KeyStore
-from gateway.store import retrying
+from services.common.database import retrying
 from services.common.errors import Forbidden
 
 _BEARER = HTTPBearer(

@@ -28,19 +28,15 @@ from sqlalchemy import (
     func,
     select,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from gateway.bench.config import BenchConfig
 from gateway.bench.records import ItemResult
-from gateway.store import as_utc, retrying
-from services.common.database import migrate
+from gateway.tables import Base
+from services.common.database import as_utc, migrate, retrying
 from services.common.errors import NotFound
 
 STATUSES = ("running", "finished", "failed", "interrupted")
-
-
-class Base(DeclarativeBase):
-    pass
 
 
 class RunRow(Base):

@@ -13,7 +13,7 @@ from fastapi import Request, Response
 from starlette.exceptions import HTTPException
 
 from gateway.keys import ApiKey, KeyStore
-from gateway.store import retrying
+from services.common.database import retrying
 from services.common.errors import Unauthorized
 
 KEY_COOKIE = "ptycho_ui_key"
