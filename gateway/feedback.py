@@ -203,7 +203,7 @@ class Reviews:
                 task=prediction.task, replaced=str(previous is not None).lower()
             ).inc()
         added, pool_error = False, None
-        if body.add_to_pool:
+        if body.add_to_pool and self.pool is not None:  # checked above
             try:
                 await self.pool.add(prediction, labels)
                 await asyncio.to_thread(self.store.set_added_to_pool, saved.id)
