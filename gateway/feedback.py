@@ -172,7 +172,7 @@ class Reviews:
         self.store = store
         self.metrics = metrics
         self.pool = pool
-        self._locks = KeyedLocks()
+        self._review_locks = KeyedLocks()
 
     async def feedback(
         self, prediction_id: str, body: FeedbackRequest, key: ApiKey
@@ -183,7 +183,7 @@ class Reviews:
                 "add_to_pool needs the retriever, and this gateway has none configured "
                 "(GATEWAY_RETRIEVER__BASE_URL)"
             )
-        async with self._locks.hold(prediction_id):
+        async with self._review_locks.hold(prediction_id):
             prediction, earlier = await asyncio.to_thread(
                 retrying,
                 lambda: self._prediction_and_reviews(prediction_id),

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 from sqlalchemy import delete, update
@@ -32,6 +32,9 @@ from gateway.settings import GatewaySettings
 from gateway.tables import IdempotencyRow, Tables
 from services.common.database import as_utc
 from services.common.errors import Conflict, InvalidInput
+
+if TYPE_CHECKING:
+    from gateway.store import PredictionStore
 
 IDEMPOTENCY_KEY_MAX = 200
 
@@ -207,10 +210,10 @@ def answer_claim(session: Session, claim: Claim, response: dict[str, Any]) -> No
 class Idempotency:
     """Answers once per Idempotency-Key (see the module's docstring)."""
 
-    def __init__(self, settings: GatewaySettings, store: IdempotencyTables) -> None:
+    def __init__(self, settings: GatewaySettings, store: PredictionStore) -> None:
         self.settings = settings
         self.store = store
-        self._locks = KeyedLocks()
+        self._key_locks = KeyedLocks()
 
     async def once(
         self,
@@ -240,7 +243,7 @@ class Idempotency:
         deadline = loop.time() + settings.idempotency_wait_s
         pause = 0.02
         # duplicates within this process queue here; across processes, on the database
-        async with self._locks.hold((key.id, idempotency_key)):
+        async with self._key_locks.hold((key.id, idempotency_key)):
             while True:
                 got = await asyncio.to_thread(
                     self.store.claim, key.id, idempotency_key, endpoint, fingerprint, lease, max_age

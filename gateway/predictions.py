@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
@@ -38,6 +38,9 @@ from services.common.errors import BackendError, NotFound
 from services.common.upstream import DEFAULT_CIRCUIT, Upstream
 from services.diagnosis.protocol import DiagnoseOptions, DiagnoseResponse, ImageInfo
 from services.ptycho_agent.protocol import RecommendRequest, RecommendResponse, SampleInfo
+
+if TYPE_CHECKING:
+    from gateway.store import PredictionStore
 
 R = TypeVar("R", bound=BaseModel)
 
@@ -187,7 +190,7 @@ class Predictions:
     def __init__(
         self,
         settings: GatewaySettings,
-        store: PredictionTables,
+        store: PredictionStore,
         metrics: GatewayMetrics,
         diagnosis: Upstream,
         agent: Upstream,
