@@ -28,8 +28,8 @@ from pathlib import Path
 from ptychobench.data import Sample, read_release
 from ptychobench.labels import Task
 from ptychobench.selection import select_examples
+from ptychowire.retriever import Query, SelectRequest
 from services.common.database import make_engine
-from services.retriever.protocol import Query, SelectRequest
 from services.retriever.semantic import MiniLM, SemanticIndex
 from services.retriever.service import RetrieverService
 from services.retriever.settings import RetrieverSettings

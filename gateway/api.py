@@ -22,7 +22,12 @@ from gateway.bench.config import BenchConfig
 from gateway.bench.jobs import BenchJobs, RunningError
 from gateway.bench.store import RunInfo
 from gateway.keys import ApiKey, KeyStore
-from gateway.protocol import (
+from gateway.service import IDEMPOTENCY_KEY_MAX, GatewayService, request_hash
+from gateway.store import Claim
+from ptychowire.agent import RecommendRequest
+from ptychowire.base import CleanText
+from ptychowire.diagnosis import DiagnoseOptions
+from ptychowire.gateway import (
     Analysis,
     AnalyzeOptions,
     BenchRun,
@@ -33,15 +38,10 @@ from gateway.protocol import (
     PredictionRecord,
     RecommendationAnswer,
 )
-from gateway.service import IDEMPOTENCY_KEY_MAX, GatewayService, request_hash
-from gateway.store import Claim
 from services.common.errors import Conflict, NotFound
 from services.common.openapi import BACKEND_PROBLEMS, problem_responses
-from services.common.protocol import CleanText
 from services.common.uploads import openapi_body, read_image_body
 from services.common.web import current_request_id
-from services.diagnosis.protocol import DiagnoseOptions
-from services.ptycho_agent.protocol import RecommendRequest
 
 M = TypeVar("M", bound=BaseModel)
 REPLAYED_HEADER = "Idempotent-Replayed"

@@ -20,7 +20,14 @@ from pydantic import BaseModel, ValidationError
 
 from gateway.keys import ApiKey
 from gateway.metrics import GatewayMetrics, outcomes
-from gateway.protocol import (
+from gateway.settings import GatewaySettings
+from gateway.store import Claim, Feedback, Prediction, PredictionStore, retrying
+from ptychobench.labels import Task, canonical_order, describe, null_label, vocabulary
+from ptychobench.metrics import score
+from ptychobench.prompts import format_parameters
+from ptychowire.agent import RecommendRequest, RecommendResponse, SampleInfo
+from ptychowire.diagnosis import DiagnoseOptions, DiagnoseResponse, ImageInfo
+from ptychowire.gateway import (
     Analysis,
     AnalyzeOptions,
     ClassScore,
@@ -35,15 +42,8 @@ from gateway.protocol import (
     PredictionRecord,
     RecommendationAnswer,
 )
-from gateway.settings import GatewaySettings
-from gateway.store import Claim, Feedback, Prediction, PredictionStore, retrying
-from ptychobench.labels import Task, canonical_order, describe, null_label, vocabulary
-from ptychobench.metrics import score
-from ptychobench.prompts import format_parameters
 from services.common.errors import BackendError, Conflict, InvalidInput, NotFound, ServiceError
 from services.common.upstream import DEFAULT_CIRCUIT, Upstream
-from services.diagnosis.protocol import DiagnoseOptions, DiagnoseResponse, ImageInfo
-from services.ptycho_agent.protocol import RecommendRequest, RecommendResponse, SampleInfo
 
 R = TypeVar("R", bound=BaseModel)
 IDEMPOTENCY_KEY_MAX = 200

@@ -15,14 +15,14 @@ from starlette.datastructures import UploadFile
 
 from gateway.auth import require_access
 from gateway.keys import ApiKey, KeyStore
-from gateway.refine.protocol import (
+from gateway.refine.service import RefineService
+from ptychowire.refine import (
     RefineJobResponse,
     RefineRequest,
     RefineRound,
     RoundReviewRequest,
     RoundReviewResponse,
 )
-from gateway.refine.service import RefineService
 from services.common.errors import BadRequest, InvalidInput, UnsupportedMediaType
 from services.common.openapi import problem_responses
 

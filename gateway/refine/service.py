@@ -30,14 +30,6 @@ from typing import Any
 
 from gateway.bench.config import allowed_dataset
 from gateway.keys import ApiKey
-from gateway.refine.protocol import (
-    RefineJobResponse,
-    RefineRequest,
-    RefineRound,
-    RoundReviewEntry,
-    RoundReviewRequest,
-    RoundReviewResponse,
-)
 from gateway.refine.store import RefineJob, RefineStore, Round
 from gateway.service import GatewayService
 from ptychobench.labels import NO_ARTIFACTS
@@ -50,6 +42,16 @@ from ptychobench.refine import (
     options_diff,
     update_parameters,
 )
+from ptychowire.agent import RecommendRequest, SampleInfo
+from ptychowire.diagnosis import DiagnoseOptions
+from ptychowire.refine import (
+    RefineJobResponse,
+    RefineRequest,
+    RefineRound,
+    RoundReviewEntry,
+    RoundReviewRequest,
+    RoundReviewResponse,
+)
 from services.common.encoding import decode_base64
 from services.common.errors import (
     BackendError,
@@ -60,8 +62,6 @@ from services.common.errors import (
     ServiceError,
 )
 from services.common.upstream import Upstream
-from services.diagnosis.protocol import DiagnoseOptions
-from services.ptycho_agent.protocol import RecommendRequest, SampleInfo
 
 log = logging.getLogger(__name__)
 EXPERIMENT_FILE = "experiment.h5"

@@ -20,9 +20,7 @@ from markdown_it import MarkdownIt
 from gateway.api import IMAGE_TYPES, Filter, JobsDep, ServiceDep
 from gateway.auth import Action, admits, require
 from gateway.keys import ApiKey, KeyStore
-from gateway.protocol import FeedbackRequest, PredictionRecord
 from gateway.refine.api import RefineDep
-from gateway.refine.protocol import RefineJobResponse, RoundReviewRequest
 from gateway.ui import views
 from gateway.ui.session import (
     CSRF_FIELD,
@@ -36,6 +34,8 @@ from gateway.ui.session import (
     session_key,
     set_key,
 )
+from ptychowire.gateway import FeedbackRequest, PredictionRecord
+from ptychowire.refine import RefineJobResponse, RoundReviewRequest
 from services.common.errors import InvalidInput, NotFound, Unauthorized
 
 HERE = Path(__file__).parent

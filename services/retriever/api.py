@@ -6,14 +6,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from services.common.openapi import problem_responses
-from services.retriever.protocol import (
+from ptychowire.retriever import (
     AddExampleRequest,
     AddExampleResponse,
     SelectRequest,
     SelectResponse,
     StatsResponse,
 )
+from services.common.openapi import problem_responses
 from services.retriever.service import RetrieverService
 
 
