@@ -22,8 +22,9 @@ from gateway.bench.runner import (
     run_record,
 )
 from gateway.bench.store import RunInfo, RunStore
+from gateway.idempotency import request_hash
 from gateway.keys import ApiKey
-from gateway.service import GatewayService, request_hash
+from gateway.service import GatewayService
 from ptychowire.agent import RecommendRequest
 from ptychowire.diagnosis import DiagnoseOptions
 from ptychowire.gateway import DiagnosisAnswer, FeedbackRequest, RecommendationAnswer

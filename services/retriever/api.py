@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Response
 
 from ptychowire.retriever import (
     AddExampleRequest,
@@ -14,13 +14,8 @@ from ptychowire.retriever import (
     StatsResponse,
 )
 from services.common.openapi import problem_responses
+from services.common.web import get_service
 from services.retriever.service import RetrieverService
-
-
-def get_service(request: Request) -> RetrieverService:
-    service: RetrieverService = request.app.state.service
-    return service
-
 
 ServiceDep = Annotated[RetrieverService, Depends(get_service)]
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from gateway.service import IDEMPOTENCY_KEY_MAX
+from gateway.idempotency import IDEMPOTENCY_KEY_MAX
 from ptychowire.base import BASE64_PATTERN
 from ptychowire.problem import PROBLEM_MEDIA_TYPE
 
