@@ -22,7 +22,7 @@ Light on purpose: httpx and pydantic, no FastAPI. Each request is built once (th
 ``_Requests`` functions: method, path, body, the model the answer is read into) and
 sent by a thin transport, sync or async; the methods of both clients are made from the
 same function, so they cannot drift apart. Retries follow the project's one policy
-(:mod:`services.common.retry`).
+(:mod:`ptychowire.retry`).
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ from typing import Any, Concatenate, Generic, Literal, ParamSpec, Self, TypeVar
 import httpx
 from pydantic import BaseModel, TypeAdapter
 
-from gateway.protocol import (
+from ptychowire.base import Strategy
+from ptychowire.gateway import (
     Analysis,
     DiagnosisAnswer,
     FeedbackResponse,
@@ -50,8 +51,8 @@ from gateway.protocol import (
     PredictionRecord,
     RecommendationAnswer,
 )
-from gateway.refine.protocol import RefineJobResponse
-from services.common.retry import backoff, counts_against_circuit, retry_after
+from ptychowire.refine import RefineJobResponse
+from ptychowire.retry import DOWN_STATUS, backoff, retry_after
 
 __all__ = [
     "Analysis",
@@ -70,7 +71,6 @@ FINISHED = frozenset({"done", "failed", "cancelled", "interrupted"})
 
 DEFAULT_URL = "http://127.0.0.1:8100"
 Image = str | os.PathLike[str] | bytes
-Strategy = Literal["ssfs", "rfs", "semantic"]
 T = TypeVar("T")
 P = ParamSpec("P")
 
@@ -181,7 +181,7 @@ class _Requests:
         instrument: str = "",
         description: str = "",
         k: int = 0,
-        strategy: Strategy = "ssfs",
+        strategy: Strategy = Strategy.SSFS,
         backend: str | None = None,
         adapter: str | None = None,
         seed: int = 0,
@@ -213,7 +213,7 @@ class _Requests:
         sample: Mapping[str, Any],
         *,
         k: int = 0,
-        strategy: Strategy = "ssfs",
+        strategy: Strategy = Strategy.SSFS,
         adapter: str | None = None,
         seed: int = 0,
         sample_id: str | None = None,
@@ -382,11 +382,11 @@ class _Base:
         if call.method != "GET" and "Idempotency-Key" not in call.headers:
             return False
         if isinstance(outcome, Exception):
-            return counts_against_circuit(outcome)
-        return counts_against_circuit(status=outcome.status_code)
+            return isinstance(outcome, httpx.TransportError)
+        return outcome.status_code in DOWN_STATUS
 
     def _delay(self, attempt: int, outcome: httpx.Response | Exception) -> float:
-        asked = retry_after(outcome, 30.0) if isinstance(outcome, httpx.Response) else None
+        asked = retry_after(outcome.headers, 30.0) if isinstance(outcome, httpx.Response) else None
         return backoff(attempt, self.backoff_s, 10.0) if asked is None else asked
 
     def _outcome(self, call: _Call[T], outcome: httpx.Response | Exception) -> T:
