@@ -51,10 +51,10 @@ from ptychobench.bootstrap import paired_bootstrap
 from ptychobench.canonical import LUMINANCE
 from ptychobench.classifier import FeatureClassifier
 from ptychobench.data import Sample, read_release
+from ptychobench.decode import ImageLimits, normalise, read_pil, read_tiff, to_unit
 from ptychobench.labels import ARTIFACT_LABELS, Task
 from ptychobench.metrics import score
 from ptychobench.sim.render import Rendering, draw_rendering, phase_display, render
-from services.diagnosis.images import ImageLimits, _normalise, _read_pil, _read_tiff, _to_unit
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASET = ROOT / "data" / "ptychobench-sim"
@@ -68,12 +68,12 @@ def old_path(array: npt.NDArray[Any]) -> FloatArray:
     """The intake's grey before `ptychobench.canonical`: colour by luminance."""
     squeezed = np.squeeze(array) if array.ndim > 2 else array
     if squeezed.ndim == 3:
-        return np.asarray(_to_unit(squeezed[..., :3]) @ LUMINANCE)
-    return _normalise(array)[0]
+        return np.asarray(to_unit(squeezed[..., :3]) @ LUMINANCE)
+    return normalise(array)[0]
 
 
 def new_path(array: npt.NDArray[Any]) -> FloatArray:
-    return _normalise(array)[0]
+    return normalise(array)[0]
 
 
 PATHS: dict[str, Path_] = {"old": old_path, "new": new_path}
@@ -88,7 +88,7 @@ def read(data: bytes) -> npt.NDArray[Any]:
         if data[:2] == b"\xff\xd8"
         else "png"
     )
-    reader = _read_tiff if kind == "tiff" else _read_pil
+    reader = read_tiff if kind == "tiff" else read_pil
     return reader(data, ImageLimits(), kind)[0]
 
 

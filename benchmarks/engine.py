@@ -29,7 +29,6 @@ import statistics
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -44,7 +43,7 @@ from ptychobench.labels import Task, vocabulary  # noqa: E402
 from ptychobench.selection import Strategy, select_examples  # noqa: E402
 from training.adapters import zero_adapter  # noqa: E402
 from training.base_models import ensure_base_model  # noqa: E402
-from training.evaluate import Settings, chat, evaluate, request_body  # noqa: E402
+from training.evaluate import Settings, chat, engine, evaluate, request_body  # noqa: E402
 
 DATASET = ROOT / "data" / "ptychobench-sim"
 DECODE_TOKENS = 32
@@ -111,8 +110,8 @@ def speed(base_url: str, model: str, k: int, queries: int) -> dict[str, float]:
 
 
 def prefix_cache_counters(base_url: str) -> dict[str, float]:
-    with urllib.request.urlopen(f"{base_url}/metrics", timeout=10) as response:
-        text = response.read().decode()
+    with engine(base_url, timeout=10) as client:
+        text = client.metrics()
     found = {}
     for name in ("prefix_cache_queries", "prefix_cache_hits"):
         values = re.findall(rf"^vllm:{name}_total\{{.*\}} ([0-9.e+]+)$", text, re.MULTILINE)

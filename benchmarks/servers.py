@@ -1,7 +1,8 @@
 """The gateway and the diagnosis service (its classifier backend) as child processes on
-loopback, for the load and the database-fault benchmarks; each its own uvicorn, as
-``ptychoagent serve`` runs them. The agent is not started (nothing here needs vLLM): its
-URL points at a port nothing listens on.
+loopback, for the load and the database-fault benchmarks, started by the code that starts
+the whole stack (:class:`ptychoagent.stack.Stack`: each its own uvicorn, as ``ptychoagent
+serve`` runs them, checked to be the process it started). The agent is not started
+(nothing here needs vLLM): its URL points at a port nothing listens on.
 
 ::
 
@@ -12,24 +13,18 @@ URL points at a port nothing listens on.
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-import httpx
+from ptychoagent.stack import Stack, StackSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
-FACTORIES = {
-    "diagnosis": "services.diagnosis.app:create_app",
-    "gateway": "gateway.app:create_app",
-}
 
 
 def free_port() -> int:
@@ -46,27 +41,31 @@ class Gateway:
         self.database_url = database_url
         self.state_dir = state_dir
         self.workers = workers
-        self.ports = {name: free_port() for name in FACTORIES}
-        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        ports = {"diagnosis": free_port(), "gateway": free_port()}
+        settings = StackSettings(
+            root=ROOT, state_dir=state_dir, host=HOST, ports=ports, ready_timeout_s=120
+        )
+        self.stack = Stack(settings)
+        self.stack.database_url = database_url
 
     @property
     def url(self) -> str:
-        return f"http://{HOST}:{self.ports['gateway']}"
+        return self.stack.gateway_url
 
     def __enter__(self) -> Self:
+        stack = self.stack
         try:
-            self._spawn("diagnosis", {"DIAGNOSIS_CLASSIFIER": str(ROOT / "classifiers/physics-v1")})
-            self._wait("diagnosis", "/readyz")
-            self._spawn(
-                "gateway",
-                {
-                    "GATEWAY_DATABASE_URL": self.database_url,
-                    "GATEWAY_DIAGNOSIS__BASE_URL": f"http://{HOST}:{self.ports['diagnosis']}",
-                    "GATEWAY_AGENT__BASE_URL": f"http://{HOST}:{free_port()}",
-                    "GATEWAY_REPORTS_DIR": str(self.state_dir / "reports"),
-                },
-            )
-            self._wait("gateway", "/healthz")
+            classifier = str(ROOT / "classifiers/physics-v1")
+            stack.spawn("diagnosis", {"DIAGNOSIS_CLASSIFIER": classifier})
+            stack.wait_ready("diagnosis", "/readyz")
+            environment = {
+                "GATEWAY_DATABASE_URL": self.database_url,
+                "GATEWAY_DIAGNOSIS__BASE_URL": stack.settings.url("diagnosis"),
+                "GATEWAY_AGENT__BASE_URL": f"http://{HOST}:{free_port()}",
+                "GATEWAY_REPORTS_DIR": str(self.state_dir / "reports"),
+            }
+            stack.spawn("gateway", environment, workers=self.workers)
+            stack.wait_ready("gateway", "/healthz")
         except BaseException:
             self.stop()
             raise
@@ -82,58 +81,11 @@ class Gateway:
 
     def key(self, scopes: list[str]) -> str:
         """A new API key with ``scopes`` (the gateway has migrated its database)."""
-        from gateway.keys import KeyStore
-        from services.common.database import make_engine
-
-        engine = make_engine(self.database_url)
-        try:
-            return KeyStore(engine).create(f"bench-{'-'.join(scopes)}", scopes)[1]
-        finally:
-            engine.dispose()
-
-    def _spawn(self, name: str, environment: dict[str, str]) -> None:
-        ours = ("GATEWAY_", "AGENT_", "DIAGNOSIS_", "RETRIEVER_")
-        clean = {k: v for k, v in os.environ.items() if not k.startswith(ours)}
-        argv = [sys.executable, "-m", "uvicorn", "--factory", FACTORIES[name]]
-        argv += ["--host", HOST, "--port", str(self.ports[name]), "--log-level", "warning"]
-        if name == "gateway" and self.workers > 1:
-            argv += ["--workers", str(self.workers)]
-        with (self.state_dir / f"{name}.log").open("ab") as log:
-            self.processes[name] = subprocess.Popen(
-                argv,
-                cwd=ROOT,
-                env={**clean, "PYTHONPATH": str(ROOT), **environment},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def _wait(self, name: str, path: str, timeout_s: float = 120) -> None:
-        url = f"http://{HOST}:{self.ports[name]}{path}"
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.processes[name].poll() is not None:
-                raise RuntimeError(f"{name} exited; see {self.state_dir / (name + '.log')}")
-            try:
-                if httpx.get(url, timeout=5).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        raise RuntimeError(f"{name} was not ready after {timeout_s:.0f} s")
+        return self.stack.make_key(scopes, f"bench-{'-'.join(scopes)}")
 
     def stop(self) -> None:
         """SIGTERM to each process group, SIGKILL after 15 s."""
-        for process in self.processes.values():
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-        self.processes.clear()
+        self.stack.stop()
 
 
 def exit_on_sigterm() -> None:

@@ -28,8 +28,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -37,22 +35,16 @@ from benchmarks.engine import tree_rss_mib  # noqa: E402
 from ptychobench.data import read_release  # noqa: E402
 from ptychobench.labels import Task  # noqa: E402
 from ptychobench.prompts import answer_regex, build_for_sample  # noqa: E402
+from services.common.backend import BlockingBackend  # noqa: E402
+from services.common.settings import BackendSettings  # noqa: E402
 
 PORT = 8024
 
 
-def ask(client: httpx.Client, model: str, messages: list[Any]) -> tuple[float, int]:
-    body = {
-        "model": model,
-        "messages": messages,
-        "max_tokens": 64,
-        "temperature": 0,
-        "structured_outputs": {"regex": answer_regex(Task.DETECTION)},
-    }
+def ask(engine: BlockingBackend, model: str, messages: list[Any]) -> tuple[float, int]:
     started = time.perf_counter()
-    reply = client.post("/v1/chat/completions", json=body)
-    reply.raise_for_status()
-    return time.perf_counter() - started, reply.json()["usage"]["prompt_tokens"]
+    answer = engine.chat(messages, model=model, max_tokens=64, regex=answer_regex(Task.DETECTION))
+    return time.perf_counter() - started, answer.prompt_tokens
 
 
 def measure(url: str, queries: int, adapter: str) -> dict[str, Any]:
@@ -60,7 +52,8 @@ def measure(url: str, queries: int, adapter: str) -> dict[str, Any]:
     test = list(dataset.samples(Task.DETECTION, "test"))[:queries]
     train = list(dataset.samples(Task.DETECTION, "train"))
     figures: dict[str, Any] = {}
-    with httpx.Client(base_url=url, timeout=600) as client:
+    # no response cache and no retries: what is timed is the engine (its prefix cache)
+    with BlockingBackend(BackendSettings(base_url=url, timeout_s=600, max_retries=0)) as client:
         for model in ("base", adapter):
             times: dict[str, list[float]] = {"1 image": [], "8 images": [], "8 images, cached": []}
             tokens: dict[str, int] = {}

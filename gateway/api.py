@@ -30,6 +30,7 @@ from gateway.deps import (
 from gateway.idempotency import IDEMPOTENCY_KEY_MAX, Claim, request_hash
 from gateway.keys import ApiKey
 from gateway.service import GatewayService
+from ptychobench.images import DECODABLE, MEDIA_TYPES, media_type
 from ptychowire.agent import RecommendRequest
 from ptychowire.base import CleanText
 from ptychowire.diagnosis import DiagnoseOptions
@@ -51,7 +52,7 @@ from services.common.web import current_request_id
 
 M = TypeVar("M", bound=BaseModel)
 REPLAYED_HEADER = "Idempotent-Replayed"
-IMAGE_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "TIFF": "image/tiff"}
+IMAGE_TYPES = {fmt.upper(): media_type(fmt) for fmt in DECODABLE if fmt in MEDIA_TYPES}
 IMAGE_MEDIA_TYPES = (*IMAGE_TYPES.values(), "application/octet-stream")
 """What ``/image`` answers: the upload's own type, octet-stream for ``.npy``."""
 WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(days=7)}

@@ -13,16 +13,17 @@ import contextlib
 import fcntl
 import json
 import os
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ptychobench.labels import Task
+
+if TYPE_CHECKING:
+    from services.common.backend import BlockingBackend
 
 DEFAULT_REGISTRY = Path("adapters/registry.json")
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
@@ -182,42 +183,30 @@ class Registry:
             os.replace(tmp, self.path)
 
 
-def _post(url: str, body: dict[str, Any], timeout: float = 60.0) -> str:
-    request = urllib.request.Request(
-        url, json.dumps(body).encode(), {"Content-Type": "application/json"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return str(response.read().decode())
-    except urllib.error.HTTPError as error:
-        with error:  # its socket is closed, not left to the garbage collector
-            detail = _error_message(error.read().decode(errors="replace"))
-        raise AdapterError(f"the engine refused ({error.code}): {detail}") from None
-    except (urllib.error.URLError, OSError) as error:
-        raise AdapterError(f"no engine answers at {url}: {error}") from None
+def _engine(base_url: str, call: Callable[[BlockingBackend], None]) -> None:
+    """``call`` on the project's engine client (60 s, no retries); its errors as
+    :class:`AdapterError`."""
+    from services.common.backend import BlockingBackend
+    from services.common.errors import BackendError, BackendRejected, BackendUnavailable
+    from services.common.settings import BackendSettings
 
-
-def _error_message(body: str) -> str:
-    """The message of a vLLM error body (``{"error": {"message"}}`` or ``{"message"}``)."""
-    try:
-        parsed = json.loads(body)
-    except ValueError:
-        return body
-    if isinstance(parsed, dict):
-        nested = parsed.get("error")
-        if isinstance(nested, dict) and "message" in nested:
-            return str(nested["message"])
-        if "message" in parsed:
-            return str(parsed["message"])
-    return body
+    settings = BackendSettings(base_url=base_url, timeout_s=60.0, max_retries=0)
+    with BlockingBackend(settings) as engine:
+        try:
+            call(engine)
+        except BackendRejected as error:  # "… refused the request: <the engine's message>"
+            raise AdapterError(str(error)) from None
+        except BackendUnavailable as error:
+            raise AdapterError(f"no engine answers: {error}") from None
+        except BackendError as error:  # it answered 500: it refused to, for this adapter
+            raise AdapterError(f"the engine refused the request: {error}") from None
 
 
 def load(base_url: str, name: str, path: str | Path) -> None:
     """Load an adapter into a running engine under ``name``."""
-    body = {"lora_name": name, "lora_path": str(Path(path).resolve())}
-    _post(f"{base_url}/v1/load_lora_adapter", body)
+    _engine(base_url, lambda engine: engine.load_adapter(name, str(Path(path).resolve())))
 
 
 def unload(base_url: str, name: str) -> None:
     """Remove an adapter from a running engine."""
-    _post(f"{base_url}/v1/unload_lora_adapter", {"lora_name": name})
+    _engine(base_url, lambda engine: engine.unload_adapter(name))

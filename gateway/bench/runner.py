@@ -44,12 +44,6 @@ class BenchAbortError(RuntimeError):
     adapter, a wrong key); the message says why."""
 
 
-def refused(status: int) -> bool:
-    """Whether a status is the gateway refusing the request itself (4xx but timeouts,
-    conflicts and rate limits): no retry and no other item would change it."""
-    return 400 <= status < 500 and status not in (408, 409, 429)
-
-
 class ItemFailedError(Exception):
     """One item could not be answered (after the retries); the run goes on.
 

@@ -32,7 +32,7 @@ _EXPORTS = {
     "install_error_handlers": "services.common.web",
     "operations_router": "services.common.web",
     "request_id_var": "services.common.web",
-    "retryable": "services.common.upstream",
+    "retryable": "services.common.retry",
 }
 """Exported name → its module, imported on first use: a client that needs only
 ``services.common.settings`` does not load FastAPI."""

@@ -15,7 +15,6 @@ For the same pool, seed and strategy both give the same examples.
 from __future__ import annotations
 
 import asyncio
-import base64
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -23,7 +22,7 @@ import httpx
 
 from ptychobench.data import Sample, read_release
 from ptychobench.labels import Task
-from ptychobench.prompts import Example, example_from_sample
+from ptychobench.prompts import Example, base64_data_url, example_from_sample
 from ptychobench.selection import Strategy, select_examples
 from services.common.errors import BackendError, InvalidInput
 from services.common.settings import UpstreamSettings
@@ -113,7 +112,8 @@ def _example(task: Task, item: dict[str, Any]) -> Example:
         parameters=item["parameters"],
     )
     image = item.get("image_base64")
-    return example_from_sample(sample, task, base64.b64decode(image) if image else None)
+    # passed through as the data URL the prompt holds: never decoded and encoded again
+    return example_from_sample(sample, task, base64_data_url(image) if image else None)
 
 
 class RetrieverExamples:

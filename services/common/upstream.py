@@ -1,7 +1,7 @@
-"""Calls to another server that survive a bad minute: the retry policy and the circuit
-breaker every client in the project shares.
+"""Calls to another server that survive a bad minute: the circuit breaker every service
+client shares, under the project's one retry policy (:mod:`services.common.retry`).
 
-:class:`Upstream` wraps one pooled ``httpx.AsyncClient`` with timeouts, one retry policy
+:class:`Upstream` wraps one pooled ``httpx.AsyncClient`` with timeouts, the retry policy
 (:func:`retryable` decides, exponential back-off with a cap) and circuit breakers that
 fail fast while the server is down and let one trial request through after
 ``circuit_reset_s``. Only signs that the server is down count against a circuit
@@ -17,6 +17,7 @@ backend (:mod:`services.common.backend`) and the retriever client
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -25,14 +26,12 @@ from typing import Any, Literal, Protocol
 import httpx
 
 from services.common.errors import BackendError, BackendRejected, BackendUnavailable
+from services.common.retry import backoff, counts_against_circuit, retryable
 from services.common.settings import UpstreamSettings
 
 log = logging.getLogger(__name__)
 
 CircuitState = Literal["closed", "open", "half_open"]
-RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-DOWN_STATUS = frozenset({502, 503, 504})
-"""What a server (or the proxy in front of it) answers when it cannot serve anyone."""
 DEFAULT_CIRCUIT = "default"
 
 
@@ -100,27 +99,13 @@ class CircuitBreaker:
             self._set("open")
 
 
-def retryable(error: Exception | None = None, status: int | None = None) -> bool:
-    """The one place that decides whether a failed call is worth repeating."""
-    if status is not None:
-        return status in RETRYABLE_STATUS
-    return isinstance(error, httpx.TransportError)  # connect/read/write errors, timeouts
-
-
-def counts_against_circuit(error: Exception | None = None, status: int | None = None) -> bool:
-    """The one place that decides whether a failed call says the server is down: no
-    connection, a timeout, or 502/503/504. Anything else is an answer about the request
-    (a 4xx, or a 500 that one input provoked) and leaves the circuit closed."""
-    if status is not None:
-        return status in DOWN_STATUS
-    return isinstance(error, httpx.TransportError)
-
-
-def _message(response: httpx.Response) -> str:
+def error_message(text: str) -> str:
+    """The message of an error body: vLLM's (``{"error": {"message"}}`` or
+    ``{"message"}``), our services' problem+json (``detail``), else the text itself."""
     try:
-        body = response.json()
+        body = json.loads(text)
     except ValueError:
-        return response.text[:500]
+        return text[:500]
     if isinstance(body, dict):
         error = body.get("error")
         if isinstance(error, dict) and "message" in error:
@@ -129,7 +114,11 @@ def _message(response: httpx.Response) -> str:
             return str(body["message"])
         if "detail" in body:  # problem+json, from our own services
             return str(body["detail"])
-    return response.text[:500]
+    return text[:500]
+
+
+def _message(response: httpx.Response) -> str:
+    return error_message(response.text)
 
 
 class Upstream:
@@ -257,10 +246,9 @@ class Upstream:
             if attempt <= self.settings.max_retries:
                 if self.observer is not None:
                     self.observer.backend_retry(label)
-                delay = min(
-                    self.settings.backoff_s * 2 ** (attempt - 1), self.settings.backoff_max_s
+                await self.sleep(
+                    backoff(attempt, self.settings.backoff_s, self.settings.backoff_max_s)
                 )
-                await self.sleep(delay)
         attempts = self.settings.max_retries + 1
         if not down:
             raise BackendError(

@@ -12,11 +12,11 @@ import pytest
 from ptychoagent.adapters import (
     AdapterError,
     Registry,
-    _error_message,
     check_servable,
     describe,
 )
 from ptychoagent.engine import EngineConfig, EngineError, up
+from services.common.upstream import error_message as _error_message
 
 
 def _adapter(root: Path, name: str, rank: int = 16, **extra: object) -> Path:

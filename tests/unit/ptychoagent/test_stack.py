@@ -53,7 +53,7 @@ def test_a_port_taken_meanwhile_fails_at_once_naming_it(
     stack = Stack(StackSettings(state_dir=tmp_path, ports={"gateway": port}, ready_timeout_s=60))
     stack.processes["gateway"] = idle
     with serve(_foreign(), port), pytest.raises(StackError) as caught:
-        stack._wait_ready("gateway", "/readyz")
+        stack.wait_ready("gateway", "/readyz")
     message = str(caught.value)
     assert f"port {port}" in message
     assert f"pid {idle.pid}" in message  # ours, which did not get the port
@@ -67,9 +67,9 @@ def test_the_services_it_started_answer_with_its_nonce(
     ports = {**StackSettings().ports, "diagnosis": port}
     stack = Stack(StackSettings(state_dir=tmp_path, ports=ports, ready_timeout_s=120))
     environment = {"DIAGNOSIS_CLASSIFIER": str(ROOT / "classifiers" / "physics-v1")}
-    stack._spawn("diagnosis", environment)
+    stack.spawn("diagnosis", environment)
     try:
-        stack._wait_ready("diagnosis", "/readyz")
+        stack.wait_ready("diagnosis", "/readyz")
     finally:
         stack.stop()
     assert stack.processes == {}

@@ -13,8 +13,9 @@ import pytest
 from services.common.backend import BackendClient, cache_key
 from services.common.errors import BackendRejected, BackendUnavailable
 from services.common.metrics import ServiceMetrics
+from services.common.retry import retryable
 from services.common.settings import BackendSettings
-from services.common.upstream import CircuitBreaker, retryable
+from services.common.upstream import CircuitBreaker
 
 pytestmark = pytest.mark.anyio
 MESSAGES = [{"role": "user", "content": "hi"}]

@@ -9,8 +9,9 @@ import httpx
 import pytest
 
 from services.common.errors import BackendRejected, BackendUnavailable, ServiceError
+from services.common.retry import counts_against_circuit
 from services.common.settings import UpstreamSettings
-from services.common.upstream import Upstream, counts_against_circuit
+from services.common.upstream import Upstream
 
 pytestmark = pytest.mark.anyio
 
