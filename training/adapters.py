@@ -39,7 +39,7 @@ def make_lora(
         lora_alpha=rank,
         lora_dropout=0.0,
         target_modules=list(PROJECTIONS),
-        exclude_modules=_outside_text_model(model),
+        exclude_modules=outside_text_model(model),
         task_type="CAUSAL_LM",
     )
     peft_model = get_peft_model(model, config)
@@ -66,7 +66,7 @@ def _load(base: str | Path) -> PreTrainedModel:
     return AutoModelForImageTextToText.from_pretrained(base, dtype=torch.float32)
 
 
-def _outside_text_model(model: Any) -> str | None:
+def outside_text_model(model: Any) -> str | None:
     """For a VLM, a peft ``exclude_modules`` pattern for every module outside its text
     model (the vision tower has ``q_proj``/``k_proj``/``v_proj`` too); None otherwise."""
     if getattr(model.config, "vision_config", None) is None:

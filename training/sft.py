@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import platform
 import random
 import re
 import time
@@ -40,16 +39,42 @@ from ptychobench.labels import Task
 from ptychobench.prompts import PROMPT_VERSION, build_for_sample, format_answer
 from training.adapters import PROJECTIONS
 from training.data import DatasetPaths, open_training_data, shown, splits_made
+from training.fit import (
+    Schedule,
+    SFTError,
+    Trainer,
+    fit,
+    mean_loss,
+    resolve_device,
+    resolve_precision,
+    save_adapter,
+    versions,
+)
+
+__all__ = [
+    "IGNORE",
+    "PROFILES",
+    "TRAINING_RECORD",
+    "Record",
+    "SFTConfig",
+    "SFTError",
+    "collate",
+    "data_hash",
+    "encode",
+    "make_config",
+    "model_card",
+    "records",
+    "resolve_device",
+    "save_adapter",
+    "split_records",
+    "train",
+]
 
 TRAINING_RECORD = "training.json"
 IGNORE = -100
 """Label value the loss skips (prompt and padding tokens)."""
 
 Profile = Literal["paper", "cpu", "fast"]
-
-
-class SFTError(RuntimeError):
-    """Training cannot start or finish; the message says why."""
 
 
 class SFTConfig(BaseModel):
@@ -254,17 +279,6 @@ def _answer_loss(model: Any, batch: dict[str, Any], precision: str) -> tuple[Any
     return loss, int(keep.sum())
 
 
-def resolve_device(device: str) -> str:
-    """``auto`` is CUDA when there is a GPU, else the CPU."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise SFTError("device 'cuda' was asked for but torch sees no GPU")
-    return device
-
-
 def _answer_tokens(item: dict[str, list[int]]) -> int:
     return sum(1 for label in item["labels"][1:] if label != IGNORE)
 
@@ -286,40 +300,6 @@ def _optimizer(config: SFTConfig, parameters: list[Any]) -> tuple[Any, str]:
         parameters, lr=config.learning_rate, weight_decay=config.weight_decay
     )
     return optimizer, "adamw (torch)"
-
-
-def _batches(items: list[Any], size: int, rng: random.Random | None) -> list[list[Any]]:
-    order = list(range(len(items)))
-    if rng is not None:
-        rng.shuffle(order)
-    return [[items[i] for i in order[start : start + size]] for start in range(0, len(order), size)]
-
-
-def _evaluate(
-    model: Any,
-    encoded: list[dict[str, list[int]]],
-    pad_id: int,
-    size: int,
-    precision: str,
-    device: str,
-) -> float:
-    import torch
-
-    total, count = 0.0, 0
-    model.eval()
-    with torch.no_grad():
-        for batch in _batches(encoded, size, None):
-            loss, n = _answer_loss(model, collate(batch, pad_id, device), precision)
-            total, count = total + float(loss), count + n
-    model.train()
-    return total / max(count, 1)
-
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import version
-
-    found = {name: version(name) for name in ("torch", "transformers", "peft")}
-    return {**found, "python": platform.python_version()}
 
 
 def _base_manifest(base: Path) -> dict[str, Any]:
@@ -358,9 +338,7 @@ def train(
     validation_set = [encode(r, tokenizer, config.max_length) for r in validation_records]
 
     device = resolve_device(config.device)
-    precision = config.precision
-    if precision == "auto":
-        precision = "bf16-autocast" if device == "cuda" else "float32"
+    precision = resolve_precision(config.precision, device)
     model: Any = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
     model = model.to(device)
     lora = LoraConfig(
@@ -388,59 +366,26 @@ def train(
     validation = _Validation(
         model, validation_records, validation_set, tokenizer, pad_id, config, precision, device
     )
-
-    history: list[dict[str, Any]] = []
-    best: dict[str, Any] = {"epoch": 0, "step": 0, "key": None, "state": None}
-    stale, step = 0, 0
-    window_loss, window_tokens = 0.0, 0
-
-    def checkpoint(epoch: int) -> bool:
-        """Validate, record, keep the best adapter; True when training should stop."""
-        nonlocal stale, window_loss, window_tokens
-        entry: dict[str, Any] = {
-            "epoch": epoch,
-            "step": step,
-            "train_loss": round(window_loss / max(window_tokens, 1), 5),
-            "seconds": round(time.time() - started, 1),
-        }
-        window_loss, window_tokens = 0.0, 0
-        entry.update(validation.measure())
-        history.append(entry)
-        if progress is not None:
-            progress(entry)
-        key = validation.key(entry)
-        if not validation or best["key"] is None or key > best["key"]:
-            best.update(epoch=epoch, step=step, key=key, state=_lora_state(model))
-            stale = 0
-        else:
-            stale += 1
-        return bool(validation and stale >= config.patience) or step >= total_steps
-
-    stop = False
-    for epoch in range(1, config.epochs + 1):
-        batches = _batches(train_set, config.batch_size, rng)
-        for group in _batches(batches, config.grad_accumulation, None):
-            # the loss is the mean over the answer tokens of the whole accumulation group
-            group_tokens = sum(_answer_tokens(item) for batch in group for item in batch)
-            for batch in group:
-                loss, n = _answer_loss(model, collate(batch, pad_id, device), precision)
-                (loss / max(group_tokens, 1)).backward()
-                window_loss, window_tokens = window_loss + float(loss.detach()), window_tokens + n
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            if config.eval_every is not None and step % config.eval_every == 0:
-                stop = checkpoint(epoch)
-            if stop or step >= total_steps:
-                break
-        if not stop and (config.eval_every is None or step >= total_steps):
-            stop = checkpoint(epoch)
-        if stop or step >= total_steps:
-            break
-
-    if best["state"] is not None:
-        model.load_state_dict(best["state"], strict=False)
+    trainer = Trainer(
+        loss=lambda batch: _answer_loss(model, collate(batch, pad_id, device), precision),
+        tokens=_answer_tokens,
+        validate=validation.measure,
+        has_validation=bool(validation),
+        key=validation.key,
+        snapshot=lambda: _lora_state(model),
+    )
+    schedule = Schedule(
+        epochs=config.epochs,
+        total_steps=total_steps,
+        batch_size=config.batch_size,
+        patience=config.patience,
+        grad_accumulation=config.grad_accumulation,
+        eval_every=config.eval_every,
+    )
+    fitted = fit(
+        model, trainable, optimizer, scheduler, train_set, trainer, schedule, rng, started, progress
+    )
+    history = fitted.history
     record = {
         "format": "ptychoagent-sft/1",
         "config": config.model_dump(mode="json"),
@@ -458,14 +403,14 @@ def train(
         },
         "base_model": _base_manifest(base),
         "trainable_parameters": sum(p.numel() for p in trainable),
-        "steps": step,
+        "steps": fitted.steps,
         "history": history,
-        "best_epoch": best["epoch"],
-        "best_step": best["step"],
-        "best_validation_loss": validation.best_loss(history, best["step"]),
-        "best_validation_letter_f1": validation.best_f1(history, best["step"]),
+        "best_epoch": fitted.best_epoch,
+        "best_step": fitted.best_step,
+        "best_validation_loss": validation.best_loss(history, fitted.best_step),
+        "best_validation_letter_f1": validation.best_f1(history, fitted.best_step),
         "seconds": round(time.time() - started, 1),
-        "versions": _versions(),
+        "versions": versions(),
     }
     save_adapter(model, out, config.save_dtype)
     (out / TRAINING_RECORD).write_text(json.dumps(record, indent=2) + "\n")
@@ -559,22 +504,17 @@ class _Validation:
             return {}
         found = {
             "validation_loss": round(
-                _evaluate(
-                    self.model,
-                    self.encoded,
-                    self.pad_id,
-                    self.config.batch_size,
-                    self.precision,
-                    self.device,
-                ),
-                5,
+                mean_loss(self.model, self.encoded, self.config.batch_size, self._batch_loss), 5
             )
         }
         if self.config.select_by == "letter_f1":
             found["validation_letter_f1"] = round(self._letter_f1(), 4)
         return found
 
-    def key(self, entry: dict[str, Any]) -> tuple[float, float]:
+    def _batch_loss(self, batch: list[dict[str, list[int]]]) -> tuple[Any, int]:
+        return _answer_loss(self.model, collate(batch, self.pad_id, self.device), self.precision)
+
+    def key(self, entry: dict[str, Any]) -> tuple[float, ...]:
         """Larger is better: (F1, −loss) or (−loss, 0); the training loss without a
         validation slice."""
         loss = entry.get("validation_loss", entry["train_loss"])
@@ -622,15 +562,3 @@ def _lora_state(model: Any) -> dict[str, Any]:
         for name, tensor in model.state_dict().items()
         if "lora_" in name
     }
-
-
-def save_adapter(model: Any, out: Path, dtype: str) -> None:
-    """Write the adapter as vLLM loads it: safetensors, no ``modules_to_save``."""
-    import torch
-
-    out.mkdir(parents=True, exist_ok=True)
-    model = model.to("cpu", torch.bfloat16 if dtype == "bfloat16" else torch.float32)
-    model.save_pretrained(str(out), safe_serialization=True)
-    adapter_config = json.loads((out / "adapter_config.json").read_text())
-    if adapter_config.get("modules_to_save"):
-        raise SFTError("the adapter has modules_to_save, which vLLM cannot load")
