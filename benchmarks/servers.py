@@ -55,7 +55,10 @@ class Gateway:
 
     def __enter__(self) -> Self:
         try:
-            self._spawn("diagnosis", {"DIAGNOSIS_CLASSIFIER": str(ROOT / "classifiers/physics-v1")})
+            self._spawn(
+                "diagnosis",
+                {"DIAGNOSIS_CLASSIFIER": str(ROOT / "artifacts/classifiers/physics-v1")},
+            )
             self._wait("diagnosis", "/readyz")
             self._spawn(
                 "gateway",

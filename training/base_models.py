@@ -152,7 +152,7 @@ def ensure_base_model(model: str | Path) -> Path:
 
 
 VLM_NAME: Final = "PtychoSmolVLM-135M"
-SHIPPED_VISION: Final = Path(__file__).resolve().parents[1] / "vlm" / "ptycho-smolvlm"
+SHIPPED_VISION: Final = Path(__file__).resolve().parents[1] / "artifacts" / "vlm" / "ptycho-smolvlm"
 """The pretrained vision tower and connector that ship with the project
 (``ptychoagent train vlm-base``; docs/vlm.md)."""
 
