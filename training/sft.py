@@ -14,6 +14,8 @@ optimiser settings and changes the schedule for a laptop: batch 4 without accumu
 at most 8 epochs, and early stopping on the answer loss of a validation slice held out
 of the training split (stratified by sample type; the test split is never seen).
 
+The examples are made by ``training.sft_data``; the loop is ``training.fit``.
+
 Everything that decides the result is recorded beside the adapter in
 ``training.json``: the resolved configuration, the hash of the training data, the base
 model's manifest, library versions, the loss history and the chosen epoch.
@@ -21,22 +23,19 @@ model's manifest, library versions, the loss history and the chosen epoch.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import random
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ptychobench.data import Sample, split_samples
+from ptychobench.data import split_samples
 from ptychobench.labels import Task
-from ptychobench.prompts import PROMPT_VERSION, build_for_sample, format_answer
 from training.adapters import PROJECTIONS
 from training.data import DatasetPaths, open_training_data, shown, splits_made
 from training.fit import (
@@ -49,6 +48,16 @@ from training.fit import (
     resolve_precision,
     save_adapter,
     versions,
+)
+from training.sft_data import (
+    IGNORE,
+    Record,
+    answer_loss,
+    answer_tokens,
+    collate,
+    data_hash,
+    encode,
+    records,
 )
 
 __all__ = [
@@ -71,8 +80,6 @@ __all__ = [
 ]
 
 TRAINING_RECORD = "training.json"
-IGNORE = -100
-"""Label value the loss skips (prompt and padding tokens)."""
 
 Profile = Literal["paper", "cpu", "fast"]
 
@@ -156,42 +163,6 @@ def make_config(profile: Profile = "cpu", **fields: Any) -> SFTConfig:
     return SFTConfig.model_validate({**PROFILES[profile], "profile": profile, **given})
 
 
-@dataclass(frozen=True)
-class Record:
-    """One training example: its id, sample type and the chat turns (answer last)."""
-
-    id: str
-    sample_type: str
-    messages: list[dict[str, Any]]
-
-
-def records(samples: Sequence[Sample], task: Task) -> list[Record]:
-    """0-shot conversations with the reference answer as the assistant's turn."""
-    if task is not Task.RECOMMENDATION:
-        raise SFTError("text SFT covers the recommendation task; detection needs a VLM")
-    out = []
-    for sample in samples:
-        conversation = build_for_sample(task, sample)
-        answer = {"role": "assistant", "content": format_answer(sample.options, task)}
-        out.append(Record(sample.id, sample.sample_type, [*conversation.messages, answer]))
-    return out
-
-
-def data_hash(train: Sequence[Record], validation: Sequence[Record]) -> str:
-    """SHA-256 of the canonical JSON of every example (and which side it is on)."""
-    canonical = json.dumps(
-        {
-            "prompt_version": PROMPT_VERSION,
-            "train": [[r.id, r.messages] for r in train],
-            "validation": [[r.id, r.messages] for r in validation],
-        },
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
 def split_records(config: SFTConfig) -> tuple[list[Record], list[Record]]:
     """The training split of the dataset, less a validation slice stratified by type."""
     dataset = open_training_data(config.dataset)
@@ -208,79 +179,6 @@ def split_records(config: SFTConfig) -> tuple[list[Record], list[Record]]:
     else:
         train, validation = samples, []
     return records(train, task), records(validation, task)
-
-
-def encode(record: Record, tokenizer: Any, max_length: int) -> dict[str, list[int]]:
-    """Token ids of the rendered conversation and labels that keep only the answer.
-
-    The prompt part is rendered with ``add_generation_prompt`` as vLLM does for the
-    query; the answer tokens are what follows it in the full rendering (the answer and
-    the end-of-turn token). Prompts longer than ``max_length`` are refused, not cut: a
-    cut prompt would teach the model answers to questions it never saw.
-    """
-    prompt = tokenizer.apply_chat_template(
-        record.messages[:-1], tokenize=False, add_generation_prompt=True
-    )
-    full = tokenizer.apply_chat_template(record.messages, tokenize=False)
-    if not full.startswith(prompt):
-        raise SFTError("the chat template renders the answer turn differently from a prompt")
-    answer = full[len(prompt) :].rstrip("\n")
-    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    answer_ids = tokenizer(answer, add_special_tokens=False)["input_ids"]
-    if len(prompt_ids) + len(answer_ids) > max_length:
-        raise SFTError(
-            f"example {record.id}: {len(prompt_ids) + len(answer_ids)} tokens "
-            f"exceed max_length {max_length}"
-        )
-    return {
-        "input_ids": prompt_ids + answer_ids,
-        "labels": [IGNORE] * len(prompt_ids) + answer_ids,
-    }
-
-
-def collate(
-    batch: Sequence[dict[str, list[int]]], pad_id: int, device: str = "cpu"
-) -> dict[str, Any]:
-    """Right-padded tensors: ids, attention mask and labels (padding ignored)."""
-    import torch
-
-    width = max(len(item["input_ids"]) for item in batch)
-    ids, mask, labels = [], [], []
-    for item in batch:
-        pad = width - len(item["input_ids"])
-        ids.append(item["input_ids"] + [pad_id] * pad)
-        mask.append([1] * len(item["input_ids"]) + [0] * pad)
-        labels.append(item["labels"] + [IGNORE] * pad)
-    return {
-        "input_ids": torch.tensor(ids, device=device),
-        "attention_mask": torch.tensor(mask, device=device),
-        "labels": torch.tensor(labels, device=device),
-    }
-
-
-def _answer_loss(model: Any, batch: dict[str, Any], precision: str) -> tuple[Any, int]:
-    """Summed cross-entropy over the answer tokens, and how many there were.
-
-    The vocabulary projection is applied to the answer positions only: the prompt's
-    logits would cost a fifth of the compute and most of the memory and are not used.
-    """
-    import torch
-
-    causal_lm = model.get_base_model()
-    targets = batch["labels"][:, 1:]
-    keep = targets != IGNORE
-    device = batch["input_ids"].device.type
-    with torch.autocast(device, dtype=torch.bfloat16, enabled=precision == "bf16-autocast"):
-        hidden = causal_lm.model(
-            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
-        ).last_hidden_state
-        logits = causal_lm.lm_head(hidden[:, :-1][keep])
-    loss = torch.nn.functional.cross_entropy(logits.float(), targets[keep], reduction="sum")
-    return loss, int(keep.sum())
-
-
-def _answer_tokens(item: dict[str, list[int]]) -> int:
-    return sum(1 for label in item["labels"][1:] if label != IGNORE)
 
 
 def _optimizer(config: SFTConfig, parameters: list[Any]) -> tuple[Any, str]:
@@ -367,8 +265,8 @@ def train(
         model, validation_records, validation_set, tokenizer, pad_id, config, precision, device
     )
     trainer = Trainer(
-        loss=lambda batch: _answer_loss(model, collate(batch, pad_id, device), precision),
-        tokens=_answer_tokens,
+        loss=lambda batch: answer_loss(model, collate(batch, pad_id, device), precision),
+        tokens=answer_tokens,
         validate=validation.measure,
         has_validation=bool(validation),
         key=validation.key,
@@ -512,7 +410,7 @@ class _Validation:
         return found
 
     def _batch_loss(self, batch: list[dict[str, list[int]]]) -> tuple[Any, int]:
-        return _answer_loss(self.model, collate(batch, self.pad_id, self.device), self.precision)
+        return answer_loss(self.model, collate(batch, self.pad_id, self.device), self.precision)
 
     def key(self, entry: dict[str, Any]) -> tuple[float, ...]:
         """Larger is better: (F1, −loss) or (−loss, 0); the training loss without a
@@ -540,7 +438,7 @@ class _Validation:
         self.model.eval()
         with torch.no_grad():
             for record, item in zip(self.records, self.encoded, strict=True):
-                n_prompt = len(item["labels"]) - _answer_tokens(item)
+                n_prompt = len(item["labels"]) - answer_tokens(item)
                 prompt = torch.tensor([item["input_ids"][:n_prompt]], device=self.device)
                 output = self.model.generate(
                     input_ids=prompt,

@@ -294,13 +294,8 @@ def classifier(
 
     from ptychobench.classifier import ClassifierFormatError
     from ptychobench.data import DataFormatError
-    from training.classifier import (
-        ClassifierConfig,
-        ClassifierTrainingError,
-        CNNConfig,
-        train,
-        train_cnn,
-    )
+    from training.classifier import ClassifierConfig, ClassifierTrainingError, train
+    from training.classifier_cnn import CNNConfig, train_cnn
 
     name = out.name or "classifier"
     dataset = _datasets(data)
