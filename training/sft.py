@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ptychobench.data import split_samples
 from ptychobench.labels import Task
-from training.adapters import PROJECTIONS
+from training.adapters import PROJECTIONS, lora_config
 from training.data import DatasetPaths, open_training_data, shown, splits_made
 from training.fit import (
     Schedule,
@@ -215,7 +215,7 @@ def train(
     Returns the record written to ``out/training.json``.
     """
     import torch
-    from peft import LoraConfig, get_peft_model
+    from peft import get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     base = Path(config.base)
@@ -239,14 +239,7 @@ def train(
     precision = resolve_precision(config.precision, device)
     model: Any = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
     model = model.to(device)
-    lora = LoraConfig(
-        r=config.rank,
-        lora_alpha=config.alpha,
-        lora_dropout=config.dropout,
-        bias="none",
-        target_modules=list(config.target_modules),
-        task_type="CAUSAL_LM",
-    )
+    lora = lora_config(config.rank, config.alpha, config.dropout, config.target_modules)
     model = get_peft_model(model, lora)
     if config.trainable_layers is not None:
         _freeze_lower_layers(model, config.trainable_layers)

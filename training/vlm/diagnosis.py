@@ -16,7 +16,7 @@ from pydantic import Field
 from ptychobench.data import Sample
 from ptychobench.labels import Task
 from ptychobench.prompts import DETECTION_PROMPT, PROMPT_VERSION, format_answer
-from training.adapters import PROJECTIONS, outside_text_model
+from training.adapters import PROJECTIONS, lora_config, outside_text_model
 from training.checkpoints import read_manifest
 from training.data import DatasetPaths, open_training_data, shown, splits_made
 from training.fit import save_adapter, versions
@@ -78,7 +78,7 @@ def train_diagnosis(
     progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Train the detection adapter; write it (as vLLM loads it), its record and a card."""
-    from peft import LoraConfig, get_peft_model
+    from peft import get_peft_model
 
     seed_all(config.seed)
     base, out = Path(config.base), Path(out)
@@ -111,14 +111,12 @@ def train_diagnosis(
         ]
 
     data = items(train), items(validation)
-    lora = LoraConfig(
-        r=config.rank,
-        lora_alpha=config.alpha,
-        lora_dropout=config.dropout,
-        bias="none",
-        target_modules=list(config.target_modules),
-        exclude_modules=outside_text_model(model),
-        task_type="CAUSAL_LM",
+    lora = lora_config(
+        config.rank,
+        config.alpha,
+        config.dropout,
+        config.target_modules,
+        outside_text_model(model),
     )
     peft_model = get_peft_model(model, lora)
     trainable = [p for p in peft_model.parameters() if p.requires_grad]
