@@ -47,7 +47,7 @@ WORKDIR /app
 # that `ptychoagent retriever ingest` loads, the diagnosis classifier, the benchmark
 # configurations and serve configurations, and the cpu profile's preparation script.
 COPY data/ptychobench-sim/ data/ptychobench-sim/
-COPY classifiers/ classifiers/
+COPY artifacts/classifiers/ artifacts/classifiers/
 COPY deploy/bench/ deploy/bench/
 COPY deploy/vllm/ deploy/vllm/
 COPY deploy/docker/prepare-cpu-models.sh deploy/docker/prepare-cpu-models.sh

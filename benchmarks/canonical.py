@@ -19,7 +19,7 @@ Printed:
    reading of the colour would give), mean over the images, for all images and for the
    colour ones by colormap; the new-minus-old difference, and the milliseconds per image
    of each conversion (median, colour images only) and their ratio;
-2. the committed classifier's (``classifiers/physics-v1``) micro-F1 on the detection test
+2. the committed classifier's (``artifacts/classifiers/physics-v1``) micro-F1 on the detection test
    split: on the images as committed, and re-rendered (corpus and shifted renderings)
    read by each path, with a paired bootstrap (10,000 resamples) of new minus old;
 3. the phase-wrap check behind leaving unwrapping out of the intake: how often two
@@ -59,7 +59,7 @@ from ptychobench.sim.render import Rendering, draw_rendering, phase_display, ren
 ROOT = Path(__file__).resolve().parents[1]
 DATASET = ROOT / "data" / "ptychobench-sim"
 SHIFTED_RECORDS = ROOT / "data" / "shifted" / "work" / "detect"
-CLASSIFIER = ROOT / "classifiers" / "physics-v1"
+CLASSIFIER = ROOT / "artifacts" / "classifiers" / "physics-v1"
 FloatArray = npt.NDArray[np.float64]
 Path_ = Callable[[npt.NDArray[Any]], FloatArray]
 

@@ -15,7 +15,8 @@ Prints, from one run on one machine (ratios are the portable figures):
 
 Usage::
 
-    .venv/bin/python benchmarks/engine.py [--queries 3] [--adapter adapters/smollm2-135m-agent]
+    .venv/bin/python benchmarks/engine.py [--queries 3]
+        [--adapter artifacts/adapters/smollm2-135m-agent]
 
 Writes ``runs/bench/engine.json``. Starts its own engine on port 8031 and stops it.
 """
@@ -122,7 +123,9 @@ def prefix_cache_counters(base_url: str) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--queries", type=int, default=2, help="Queries per speed cell.")
-    parser.add_argument("--adapter", type=Path, default=ROOT / "adapters" / "smollm2-135m-agent")
+    parser.add_argument(
+        "--adapter", type=Path, default=ROOT / "artifacts" / "adapters" / "smollm2-135m-agent"
+    )
     parser.add_argument("--name", default="smollm2-135m-agent")
     parser.add_argument("--port", type=int, default=8031)
     parser.add_argument("--resamples", type=int, default=10_000)

@@ -55,7 +55,7 @@ class Gateway:
     def __enter__(self) -> Self:
         stack = self.stack
         try:
-            classifier = str(ROOT / "classifiers/physics-v1")
+            classifier = str(ROOT / "artifacts/classifiers/physics-v1")
             stack.spawn("diagnosis", {"DIAGNOSIS_CLASSIFIER": classifier})
             stack.wait_ready("diagnosis", "/readyz")
             environment = {

@@ -1,10 +1,14 @@
 """The adapter registry: which LoRA adapters exist, for which base model and task, trained
 on what, and how well they score; and loading them into (and out of) a running engine.
 
-The registry is one JSON file kept with the project's data (``adapters/registry.json``
-by default), written atomically under a lock so concurrent writers do not lose entries.
-An entry's path is stored relative to the registry's project root when it lies inside
-it, so a checkout can move.
+The registry is one JSON file kept with the project's trained models
+(``artifacts/registry.json`` by default), written atomically under a lock so concurrent
+writers do not lose entries. It lists every trained model, each with its ``kind``
+(``adapter``, ``classifier``, ``vlm``); this module reads and writes the adapters and
+keeps the other entries as they are. A registry in the older adapters-only format
+(``{"adapters": [...]}``, what ``adapters/registry.json`` held) is still read, and is
+written in the new format on the next change. An entry's path is stored relative to the
+registry's project root when it lies inside it, so a checkout can move.
 """
 
 from __future__ import annotations
@@ -25,8 +29,10 @@ from ptychobench.labels import Task
 if TYPE_CHECKING:
     from services.common.backend import BlockingBackend
 
-DEFAULT_REGISTRY = Path("adapters/registry.json")
+DEFAULT_REGISTRY = Path("artifacts/registry.json")
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+ADAPTER_KIND = "adapter"
+"""The ``kind`` of an adapter's entry in the registry (the others: classifier, vlm)."""
 
 
 class AdapterError(RuntimeError):
@@ -98,10 +104,24 @@ class Registry:
         self.root = self.path.resolve().parent.parent
 
     def entries(self) -> list[AdapterEntry]:
+        adapters, _ = self._read()
+        return adapters
+
+    def _read(self) -> tuple[list[AdapterEntry], list[dict[str, Any]]]:
+        """The adapters' entries, and every other entry as it is written."""
         if not self.path.exists():
-            return []
+            return [], []
         raw = json.loads(self.path.read_text())
-        return [AdapterEntry.model_validate(item) for item in raw.get("adapters", [])]
+        if "artifacts" not in raw:  # the adapters-only format
+            return [AdapterEntry.model_validate(item) for item in raw.get("adapters", [])], []
+        adapters, others = [], []
+        for item in raw["artifacts"]:
+            if item.get("kind") == ADAPTER_KIND:
+                fields = {key: value for key, value in item.items() if key != "kind"}
+                adapters.append(AdapterEntry.model_validate(fields))
+            else:
+                others.append(item)
+        return adapters, others
 
     def get(self, name: str) -> AdapterEntry:
         for entry in self.entries():
@@ -175,9 +195,10 @@ class Registry:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path.with_suffix(".lock"), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            entries = self.entries()
+            entries, others = self._read()
             yield entries
-            body = {"adapters": [e.model_dump(mode="json") for e in entries]}
+            adapters = [{"kind": ADAPTER_KIND, **e.model_dump(mode="json")} for e in entries]
+            body = {"artifacts": [*adapters, *others]}
             tmp = self.path.with_suffix(".tmp")
             tmp.write_text(json.dumps(body, indent=2) + "\n")
             os.replace(tmp, self.path)

@@ -215,7 +215,7 @@ class Stack:
             "AGENT_EXAMPLES_DATASET": dataset,
             "DIAGNOSIS_RETRIEVER__BASE_URL": s.url("retriever"),
             "DIAGNOSIS_EXAMPLES_DATASET": dataset,
-            "DIAGNOSIS_CLASSIFIER": str(s.path(Path("classifiers/physics-v1"))),
+            "DIAGNOSIS_CLASSIFIER": str(s.path(Path("artifacts/classifiers/physics-v1"))),
             **(
                 {
                     "DIAGNOSIS_BACKEND__BASE_URL": self.vlm_engine_url,

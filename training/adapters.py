@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
+    from peft import LoraConfig
     from transformers import PreTrainedModel
 
 PROJECTIONS: Final = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -31,17 +33,10 @@ def make_lora(
     if marker.exists() and json.loads(marker.read_text()) == wanted:
         return out
     import torch
-    from peft import LoraConfig, get_peft_model
+    from peft import get_peft_model
 
     model = _load(base)
-    config = LoraConfig(
-        r=rank,
-        lora_alpha=rank,
-        lora_dropout=0.0,
-        target_modules=list(PROJECTIONS),
-        exclude_modules=_outside_text_model(model),
-        task_type="CAUSAL_LM",
-    )
+    config = lora_config(rank, rank, 0.0, PROJECTIONS, outside_text_model(model))
     peft_model = get_peft_model(model, config)
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -56,6 +51,24 @@ def make_lora(
     return out
 
 
+def lora_config(
+    rank: int, alpha: int, dropout: float, targets: Sequence[str], exclude: str | None = None
+) -> LoraConfig:
+    """The peft configuration of every LoRA adapter made here (no bias, causal LM);
+    ``exclude`` a pattern of modules left out (``outside_text_model`` for a VLM)."""
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=rank,
+        lora_alpha=alpha,
+        lora_dropout=dropout,
+        bias="none",
+        target_modules=list(targets),
+        exclude_modules=exclude,
+        task_type="CAUSAL_LM",
+    )
+
+
 def _load(base: str | Path) -> PreTrainedModel:
     """The base model in float32: a causal LM, or an image-text-to-text model (a VLM)."""
     import torch
@@ -66,7 +79,7 @@ def _load(base: str | Path) -> PreTrainedModel:
     return AutoModelForImageTextToText.from_pretrained(base, dtype=torch.float32)
 
 
-def _outside_text_model(model: Any) -> str | None:
+def outside_text_model(model: Any) -> str | None:
     """For a VLM, a peft ``exclude_modules`` pattern for every module outside its text
     model (the vision tower has ``q_proj``/``k_proj``/``v_proj`` too); None otherwise."""
     if getattr(model.config, "vision_config", None) is None:

@@ -12,22 +12,41 @@ a changed source is converted again.
 
 from __future__ import annotations
 
-import hashlib
-import importlib.metadata
 import importlib.util
-import json
 import logging
 import os
-import shutil
-import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from training.checkpoints import (
+    MANIFEST,
+    BaseModelError,
+    package_version,
+    publish_model_dir,
+    read_manifest,
+    sha256_file,
+)
+
+__all__ = [
+    "CONVERTER_VERSION",
+    "MANIFEST",
+    "SHIPPED_VISION",
+    "SMOLLM2",
+    "VLM_NAME",
+    "BaseModelError",
+    "GgufSource",
+    "ensure_base_model",
+    "gguf_path",
+    "prepare_gguf_model",
+    "prepare_vlm",
+    "publish_model_dir",
+    "read_manifest",
+    "sha256_file",
+]
+
 logger = logging.getLogger(__name__)
 
-MANIFEST: Final = "ptychoagent-model.json"
 CONVERTER_VERSION: Final = "ptychoagent-gguf-convert/1"
 
 
@@ -49,10 +68,6 @@ SMOLLM2: Final = GgufSource(
 )
 
 
-class BaseModelError(RuntimeError):
-    """A base model cannot be prepared; the message says what to do."""
-
-
 def gguf_path(source: GgufSource = SMOLLM2) -> Path:
     """Where the package keeps the GGUF file (the package is not imported: its
     ``__init__`` needs the ``llm`` CLI, which this project does not install)."""
@@ -66,25 +81,6 @@ def gguf_path(source: GgufSource = SMOLLM2) -> Path:
     if not path.is_file():
         raise BaseModelError(f"{source.package} does not contain {source.filename}")
     return path
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def read_manifest(model_dir: Path) -> dict[str, Any] | None:
-    path = model_dir / MANIFEST
-    if not path.is_file():
-        return None
-    try:
-        loaded: dict[str, Any] = json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return None
-    return loaded
 
 
 def prepare_gguf_model(
@@ -128,54 +124,17 @@ def prepare_gguf_model(
             "name": source.name,
             "converter": CONVERTER_VERSION,
             "source_package": source.package,
-            "source_version": _version(source.package),
+            "source_version": package_version(source.package),
             "source_file": source.filename,
             "source_sha256": sha,
-            "transformers": _version("transformers"),
-            "torch": _version("torch"),
+            "transformers": package_version("transformers"),
+            "torch": package_version("torch"),
             "dtype": dtype,
             "parameters": sum(p.numel() for p in model.parameters()),
             "architecture": type(model).__name__,
         }
 
     return publish_model_dir(target, write)
-
-
-def publish_model_dir(target: Path, write: Callable[[Path], dict[str, Any]]) -> Path:
-    """Build a model directory in a staging directory beside ``target`` (``write`` fills
-    it and returns its manifest), then move it into place, so that an interrupted build
-    leaves no half-written model.
-
-    Only a directory this project made (one with a manifest) or an empty one is
-    replaced: a path that names anything else (a typo, ``.``) is refused, never deleted.
-    """
-    target = Path(target)
-    if target.exists() and (
-        not target.is_dir() or (any(target.iterdir()) and read_manifest(target) is None)
-    ):
-        raise BaseModelError(
-            f"{target} exists and is not a model directory made here; "
-            "choose another path, or remove it yourself"
-        )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
-        record = write(staging)
-        (staging / MANIFEST).write_text(json.dumps(record, indent=2) + "\n")
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return target
-
-
-def _version(distribution: str) -> str | None:
-    try:
-        return importlib.metadata.version(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return None
 
 
 def ensure_base_model(model: str | Path) -> Path:
@@ -193,7 +152,7 @@ def ensure_base_model(model: str | Path) -> Path:
 
 
 VLM_NAME: Final = "PtychoSmolVLM-135M"
-SHIPPED_VISION: Final = Path(__file__).resolve().parents[1] / "vlm" / "ptycho-smolvlm"
+SHIPPED_VISION: Final = Path(__file__).resolve().parents[1] / "artifacts" / "vlm" / "ptycho-smolvlm"
 """The pretrained vision tower and connector that ship with the project
 (``ptychoagent train vlm-base``; docs/vlm.md)."""
 
@@ -201,7 +160,7 @@ SHIPPED_VISION: Final = Path(__file__).resolve().parents[1] / "vlm" / "ptycho-sm
 def prepare_vlm(models_dir: str | Path, vision_dir: Path = SHIPPED_VISION) -> Path:
     """Assemble the small VLM into ``models_dir/PtychoSmolVLM-135M`` once: SmolLM2 (prepared
     from its GGUF) with the shipped vision tower and connector (``training.vlm``)."""
-    from training.vlm import VISION_FILE, assemble
+    from training.vlm.checkpoint import VISION_FILE, assemble
 
     vision = vision_dir / VISION_FILE
     if not vision.is_file():

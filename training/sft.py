@@ -14,6 +14,8 @@ optimiser settings and changes the schedule for a laptop: batch 4 without accumu
 at most 8 epochs, and early stopping on the answer loss of a validation slice held out
 of the training split (stratified by sample type; the test split is never seen).
 
+The examples are made by ``training.sft_data``; the loop is ``training.fit``.
+
 Everything that decides the result is recorded beside the adapter in
 ``training.json``: the resolved configuration, the hash of the training data, the base
 model's manifest, library versions, the loss history and the chosen epoch.
@@ -21,35 +23,65 @@ model's manifest, library versions, the loss history and the chosen epoch.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import platform
 import random
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ptychobench.data import Sample, split_samples
+from ptychobench.data import split_samples
 from ptychobench.labels import Task
-from ptychobench.prompts import PROMPT_VERSION, build_for_sample, format_answer
-from training.adapters import PROJECTIONS
+from training.adapters import PROJECTIONS, lora_config
 from training.data import DatasetPaths, open_training_data, shown, splits_made
+from training.fit import (
+    Schedule,
+    SFTError,
+    Trainer,
+    fit,
+    mean_loss,
+    resolve_device,
+    resolve_precision,
+    save_adapter,
+    versions,
+)
+from training.sft_data import (
+    IGNORE,
+    Record,
+    answer_loss,
+    answer_tokens,
+    collate,
+    data_hash,
+    encode,
+    records,
+)
+
+__all__ = [
+    "IGNORE",
+    "PROFILES",
+    "TRAINING_RECORD",
+    "Record",
+    "SFTConfig",
+    "SFTError",
+    "collate",
+    "data_hash",
+    "encode",
+    "make_config",
+    "model_card",
+    "records",
+    "resolve_device",
+    "save_adapter",
+    "split_records",
+    "train",
+]
 
 TRAINING_RECORD = "training.json"
-IGNORE = -100
-"""Label value the loss skips (prompt and padding tokens)."""
 
 Profile = Literal["paper", "cpu", "fast"]
-
-
-class SFTError(RuntimeError):
-    """Training cannot start or finish; the message says why."""
 
 
 class SFTConfig(BaseModel):
@@ -131,42 +163,6 @@ def make_config(profile: Profile = "cpu", **fields: Any) -> SFTConfig:
     return SFTConfig.model_validate({**PROFILES[profile], "profile": profile, **given})
 
 
-@dataclass(frozen=True)
-class Record:
-    """One training example: its id, sample type and the chat turns (answer last)."""
-
-    id: str
-    sample_type: str
-    messages: list[dict[str, Any]]
-
-
-def records(samples: Sequence[Sample], task: Task) -> list[Record]:
-    """0-shot conversations with the reference answer as the assistant's turn."""
-    if task is not Task.RECOMMENDATION:
-        raise SFTError("text SFT covers the recommendation task; detection needs a VLM")
-    out = []
-    for sample in samples:
-        conversation = build_for_sample(task, sample)
-        answer = {"role": "assistant", "content": format_answer(sample.options, task)}
-        out.append(Record(sample.id, sample.sample_type, [*conversation.messages, answer]))
-    return out
-
-
-def data_hash(train: Sequence[Record], validation: Sequence[Record]) -> str:
-    """SHA-256 of the canonical JSON of every example (and which side it is on)."""
-    canonical = json.dumps(
-        {
-            "prompt_version": PROMPT_VERSION,
-            "train": [[r.id, r.messages] for r in train],
-            "validation": [[r.id, r.messages] for r in validation],
-        },
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
 def split_records(config: SFTConfig) -> tuple[list[Record], list[Record]]:
     """The training split of the dataset, less a validation slice stratified by type."""
     dataset = open_training_data(config.dataset)
@@ -183,90 +179,6 @@ def split_records(config: SFTConfig) -> tuple[list[Record], list[Record]]:
     else:
         train, validation = samples, []
     return records(train, task), records(validation, task)
-
-
-def encode(record: Record, tokenizer: Any, max_length: int) -> dict[str, list[int]]:
-    """Token ids of the rendered conversation and labels that keep only the answer.
-
-    The prompt part is rendered with ``add_generation_prompt`` as vLLM does for the
-    query; the answer tokens are what follows it in the full rendering (the answer and
-    the end-of-turn token). Prompts longer than ``max_length`` are refused, not cut: a
-    cut prompt would teach the model answers to questions it never saw.
-    """
-    prompt = tokenizer.apply_chat_template(
-        record.messages[:-1], tokenize=False, add_generation_prompt=True
-    )
-    full = tokenizer.apply_chat_template(record.messages, tokenize=False)
-    if not full.startswith(prompt):
-        raise SFTError("the chat template renders the answer turn differently from a prompt")
-    answer = full[len(prompt) :].rstrip("\n")
-    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    answer_ids = tokenizer(answer, add_special_tokens=False)["input_ids"]
-    if len(prompt_ids) + len(answer_ids) > max_length:
-        raise SFTError(
-            f"example {record.id}: {len(prompt_ids) + len(answer_ids)} tokens "
-            f"exceed max_length {max_length}"
-        )
-    return {
-        "input_ids": prompt_ids + answer_ids,
-        "labels": [IGNORE] * len(prompt_ids) + answer_ids,
-    }
-
-
-def collate(
-    batch: Sequence[dict[str, list[int]]], pad_id: int, device: str = "cpu"
-) -> dict[str, Any]:
-    """Right-padded tensors: ids, attention mask and labels (padding ignored)."""
-    import torch
-
-    width = max(len(item["input_ids"]) for item in batch)
-    ids, mask, labels = [], [], []
-    for item in batch:
-        pad = width - len(item["input_ids"])
-        ids.append(item["input_ids"] + [pad_id] * pad)
-        mask.append([1] * len(item["input_ids"]) + [0] * pad)
-        labels.append(item["labels"] + [IGNORE] * pad)
-    return {
-        "input_ids": torch.tensor(ids, device=device),
-        "attention_mask": torch.tensor(mask, device=device),
-        "labels": torch.tensor(labels, device=device),
-    }
-
-
-def _answer_loss(model: Any, batch: dict[str, Any], precision: str) -> tuple[Any, int]:
-    """Summed cross-entropy over the answer tokens, and how many there were.
-
-    The vocabulary projection is applied to the answer positions only: the prompt's
-    logits would cost a fifth of the compute and most of the memory and are not used.
-    """
-    import torch
-
-    causal_lm = model.get_base_model()
-    targets = batch["labels"][:, 1:]
-    keep = targets != IGNORE
-    device = batch["input_ids"].device.type
-    with torch.autocast(device, dtype=torch.bfloat16, enabled=precision == "bf16-autocast"):
-        hidden = causal_lm.model(
-            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
-        ).last_hidden_state
-        logits = causal_lm.lm_head(hidden[:, :-1][keep])
-    loss = torch.nn.functional.cross_entropy(logits.float(), targets[keep], reduction="sum")
-    return loss, int(keep.sum())
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` is CUDA when there is a GPU, else the CPU."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise SFTError("device 'cuda' was asked for but torch sees no GPU")
-    return device
-
-
-def _answer_tokens(item: dict[str, list[int]]) -> int:
-    return sum(1 for label in item["labels"][1:] if label != IGNORE)
 
 
 def _optimizer(config: SFTConfig, parameters: list[Any]) -> tuple[Any, str]:
@@ -288,40 +200,6 @@ def _optimizer(config: SFTConfig, parameters: list[Any]) -> tuple[Any, str]:
     return optimizer, "adamw (torch)"
 
 
-def _batches(items: list[Any], size: int, rng: random.Random | None) -> list[list[Any]]:
-    order = list(range(len(items)))
-    if rng is not None:
-        rng.shuffle(order)
-    return [[items[i] for i in order[start : start + size]] for start in range(0, len(order), size)]
-
-
-def _evaluate(
-    model: Any,
-    encoded: list[dict[str, list[int]]],
-    pad_id: int,
-    size: int,
-    precision: str,
-    device: str,
-) -> float:
-    import torch
-
-    total, count = 0.0, 0
-    model.eval()
-    with torch.no_grad():
-        for batch in _batches(encoded, size, None):
-            loss, n = _answer_loss(model, collate(batch, pad_id, device), precision)
-            total, count = total + float(loss), count + n
-    model.train()
-    return total / max(count, 1)
-
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import version
-
-    found = {name: version(name) for name in ("torch", "transformers", "peft")}
-    return {**found, "python": platform.python_version()}
-
-
 def _base_manifest(base: Path) -> dict[str, Any]:
     path = base / "ptychoagent-model.json"
     return json.loads(path.read_text()) if path.exists() else {"path": str(base)}
@@ -337,7 +215,7 @@ def train(
     Returns the record written to ``out/training.json``.
     """
     import torch
-    from peft import LoraConfig, get_peft_model
+    from peft import get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     base = Path(config.base)
@@ -358,19 +236,10 @@ def train(
     validation_set = [encode(r, tokenizer, config.max_length) for r in validation_records]
 
     device = resolve_device(config.device)
-    precision = config.precision
-    if precision == "auto":
-        precision = "bf16-autocast" if device == "cuda" else "float32"
+    precision = resolve_precision(config.precision, device)
     model: Any = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
     model = model.to(device)
-    lora = LoraConfig(
-        r=config.rank,
-        lora_alpha=config.alpha,
-        lora_dropout=config.dropout,
-        bias="none",
-        target_modules=list(config.target_modules),
-        task_type="CAUSAL_LM",
-    )
+    lora = lora_config(config.rank, config.alpha, config.dropout, config.target_modules)
     model = get_peft_model(model, lora)
     if config.trainable_layers is not None:
         _freeze_lower_layers(model, config.trainable_layers)
@@ -388,59 +257,26 @@ def train(
     validation = _Validation(
         model, validation_records, validation_set, tokenizer, pad_id, config, precision, device
     )
-
-    history: list[dict[str, Any]] = []
-    best: dict[str, Any] = {"epoch": 0, "step": 0, "key": None, "state": None}
-    stale, step = 0, 0
-    window_loss, window_tokens = 0.0, 0
-
-    def checkpoint(epoch: int) -> bool:
-        """Validate, record, keep the best adapter; True when training should stop."""
-        nonlocal stale, window_loss, window_tokens
-        entry: dict[str, Any] = {
-            "epoch": epoch,
-            "step": step,
-            "train_loss": round(window_loss / max(window_tokens, 1), 5),
-            "seconds": round(time.time() - started, 1),
-        }
-        window_loss, window_tokens = 0.0, 0
-        entry.update(validation.measure())
-        history.append(entry)
-        if progress is not None:
-            progress(entry)
-        key = validation.key(entry)
-        if not validation or best["key"] is None or key > best["key"]:
-            best.update(epoch=epoch, step=step, key=key, state=_lora_state(model))
-            stale = 0
-        else:
-            stale += 1
-        return bool(validation and stale >= config.patience) or step >= total_steps
-
-    stop = False
-    for epoch in range(1, config.epochs + 1):
-        batches = _batches(train_set, config.batch_size, rng)
-        for group in _batches(batches, config.grad_accumulation, None):
-            # the loss is the mean over the answer tokens of the whole accumulation group
-            group_tokens = sum(_answer_tokens(item) for batch in group for item in batch)
-            for batch in group:
-                loss, n = _answer_loss(model, collate(batch, pad_id, device), precision)
-                (loss / max(group_tokens, 1)).backward()
-                window_loss, window_tokens = window_loss + float(loss.detach()), window_tokens + n
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            if config.eval_every is not None and step % config.eval_every == 0:
-                stop = checkpoint(epoch)
-            if stop or step >= total_steps:
-                break
-        if not stop and (config.eval_every is None or step >= total_steps):
-            stop = checkpoint(epoch)
-        if stop or step >= total_steps:
-            break
-
-    if best["state"] is not None:
-        model.load_state_dict(best["state"], strict=False)
+    trainer = Trainer(
+        loss=lambda batch: answer_loss(model, collate(batch, pad_id, device), precision),
+        tokens=answer_tokens,
+        validate=validation.measure,
+        has_validation=bool(validation),
+        key=validation.key,
+        snapshot=lambda: _lora_state(model),
+    )
+    schedule = Schedule(
+        epochs=config.epochs,
+        total_steps=total_steps,
+        batch_size=config.batch_size,
+        patience=config.patience,
+        grad_accumulation=config.grad_accumulation,
+        eval_every=config.eval_every,
+    )
+    fitted = fit(
+        model, trainable, optimizer, scheduler, train_set, trainer, schedule, rng, started, progress
+    )
+    history = fitted.history
     record = {
         "format": "ptychoagent-sft/1",
         "config": config.model_dump(mode="json"),
@@ -458,14 +294,14 @@ def train(
         },
         "base_model": _base_manifest(base),
         "trainable_parameters": sum(p.numel() for p in trainable),
-        "steps": step,
+        "steps": fitted.steps,
         "history": history,
-        "best_epoch": best["epoch"],
-        "best_step": best["step"],
-        "best_validation_loss": validation.best_loss(history, best["step"]),
-        "best_validation_letter_f1": validation.best_f1(history, best["step"]),
+        "best_epoch": fitted.best_epoch,
+        "best_step": fitted.best_step,
+        "best_validation_loss": validation.best_loss(history, fitted.best_step),
+        "best_validation_letter_f1": validation.best_f1(history, fitted.best_step),
         "seconds": round(time.time() - started, 1),
-        "versions": _versions(),
+        "versions": versions(),
     }
     save_adapter(model, out, config.save_dtype)
     (out / TRAINING_RECORD).write_text(json.dumps(record, indent=2) + "\n")
@@ -559,22 +395,17 @@ class _Validation:
             return {}
         found = {
             "validation_loss": round(
-                _evaluate(
-                    self.model,
-                    self.encoded,
-                    self.pad_id,
-                    self.config.batch_size,
-                    self.precision,
-                    self.device,
-                ),
-                5,
+                mean_loss(self.model, self.encoded, self.config.batch_size, self._batch_loss), 5
             )
         }
         if self.config.select_by == "letter_f1":
             found["validation_letter_f1"] = round(self._letter_f1(), 4)
         return found
 
-    def key(self, entry: dict[str, Any]) -> tuple[float, float]:
+    def _batch_loss(self, batch: list[dict[str, list[int]]]) -> tuple[Any, int]:
+        return answer_loss(self.model, collate(batch, self.pad_id, self.device), self.precision)
+
+    def key(self, entry: dict[str, Any]) -> tuple[float, ...]:
         """Larger is better: (F1, −loss) or (−loss, 0); the training loss without a
         validation slice."""
         loss = entry.get("validation_loss", entry["train_loss"])
@@ -600,7 +431,7 @@ class _Validation:
         self.model.eval()
         with torch.no_grad():
             for record, item in zip(self.records, self.encoded, strict=True):
-                n_prompt = len(item["labels"]) - _answer_tokens(item)
+                n_prompt = len(item["labels"]) - answer_tokens(item)
                 prompt = torch.tensor([item["input_ids"][:n_prompt]], device=self.device)
                 output = self.model.generate(
                     input_ids=prompt,
@@ -622,15 +453,3 @@ def _lora_state(model: Any) -> dict[str, Any]:
         for name, tensor in model.state_dict().items()
         if "lora_" in name
     }
-
-
-def save_adapter(model: Any, out: Path, dtype: str) -> None:
-    """Write the adapter as vLLM loads it: safetensors, no ``modules_to_save``."""
-    import torch
-
-    out.mkdir(parents=True, exist_ok=True)
-    model = model.to("cpu", torch.bfloat16 if dtype == "bfloat16" else torch.float32)
-    model.save_pretrained(str(out), safe_serialization=True)
-    adapter_config = json.loads((out / "adapter_config.json").read_text())
-    if adapter_config.get("modules_to_save"):
-        raise SFTError("the adapter has modules_to_save, which vLLM cannot load")

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from training.base_models import _version, publish_model_dir, read_manifest, sha256_file
+from training.checkpoints import package_version, publish_model_dir, read_manifest, sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -136,8 +136,8 @@ def build_tiny_idefics3(
             "tokenizer_source": str(tokenizer_dir.resolve()),
             "parameters": parameters,
             "image_seq_len": spec.image_seq_len,
-            "transformers": _version("transformers"),
-            "torch": _version("torch"),
+            "transformers": package_version("transformers"),
+            "torch": package_version("torch"),
         }
 
     publish_model_dir(out, write)

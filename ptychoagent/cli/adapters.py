@@ -13,7 +13,7 @@ from ptychoagent.cli.engine import STATE_DIR
 app = typer.Typer(
     help="List, register, load, unload and score LoRA adapters.", invoke_without_command=True
 )
-REGISTRY = Path("adapters/registry.json")
+REGISTRY = Path("artifacts/registry.json")
 
 RegistryOption = typer.Option(REGISTRY, "--registry", help="The adapter registry file.")
 UrlOption = typer.Option(None, "--url", help="Engine base URL (default: the one `engine up` ran).")

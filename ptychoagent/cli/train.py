@@ -14,10 +14,10 @@ app = typer.Typer(help="Train LoRA adapters (SFT) for the engine.", no_args_is_h
 
 DEFAULT_BASE = Path("models/SmolLM2-135M-Instruct")
 DEFAULT_DATASET = Path("data/ptychobench-sim")
-DEFAULT_CLASSIFIER = Path("classifiers/physics-v1")
-DEFAULT_VISION = Path("vlm/ptycho-smolvlm")
+DEFAULT_CLASSIFIER = Path("artifacts/classifiers/physics-v1")
+DEFAULT_VISION = Path("artifacts/vlm/ptycho-smolvlm")
 DEFAULT_VLM = Path("models/PtychoSmolVLM-135M")
-DEFAULT_DIAGNOSIS = Path("adapters/ptycho-smolvlm-diagnosis")
+DEFAULT_DIAGNOSIS = Path("artifacts/adapters/ptycho-smolvlm-diagnosis")
 
 # Options that the trainers share.
 DATA = typer.Option(
@@ -34,7 +34,7 @@ MAX_STEPS = typer.Option(None, help="Stop after this many optimiser steps.")
 LIMIT = typer.Option(None, help="Use only the first N training samples.")
 SEED = typer.Option(0, help="Seed of the validation slice, order and LoRA init.")
 DEVICE = typer.Option("auto", help="auto, cpu or cuda.")
-REGISTRY = typer.Option(Path("adapters/registry.json"), help="Adapter registry.")
+REGISTRY = typer.Option(Path("artifacts/registry.json"), help="Adapter registry.")
 REGISTER = typer.Option(True, help="Add (or replace) the adapter in the registry.")
 
 
@@ -42,7 +42,9 @@ REGISTER = typer.Option(True, help="Add (or replace) the adapter in the registry
 def agent(
     data: list[Path] = DATA,
     base: Path = typer.Option(DEFAULT_BASE, help="Base model directory (HF checkpoint)."),
-    out: Path = typer.Option(None, help="Adapter directory (default: adapters/<base>-agent)."),
+    out: Path = typer.Option(
+        None, help="Adapter directory (default: artifacts/adapters/<base>-agent)."
+    ),
     name: str = NAME,
     profile: str = typer.Option(
         "cpu",
@@ -89,7 +91,7 @@ def agent(
     except (ValidationError, BaseModelError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
-    out = out or Path("adapters") / f"{base.name.lower().removesuffix('-instruct')}-agent"
+    out = out or Path("artifacts/adapters") / f"{base.name.lower().removesuffix('-instruct')}-agent"
     name = name or out.name
 
     typer.echo(f"training {name} on {_shown(dataset)} ({profile} profile) -> {out}")
@@ -292,13 +294,8 @@ def classifier(
 
     from ptychobench.classifier import ClassifierFormatError
     from ptychobench.data import DataFormatError
-    from training.classifier import (
-        ClassifierConfig,
-        ClassifierTrainingError,
-        CNNConfig,
-        train,
-        train_cnn,
-    )
+    from training.classifier import ClassifierConfig, ClassifierTrainingError, train
+    from training.classifier_cnn import CNNConfig, train_cnn
 
     name = out.name or "classifier"
     dataset = _datasets(data)

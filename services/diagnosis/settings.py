@@ -26,7 +26,7 @@ class DiagnosisSettings(ServiceSettings):
     """What answers when a request does not say: the frozen-feature classifier (in
     process, the embedded default) or the vision-language model on the engine."""
     backend: DiagnosisBackendSettings = Field(default_factory=DiagnosisBackendSettings)
-    classifier: str = "classifiers/physics-v1"
+    classifier: str = "artifacts/classifiers/physics-v1"
     """The trained classifier's folder (``ptychoagent train classifier``)."""
     retriever: UpstreamSettings | None = None
     """The retriever service; without one, examples come from ``examples_dataset``."""

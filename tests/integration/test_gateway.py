@@ -44,7 +44,8 @@ async def gateway(
     )
     diagnosis = create_diagnosis(
         DiagnosisSettings(
-            classifier=str(ROOT / "classifiers" / "physics-v1"), examples_dataset=str(DATASET)
+            classifier=str(ROOT / "artifacts" / "classifiers" / "physics-v1"),
+            examples_dataset=str(DATASET),
         )
     )
     app = create_app(

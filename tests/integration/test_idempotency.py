@@ -39,7 +39,8 @@ def diagnosis_url(serve: Callable[..., Any]) -> Iterator[str]:
     from services.diagnosis.settings import DiagnosisSettings
 
     settings = DiagnosisSettings(
-        classifier=str(ROOT / "classifiers" / "physics-v1"), examples_dataset=str(DATASET)
+        classifier=str(ROOT / "artifacts" / "classifiers" / "physics-v1"),
+        examples_dataset=str(DATASET),
     )
     with serve(create_app(settings)) as url:
         yield url

@@ -140,7 +140,7 @@ def test_the_served_model_is_the_trained_model(
         turn, tokenize=False, add_generation_prompt=True
     )
     encoded = processor(
-        text=[prompt + "<answer>["], images=[[vlm._open_rgb(sample.image)]], return_tensors="pt"
+        text=[prompt + "<answer>["], images=[[vlm.open_rgb(sample.image)]], return_tensors="pt"
     )
     with torch.no_grad():
         logprobs = torch.log_softmax(model(**encoded).logits[0, -1].float(), -1)

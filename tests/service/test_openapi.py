@@ -55,7 +55,7 @@ from services.retriever.settings import RetrieverSettings
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 DATASET = str(ROOT / "data" / "ptychobench-sim")
-CLASSIFIER = str(ROOT / "classifiers" / "physics-v1")
+CLASSIFIER = str(ROOT / "artifacts" / "classifiers" / "physics-v1")
 SERVICE_KEY = "fuzz-service-key-0123456789"
 FAST = {"max_retries": 1, "backoff_s": 0, "connect_timeout_s": 1}
 DELIBERATE = 503

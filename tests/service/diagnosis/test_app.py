@@ -24,7 +24,7 @@ from services.diagnosis.settings import DiagnosisBackendSettings, DiagnosisSetti
 pytestmark = pytest.mark.anyio
 ROOT = Path(__file__).resolve().parents[3]
 DATASET = ROOT / "data" / "ptychobench-sim"
-CLASSIFIER = ROOT / "classifiers" / "physics-v1"
+CLASSIFIER = ROOT / "artifacts" / "classifiers" / "physics-v1"
 
 
 def _settings(**fields: Any) -> DiagnosisSettings:

@@ -36,7 +36,7 @@ from services.retriever.settings import RetrieverSettings
 
 ROOT = Path(__file__).resolve().parents[3]
 DATASET = ROOT / "data" / "ptychobench-sim"
-CLASSIFIER = ROOT / "classifiers" / "physics-v1"
+CLASSIFIER = ROOT / "artifacts" / "classifiers" / "physics-v1"
 FAST = {"max_retries": 1, "backoff_s": 0, "connect_timeout_s": 1}
 SCOPES = ("predict", "feedback", "admin")
 

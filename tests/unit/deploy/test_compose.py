@@ -330,7 +330,9 @@ def test_the_engines_serve_as_deploy_vllm_says(config: dict[str, Any]) -> None:
         adapters = {
             Path(volume.split(":")[0]): volume.split(":")[1] for volume in service["volumes"]
         }
-        assert adapters.get(ROOT / "adapters") == "/adapters", f"{name}: the adapters folder"
+        assert adapters.get(ROOT / "artifacts" / "adapters") == "/adapters", (
+            f"{name}: the adapters folder"
+        )
         if engine.device == "gpu":
             assert served["--model"] == [engine.model], name
             assert service["entrypoint"] == ["/bin/sh", "/opt/ptychoagent/vllm-serve.sh"]

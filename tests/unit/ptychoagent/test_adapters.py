@@ -130,3 +130,43 @@ def test_engine_up_names_a_missing_adapter_before_starting_anything(tmp_path: Pa
         up(config, tmp_path / "state", zero_adapter=str(tmp_path))
     assert not (tmp_path / "venv").exists()  # refused before creating vLLM's environment
     assert not (tmp_path / "state" / "engine.json").exists()
+
+
+def test_the_registry_keeps_classifier_and_vlm_entries_when_adapters_change(
+    tmp_path: Path,
+) -> None:
+    registry = tmp_path / "artifacts" / "registry.json"
+    registry.parent.mkdir()
+    classifier = {
+        "kind": "classifier",
+        "name": "c",
+        "base": "f",
+        "task": "detection",
+        "path": "artifacts/classifiers/c",
+        "data_hash": "h",
+        "metrics": {},
+    }
+    registry.write_text(json.dumps({"artifacts": [classifier]}))
+    book = Registry(registry)
+    path = _adapter(tmp_path / "artifacts" / "adapters", "agent")
+    book.add("agent", path, task="recommendation")
+    assert [e.name for e in book.entries()] == ["agent"]
+    written = json.loads(registry.read_text())["artifacts"]
+    assert [(item["kind"], item["name"]) for item in written] == [
+        ("adapter", "agent"),
+        ("classifier", "c"),
+    ]
+    assert written[0]["path"] == "artifacts/adapters/agent"
+    book.remove("agent")
+    assert json.loads(registry.read_text())["artifacts"] == [classifier]
+
+
+def test_a_registry_in_the_adapters_only_format_is_still_read(tmp_path: Path) -> None:
+    path = _adapter(tmp_path / "adapters", "agent")
+    old = Registry(tmp_path / "adapters" / "registry.json")
+    old.add("agent", path, task="recommendation")
+    entry = old.get("agent")
+    (tmp_path / "adapters" / "registry.json").write_text(
+        json.dumps({"adapters": [entry.model_dump(mode="json")]})
+    )
+    assert old.entries() == [entry]

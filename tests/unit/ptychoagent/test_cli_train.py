@@ -41,7 +41,7 @@ def test_diagnosis_refuses_a_text_only_base(tmp_path: Path) -> None:
 def test_the_vlm_rows_of_the_sweeps_name_what_the_vlm_engine_serves() -> None:
     engine = load_config(ROOT / "deploy" / "vllm" / "cpu-vlm.yaml")
     served = {engine.base_name, *(adapter.name for adapter in engine.adapters)}
-    registry = Registry(ROOT / "adapters" / "registry.json")
+    registry = Registry(ROOT / "artifacts" / "registry.json")
     for adapter in engine.adapters:
         assert (ROOT / adapter.path / "adapter_model.safetensors").is_file()
         assert registry.get(adapter.name).task.value == "detection"

@@ -66,7 +66,7 @@ def test_the_services_it_started_answer_with_its_nonce(
     port = free_tcp_port()
     ports = {**StackSettings().ports, "diagnosis": port}
     stack = Stack(StackSettings(state_dir=tmp_path, ports=ports, ready_timeout_s=120))
-    environment = {"DIAGNOSIS_CLASSIFIER": str(ROOT / "classifiers" / "physics-v1")}
+    environment = {"DIAGNOSIS_CLASSIFIER": str(ROOT / "artifacts" / "classifiers" / "physics-v1")}
     stack.spawn("diagnosis", environment)
     try:
         stack.wait_ready("diagnosis", "/readyz")

@@ -19,7 +19,7 @@ from ptychobench.features import FEATURE_NAMES
 from ptychobench.labels import ARTIFACT_LABELS, NO_ARTIFACTS
 
 ROOT = Path(__file__).resolve().parents[3]
-COMMITTED = ROOT / "classifiers" / "physics-v1"
+COMMITTED = ROOT / "artifacts" / "classifiers" / "physics-v1"
 L, F = len(ARTIFACT_LABELS), len(FEATURE_NAMES)
 HALO = ARTIFACT_LABELS.index("Halo artifacts")
 NOISY = ARTIFACT_LABELS.index("Noisy artifacts")

@@ -29,7 +29,7 @@ from training.classifier import (
 
 ROOT = Path(__file__).resolve().parents[3]
 DATASET = ROOT / "data" / "ptychobench-sim"
-COMMITTED = ROOT / "classifiers" / "physics-v1"
+COMMITTED = ROOT / "artifacts" / "classifiers" / "physics-v1"
 SMALL = ClassifierConfig(
     dataset=str(DATASET), limit=24, folds=2, repeats=1, c_grid=(1.0,), n_resamples=200
 )
@@ -142,7 +142,7 @@ def test_the_committed_model_was_trained_on_the_committed_dataset() -> None:
     splits = dataset_splits(config.model_copy(update={"dataset": str(ROOT / config.dataset)}))
     assert record["data"]["hash"] == data_hash(splits), (
         "the dataset changed since the classifier was trained: run "
-        "`ptychoagent train classifier` and commit classifiers/physics-v1"
+        "`ptychoagent train classifier` and commit artifacts/classifiers/physics-v1"
     )
 
 

@@ -15,7 +15,7 @@ from ptychoagent.engine import load_config
 from ptychobench.labels import Task
 
 ROOT = Path(__file__).resolve().parents[3]
-ADAPTER = ROOT / "adapters" / "smollm2-135m-agent"
+ADAPTER = ROOT / "artifacts" / "adapters" / "smollm2-135m-agent"
 
 
 def test_the_cpu_configuration_serves_the_committed_adapter() -> None:
@@ -26,7 +26,7 @@ def test_the_cpu_configuration_serves_the_committed_adapter() -> None:
 
 
 def test_the_committed_adapter_is_registered_with_its_data_hash() -> None:
-    book = Registry(ROOT / "adapters" / "registry.json")
+    book = Registry(ROOT / "artifacts" / "registry.json")
     entry = book.get("smollm2-135m-agent")
     assert book.resolve(entry) == ADAPTER.resolve()
     assert entry.task is Task.RECOMMENDATION
@@ -51,8 +51,8 @@ def test_the_committed_adapter_was_trained_on_the_committed_data_and_prompt() ->
     )
 
 
-VISION = ROOT / "vlm" / "ptycho-smolvlm"
-VLM_ADAPTER = ROOT / "adapters" / "ptycho-smolvlm-diagnosis"
+VISION = ROOT / "artifacts" / "vlm" / "ptycho-smolvlm"
+VLM_ADAPTER = ROOT / "artifacts" / "adapters" / "ptycho-smolvlm-diagnosis"
 
 
 def test_the_shipped_vision_tower_is_the_one_its_record_describes() -> None:
@@ -69,7 +69,7 @@ def test_the_detection_adapter_was_trained_on_the_shipped_base() -> None:
     retrained adapter (docs/vlm.md)."""
     from training.base_models import sha256_file
 
-    book = Registry(ROOT / "adapters" / "registry.json")
+    book = Registry(ROOT / "artifacts" / "registry.json")
     entry = book.get("ptycho-smolvlm-diagnosis")
     assert book.resolve(entry) == VLM_ADAPTER.resolve()
     assert entry.task is Task.DETECTION
@@ -80,3 +80,23 @@ def test_the_detection_adapter_was_trained_on_the_shipped_base() -> None:
     (spec,) = config.adapters
     assert (ROOT / spec.path).resolve() == VLM_ADAPTER.resolve()
     check_servable(spec.name, ROOT / spec.path, config.max_lora_rank)
+
+
+def test_one_registry_lists_every_shipped_model_with_its_kind() -> None:
+    registry = json.loads((ROOT / "artifacts" / "registry.json").read_text())
+    entries = {item["name"]: item for item in registry["artifacts"]}
+    assert {name: item["kind"] for name, item in entries.items()} == {
+        "smollm2-135m-agent": "adapter",
+        "ptycho-smolvlm-diagnosis": "adapter",
+        "physics-v1": "classifier",
+        "ptycho-smolvlm": "vlm",
+    }
+    for item in entries.values():
+        assert {"kind", "base", "task", "path", "data_hash", "metrics"} <= set(item)
+        assert (ROOT / item["path"]).is_dir(), item["path"]
+    classifier = json.loads((ROOT / entries["physics-v1"]["path"] / "model.json").read_text())
+    assert entries["physics-v1"]["data_hash"] == classifier["data"]["hash"]
+    assert (
+        entries["ptycho-smolvlm"]["data_hash"]
+        == json.loads((VISION / "pretraining.json").read_text())["data"]["hash"]
+    )

@@ -117,7 +117,7 @@ def test_a_prompt_is_rendered_as_the_engine_renders_it(fresh: Path) -> None:
     item = vlm.encode(
         sample.id,
         vlm.messages_for(DETECTION_PROMPT, answer),
-        [vlm._open_rgb(sample.image)],
+        [vlm.open_rgb(sample.image)],
         processor,
     )
     tokenizer = processor.tokenizer
@@ -133,7 +133,7 @@ def test_a_prompt_is_rendered_as_the_engine_renders_it(fresh: Path) -> None:
 
 def test_captions_describe_the_image_without_artifact_labels() -> None:
     samples = list(read_release(DATASET).samples("detection", "train"))[:40]
-    measured = [vlm.measure(vlm._grey(s.image)) for s in samples]
+    measured = [vlm.measure(vlm.grey(s.image)) for s in samples]
     bounds = vlm.tertiles(measured)
     captions = [vlm.describe(s, m, bounds) for s, m in zip(samples, measured, strict=True)]
     for sample, caption in zip(samples, captions, strict=True):

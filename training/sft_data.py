@@ -1,0 +1,130 @@
+"""The text SFT examples (``training.sft``): the benchmark's own 0-shot conversations
+with the reference answer as the assistant's turn, rendered with the base model's chat
+template exactly as vLLM renders them at serve time; labels keep the answer tokens only;
+right-padded batches and the loss on the answer tokens.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ptychobench.data import Sample
+from ptychobench.labels import Task
+from ptychobench.prompts import PROMPT_VERSION, build_for_sample, format_answer
+from training.fit import SFTError
+
+IGNORE = -100
+"""Label value the loss skips (prompt and padding tokens)."""
+
+
+@dataclass(frozen=True)
+class Record:
+    """One training example: its id, sample type and the chat turns (answer last)."""
+
+    id: str
+    sample_type: str
+    messages: list[dict[str, Any]]
+
+
+def records(samples: Sequence[Sample], task: Task) -> list[Record]:
+    """0-shot conversations with the reference answer as the assistant's turn."""
+    if task is not Task.RECOMMENDATION:
+        raise SFTError("text SFT covers the recommendation task; detection needs a VLM")
+    out = []
+    for sample in samples:
+        conversation = build_for_sample(task, sample)
+        answer = {"role": "assistant", "content": format_answer(sample.options, task)}
+        out.append(Record(sample.id, sample.sample_type, [*conversation.messages, answer]))
+    return out
+
+
+def data_hash(train: Sequence[Record], validation: Sequence[Record]) -> str:
+    """SHA-256 of the canonical JSON of every example (and which side it is on)."""
+    canonical = json.dumps(
+        {
+            "prompt_version": PROMPT_VERSION,
+            "train": [[r.id, r.messages] for r in train],
+            "validation": [[r.id, r.messages] for r in validation],
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def encode(record: Record, tokenizer: Any, max_length: int) -> dict[str, list[int]]:
+    """Token ids of the rendered conversation and labels that keep only the answer.
+
+    The prompt part is rendered with ``add_generation_prompt`` as vLLM does for the
+    query; the answer tokens are what follows it in the full rendering (the answer and
+    the end-of-turn token). Prompts longer than ``max_length`` are refused, not cut: a
+    cut prompt would teach the model answers to questions it never saw.
+    """
+    prompt = tokenizer.apply_chat_template(
+        record.messages[:-1], tokenize=False, add_generation_prompt=True
+    )
+    full = tokenizer.apply_chat_template(record.messages, tokenize=False)
+    if not full.startswith(prompt):
+        raise SFTError("the chat template renders the answer turn differently from a prompt")
+    answer = full[len(prompt) :].rstrip("\n")
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    answer_ids = tokenizer(answer, add_special_tokens=False)["input_ids"]
+    if len(prompt_ids) + len(answer_ids) > max_length:
+        raise SFTError(
+            f"example {record.id}: {len(prompt_ids) + len(answer_ids)} tokens "
+            f"exceed max_length {max_length}"
+        )
+    return {
+        "input_ids": prompt_ids + answer_ids,
+        "labels": [IGNORE] * len(prompt_ids) + answer_ids,
+    }
+
+
+def collate(
+    batch: Sequence[dict[str, list[int]]], pad_id: int, device: str = "cpu"
+) -> dict[str, Any]:
+    """Right-padded tensors: ids, attention mask and labels (padding ignored)."""
+    import torch
+
+    width = max(len(item["input_ids"]) for item in batch)
+    ids, mask, labels = [], [], []
+    for item in batch:
+        pad = width - len(item["input_ids"])
+        ids.append(item["input_ids"] + [pad_id] * pad)
+        mask.append([1] * len(item["input_ids"]) + [0] * pad)
+        labels.append(item["labels"] + [IGNORE] * pad)
+    return {
+        "input_ids": torch.tensor(ids, device=device),
+        "attention_mask": torch.tensor(mask, device=device),
+        "labels": torch.tensor(labels, device=device),
+    }
+
+
+def answer_loss(model: Any, batch: dict[str, Any], precision: str) -> tuple[Any, int]:
+    """Summed cross-entropy over the answer tokens, and how many there were.
+
+    The vocabulary projection is applied to the answer positions only: the prompt's
+    logits would cost a fifth of the compute and most of the memory and are not used.
+    """
+    import torch
+
+    causal_lm = model.get_base_model()
+    targets = batch["labels"][:, 1:]
+    keep = targets != IGNORE
+    device = batch["input_ids"].device.type
+    with torch.autocast(device, dtype=torch.bfloat16, enabled=precision == "bf16-autocast"):
+        hidden = causal_lm.model(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+        ).last_hidden_state
+        logits = causal_lm.lm_head(hidden[:, :-1][keep])
+    loss = torch.nn.functional.cross_entropy(logits.float(), targets[keep], reduction="sum")
+    return loss, int(keep.sum())
+
+
+def answer_tokens(item: dict[str, list[int]]) -> int:
+    return sum(1 for label in item["labels"][1:] if label != IGNORE)
