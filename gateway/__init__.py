@@ -1,9 +1,11 @@
 """The gateway: the beamline's one entry point (diagnose, recommend, analyze, feedback,
 live F1) and the PtychoBench benchmark runner against the live services.
 
-``create_app`` is the ASGI app factory (``ptychoagent serve gateway``); the Python client
-is :mod:`ptychoagent.client`. Exports load on first use, so importing a submodule (the
-protocol, for a client) does not load FastAPI.
+``create_app`` is the ASGI app factory (``ptychoagent serve gateway``). The request and
+response models are the wire contract's (:mod:`ptychowire.gateway`); a beamline's Python
+client is :mod:`ptychoagent.client`, which imports nothing of this package. The rooms
+(predictions, history, idempotency, feedback, pool) are listed in docs/architecture.md.
+Exports load on first use, so importing a submodule does not load FastAPI.
 """
 
 from __future__ import annotations
