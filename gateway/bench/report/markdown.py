@@ -97,7 +97,52 @@ def _run_header(report: Report) -> list[str]:
         lines += ["Extra:", "", "```json"]
         lines += json.dumps(run["extra"], indent=2, sort_keys=True).splitlines()
         lines += ["```", ""]
+    if run.get("provenance"):
+        lines += _provenance(run["provenance"])
     return lines
+
+
+def _provenance(made_with: dict[str, Any]) -> list[str]:
+    """What made the run: adapters and their hashes, engines, prompts, data, packages."""
+    lines = ["Made with:", ""]
+    prompt, dataset = made_with.get("prompt") or {}, made_with.get("dataset") or {}
+    lines += md_table(
+        ["", ""],
+        [
+            ("prompt version", prompt.get("version", "—")),
+            ("prompt sha256", prompt.get("sha256", "—")),
+            ("dataset sha256", dataset.get("sha256") or "—"),
+            ("git revision", made_with.get("git_revision") or "—"),
+            *(
+                (f"adapter {name}", digest or "—")
+                for name, digest in made_with.get("adapters", {}).items()
+            ),
+            *(
+                (name, version or "—")
+                for name, version in (made_with.get("packages") or {}).items()
+            ),
+            *((f"machine {key}", value) for key, value in (made_with.get("machine") or {}).items()),
+        ],
+    )
+    models = made_with.get("models") or []
+    if models:
+        lines += [
+            "",
+            *md_table(
+                ["task", "model", "adapter", "served model", "engine URL"],
+                [
+                    (
+                        m["task"],
+                        m["name"],
+                        m.get("adapter") or "—",
+                        m.get("served_model") or "—",
+                        m.get("engine_url") or "—",
+                    )
+                    for m in models
+                ],
+            ),
+        ]
+    return [*lines, ""]
 
 
 def _explanation(report: Report) -> list[str]:
