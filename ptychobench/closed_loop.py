@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ptychobench.data import Sample
 from ptychobench.labels import Task
-from ptychobench.report.tables import md_table, number
+from ptychobench.report.tables import estimate, md_table, number
 
 if TYPE_CHECKING:
     from ptychobench.journal import Journal
@@ -395,10 +395,8 @@ def _p(value: float) -> str:
 def _delta(paired: Mapping[str, Any] | None) -> str:
     if paired is None:
         return "–"
-    return (
-        f"{paired['delta']:+.2f} [{paired['ci_low']:+.2f}, {paired['ci_high']:+.2f}] "
-        f"{_p(paired['p_value'])}"
-    )
+    change = estimate(paired["delta"], paired["ci_low"], paired["ci_high"], "+.2f")
+    return f"{change} {_p(paired['p_value'])}"
 
 
 def render_table(summary: Mapping[str, Mapping[str, Any]]) -> str:
@@ -418,7 +416,7 @@ def render_table(summary: Mapping[str, Mapping[str, Any]]) -> str:
     rows: list[list[object]] = []
     for arm, s in summary.items():
         ci = s["fix_rate_ci"]
-        rate = "–" if ci is None else f"{s['fix_rate']:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]"
+        rate = "–" if ci is None else estimate(s["fix_rate"], ci[0], ci[1], ".2f")
         rows.append(
             [
                 arm,

@@ -24,6 +24,11 @@ def interval(low: float | None, high: float | None, form: str = ".3f") -> str:
     return f"[{number(low, form)}, {number(high, form)}]"
 
 
+def estimate(value: float | None, low: float | None, high: float | None, form: str = ".3f") -> str:
+    """``value [low, high]``."""
+    return f"{number(value, form)} {interval(low, high, form)}"
+
+
 def strategy_rank(strategy: str) -> tuple[int, str]:
     """Sort key of a strategy: :data:`STRATEGY_ORDER`, then by name."""
     if strategy in STRATEGY_ORDER:
@@ -61,6 +66,7 @@ __all__ = [
     "MISSING",
     "NO_STRATEGY",
     "STRATEGY_ORDER",
+    "estimate",
     "interval",
     "md_table",
     "md_text",

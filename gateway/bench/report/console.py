@@ -8,7 +8,7 @@ from gateway.bench import baselines as bl
 from gateway.bench.report.markdown import baseline_rows, is_best, marked, mean_std_text
 from gateway.bench.report.model import Report
 from ptychobench.closed_loop import BASELINE_ARMS
-from ptychobench.report.tables import number, rows_and_ks, strategy_label
+from ptychobench.report.tables import estimate, number, rows_and_ks, strategy_label
 
 
 def render_tables(report: Report) -> list[Table]:
@@ -48,7 +48,7 @@ def _closed_loop_table(report: Report) -> Table:
         table.add_column(name, justify="left" if name == "arm" else "right")
     for arm in report.closed_loop:
         ci = arm["fix_rate_ci"]
-        rate = "–" if ci is None else f"{arm['fix_rate']:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]"
+        rate = "–" if ci is None else estimate(arm["fix_rate"], ci[0], ci[1], ".2f")
         deltas = [
             "–" if arm[vs] is None else f"{arm[vs]['delta']:+.2f} (p={arm[vs]['p_value']:.3f})"
             for vs in ("vs_none", "vs_oracle")

@@ -10,7 +10,15 @@ from typing import Any
 from gateway.bench import baselines as bl
 from gateway.bench.report.model import Cell, Comparison, Report
 from ptychobench.closed_loop import render_table
-from ptychobench.report.tables import md_table, md_text, number, rows_and_ks, strategy_label
+from ptychobench.report.tables import (
+    estimate,
+    interval,
+    md_table,
+    md_text,
+    number,
+    rows_and_ks,
+    strategy_label,
+)
 
 
 def mean_std_text(cell: Cell) -> str:
@@ -25,7 +33,7 @@ def mean_std_text(cell: Cell) -> str:
 def pooled_text(cell: Cell) -> str:
     if cell["micro_f1"] is None:
         return "—"
-    return f"{number(cell['micro_f1'])} [{number(cell['ci_low'])}, {number(cell['ci_high'])}]"
+    return estimate(cell["micro_f1"], cell["ci_low"], cell["ci_high"])
 
 
 def is_best(report: Report, cell: Cell) -> bool:
@@ -43,7 +51,7 @@ def baseline_rows(report: Report, task: str, ks: Sequence[int], ci: bool) -> lis
     for b in (b for b in report.baselines if b["task"] == task):
         text = number(b["micro_f1"])
         if ci:
-            text += f" [{number(b['ci_low'])}, {number(b['ci_high'])}]"
+            text += " " + interval(b["ci_low"], b["ci_high"])
         out.append([bl.label(b["name"]), "baseline", *[text] * len(ks)])
     return out
 
@@ -295,7 +303,7 @@ def _comparison_section(report: Report) -> list[str]:
             number(c["a_micro_f1"]),
             number(c["b_micro_f1"]),
             f"{c['diff']:+.3f}",
-            f"[{c['ci_low']:+.3f}, {c['ci_high']:+.3f}]",
+            interval(c["ci_low"], c["ci_high"], "+.3f"),
             f"{c['p_value']:.4f}",
         ]
 
