@@ -20,6 +20,10 @@ settings, counts, metric summaries) and ``samples.jsonl`` (per-sample provenance
 
 This module runs the units; the plan (settings, what each sample will be) is
 :mod:`ptychobench.sim.plan` and the release's files :mod:`ptychobench.sim.assemble`.
+What stays (a little over 500 lines) is one pipeline read top to bottom: the two units,
+their resumable files, the worker pool and the loops that run them. It is left whole on
+purpose: a running corpus job depends on its order of random draws, which a further
+split could only put at risk.
 """
 
 from __future__ import annotations
