@@ -1,9 +1,7 @@
 """The gateway's routes. Every route names the API-key scope it needs; the work is in
 :class:`gateway.service.GatewayService`.
 
-No ``from __future__ import annotations`` here: the scope dependencies are made per app
-(they hold its key store), and FastAPI must see them as objects, not as names it would
-look up in this module's globals.
+The dependencies (the service, the API key's scope) are ``gateway.deps``'s aliases.
 """
 
 import asyncio
@@ -12,16 +10,25 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel
 
-from gateway.auth import require_access
 from gateway.bench.config import BenchConfig
 from gateway.bench.jobs import BenchJobs, RunningError
 from gateway.bench.store import RunInfo
-from gateway.keys import ApiKey, KeyStore
+from gateway.deps import (
+    AdminKey,
+    BenchKey,
+    JobsDep,
+    PredictKey,
+    ReadKey,
+    ReviewKey,
+    ServiceDep,
+)
+from gateway.idempotency import IDEMPOTENCY_KEY_MAX, Claim, request_hash
+from gateway.keys import ApiKey
 from gateway.protocol import (
     Analysis,
     AnalyzeOptions,
@@ -33,8 +40,7 @@ from gateway.protocol import (
     PredictionRecord,
     RecommendationAnswer,
 )
-from gateway.service import IDEMPOTENCY_KEY_MAX, GatewayService, request_hash
-from gateway.store import Claim
+from gateway.service import GatewayService
 from services.common.errors import Conflict, NotFound
 from services.common.openapi import BACKEND_PROBLEMS, problem_responses
 from services.common.protocol import CleanText
@@ -65,20 +71,6 @@ IdempotencyKey = Annotated[
 ]
 
 
-def get_service(request: Request) -> GatewayService:
-    service: GatewayService = request.app.state.service
-    return service
-
-
-ServiceDep = Annotated[GatewayService, Depends(get_service)]
-
-
-def get_jobs(request: Request) -> BenchJobs:
-    jobs: BenchJobs = request.app.state.jobs
-    return jobs
-
-
-JobsDep = Annotated[BenchJobs, Depends(get_jobs)]
 REPORT_FILES = {
     "report.json": "application/json",
     "report.md": "text/markdown; charset=utf-8",
@@ -145,161 +137,164 @@ IDEMPOTENT_PROBLEMS = {**BACKEND_PROBLEMS, **problem_responses(409)}
 is still being answered after the wait (409)."""
 
 
-def build_router(keys: KeyStore) -> APIRouter:
-    """The routes, with auth from ``keys``."""
-    Predict = Annotated[ApiKey, Depends(require_access(keys, "predict"))]  # noqa: N806
-    Review = Annotated[ApiKey, Depends(require_access(keys, "review"))]  # noqa: N806
-    Read = Annotated[ApiKey, Depends(require_access(keys, "read"))]  # noqa: N806
-    Admin = Annotated[ApiKey, Depends(require_access(keys, "run benchmarks"))]  # noqa: N806
-    Anyone = Annotated[ApiKey, Depends(require_access(keys, "benchmarks"))]  # noqa: N806
-    # every route: a key without the scope (403), the database down (503)
-    router = APIRouter(prefix="/v1", tags=["gateway"], responses=problem_responses(403, 503))
+# every route: a key without the scope (403), the database down (503)
+router = APIRouter(prefix="/v1", tags=["gateway"], responses=problem_responses(403, 503))
 
-    @router.post(
-        "/diagnose",
-        response_model=DiagnosisAnswer,
-        responses=IDEMPOTENT_PROBLEMS,
-        openapi_extra=openapi_body("DiagnoseRequest", "DiagnoseOptions"),
+
+@router.post(
+    "/diagnose",
+    response_model=DiagnosisAnswer,
+    responses=IDEMPOTENT_PROBLEMS,
+    openapi_extra=openapi_body("DiagnoseRequest", "DiagnoseOptions"),
+)
+async def diagnose(
+    request: Request, service: ServiceDep, key: PredictKey, idempotency_key: IdempotencyKey = None
+) -> Response:
+    """Which artifacts a reconstruction shows; the answer is kept as a prediction."""
+    return await _with_image(
+        request, service, key, idempotency_key, "diagnose", DiagnoseOptions, service.diagnose
     )
-    async def diagnose(
-        request: Request, service: ServiceDep, key: Predict, idempotency_key: IdempotencyKey = None
-    ) -> Response:
-        """Which artifacts a reconstruction shows; the answer is kept as a prediction."""
-        return await _with_image(
-            request, service, key, idempotency_key, "diagnose", DiagnoseOptions, service.diagnose
-        )
 
-    @router.post("/recommend", response_model=RecommendationAnswer, responses=IDEMPOTENT_PROBLEMS)
-    async def recommend(
-        body: RecommendRequest,
-        request: Request,
-        service: ServiceDep,
-        key: Predict,
-        idempotency_key: IdempotencyKey = None,
-    ) -> Response:
-        """Which reconstruction parameters to change; the answer is kept as a prediction."""
-        content, replayed = await service.once(
-            key,
-            idempotency_key,
-            "recommend",
-            request_hash("recommend", body),
-            lambda claim: service.recommend(body, key, current_request_id(request), claim),
-        )
-        return _answer(content, replayed)
 
-    @router.post(
-        "/analyze",
-        response_model=Analysis,
-        responses=IDEMPOTENT_PROBLEMS,
-        openapi_extra=openapi_body("AnalyzeRequest", "AnalyzeOptions"),
+@router.post("/recommend", response_model=RecommendationAnswer, responses=IDEMPOTENT_PROBLEMS)
+async def recommend(
+    body: RecommendRequest,
+    request: Request,
+    service: ServiceDep,
+    key: PredictKey,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Which reconstruction parameters to change; the answer is kept as a prediction."""
+    content, replayed = await service.once(
+        key,
+        idempotency_key,
+        "recommend",
+        request_hash("recommend", body),
+        lambda claim: service.recommend(body, key, current_request_id(request), claim),
     )
-    async def analyze(
-        request: Request, service: ServiceDep, key: Predict, idempotency_key: IdempotencyKey = None
-    ) -> Response:
-        """Diagnose, then recommend with the detected artifacts as the observed ones."""
-        return await _with_image(
-            request, service, key, idempotency_key, "analyze", AnalyzeOptions, service.analyze
-        )
+    return _answer(content, replayed)
 
-    @router.post("/feedback/{prediction_id}")
-    async def feedback(
-        prediction_id: PredictionId, body: FeedbackRequest, service: ServiceDep, key: Review
-    ) -> FeedbackResponse:
-        """An expert's true labels for a prediction: into live F1, and optionally into
-        the example pool. A later review of the same prediction replaces this one."""
-        return await service.feedback(prediction_id, body, key)
 
-    @router.get("/predictions")
-    async def predictions(
-        service: ServiceDep,
-        key: Read,
-        limit: Annotated[int, Query(ge=1, le=500)] = 50,
-        sample_type: Filter = None,
-        instrument: Filter = None,
-        adapter: Filter = None,
-        unreviewed: bool = False,
-    ) -> list[PredictionRecord]:
-        """The latest predictions, newest first."""
-        return await service.predictions(
-            limit,
-            sample_type=sample_type,
-            instrument=instrument,
-            adapter=adapter,
-            unreviewed=unreviewed,
-        )
-
-    @router.get("/predictions/{prediction_id}")
-    async def prediction(
-        prediction_id: PredictionId, service: ServiceDep, key: Read
-    ) -> PredictionRecord:
-        """One prediction with its provenance and its reviews."""
-        return await service.prediction(prediction_id)
-
-    @router.get(
-        "/predictions/{prediction_id}/image",
-        response_class=Response,
-        responses={200: {"content": {media: {} for media in IMAGE_MEDIA_TYPES}}},
+@router.post(
+    "/analyze",
+    response_model=Analysis,
+    responses=IDEMPOTENT_PROBLEMS,
+    openapi_extra=openapi_body("AnalyzeRequest", "AnalyzeOptions"),
+)
+async def analyze(
+    request: Request, service: ServiceDep, key: PredictKey, idempotency_key: IdempotencyKey = None
+) -> Response:
+    """Diagnose, then recommend with the detected artifacts as the observed ones."""
+    return await _with_image(
+        request, service, key, idempotency_key, "analyze", AnalyzeOptions, service.analyze
     )
-    async def prediction_image(
-        prediction_id: PredictionId, service: ServiceDep, key: Read
-    ) -> Response:
-        """The image a diagnosis was made from, as uploaded."""
-        data, fmt = await service.image(prediction_id)
-        media = IMAGE_TYPES.get(fmt.upper(), "application/octet-stream")
-        return Response(data, media_type=media, headers={"Cache-Control": "private, max-age=86400"})
 
-    @router.get("/live-f1")
-    async def live_f1(
-        service: ServiceDep,
-        key: Read,
-        window: Literal["1h", "24h", "7d", "all"] = "all",
-    ) -> LiveF1Response:
-        """Micro-F1 per task and adapter over the predictions reviewed in ``window``."""
-        since = None if window == "all" else datetime.now(UTC) - WINDOWS[window]
-        return await service.live_f1(since)
 
-    @router.post("/benchmarks", status_code=202, responses=problem_responses(409))
-    async def start_benchmark(
-        config: BenchConfig, jobs: JobsDep, key: Admin, restart: bool = False
-    ) -> BenchRun:
-        """Start a benchmark run through this gateway, or resume the stored run of the
-        same configuration (409 if its adapters, prompts or data changed since: ask for
-        a new run with ``restart=true``); ``GET /v1/benchmarks/{id}`` follows it."""
-        try:
-            run = await jobs.start(config, key, restart)
-        except RunningError as error:
-            raise Conflict(str(error), run_id=error.run_id) from None
-        return _run(run, jobs)
+@router.post("/feedback/{prediction_id}")
+async def feedback(
+    prediction_id: PredictionId, body: FeedbackRequest, service: ServiceDep, key: ReviewKey
+) -> FeedbackResponse:
+    """An expert's true labels for a prediction: into live F1, and optionally into
+    the example pool. A later review of the same prediction replaces this one."""
+    return await service.feedback(prediction_id, body, key)
 
-    @router.get("/benchmarks")
-    async def benchmarks(
-        jobs: JobsDep, key: Anyone, limit: Annotated[int, Query(ge=1, le=200)] = 50
-    ) -> list[BenchRun]:
-        """The latest runs, newest first."""
-        runs = await asyncio.to_thread(jobs.store.list, limit)
-        return [_run(run, jobs) for run in runs]
 
-    @router.get("/benchmarks/{run_id}")
-    async def benchmark(run_id: RunId, jobs: JobsDep, key: Anyone) -> BenchRun:
-        """A run's status and progress."""
-        return _run(await asyncio.to_thread(jobs.store.get, run_id), jobs)
-
-    @router.get(
-        "/benchmarks/{run_id}/{name}",
-        response_class=Response,
-        responses={200: {"content": {media: {} for media in REPORT_FILES.values()}}},
+@router.get("/predictions")
+async def predictions(
+    service: ServiceDep,
+    key: ReadKey,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    sample_type: Filter = None,
+    instrument: Filter = None,
+    adapter: Filter = None,
+    unreviewed: bool = False,
+) -> list[PredictionRecord]:
+    """The latest predictions, newest first."""
+    return await service.predictions(
+        limit,
+        sample_type=sample_type,
+        instrument=instrument,
+        adapter=adapter,
+        unreviewed=unreviewed,
     )
-    async def benchmark_file(run_id: RunId, name: str, jobs: JobsDep, key: Anyone) -> Response:
-        """A file of a finished run's report: report.json, report.md, cells.csv,
-        f1_vs_k.png or baselines.csv."""
-        if name not in REPORT_FILES:
-            raise NotFound(f"no report file {name!r}; one of {sorted(REPORT_FILES)}")
-        run = await asyncio.to_thread(jobs.store.get, run_id)
-        if run.report_dir is None:
-            raise NotFound(f"run {run_id} has no report yet (status {run.status})")
-        path = Path(run.report_dir) / name
-        if not path.is_file():
-            raise NotFound(f"run {run_id}'s report has no {name}")
-        return FileResponse(path, media_type=REPORT_FILES[name])
 
-    return router
+
+@router.get("/predictions/{prediction_id}")
+async def prediction(
+    prediction_id: PredictionId, service: ServiceDep, key: ReadKey
+) -> PredictionRecord:
+    """One prediction with its provenance and its reviews."""
+    return await service.prediction(prediction_id)
+
+
+@router.get(
+    "/predictions/{prediction_id}/image",
+    response_class=Response,
+    responses={200: {"content": {media: {} for media in IMAGE_MEDIA_TYPES}}},
+)
+async def prediction_image(
+    prediction_id: PredictionId, service: ServiceDep, key: ReadKey
+) -> Response:
+    """The image a diagnosis was made from, as uploaded."""
+    data, fmt = await service.image(prediction_id)
+    media = IMAGE_TYPES.get(fmt.upper(), "application/octet-stream")
+    return Response(data, media_type=media, headers={"Cache-Control": "private, max-age=86400"})
+
+
+@router.get("/live-f1")
+async def live_f1(
+    service: ServiceDep,
+    key: ReadKey,
+    window: Literal["1h", "24h", "7d", "all"] = "all",
+) -> LiveF1Response:
+    """Micro-F1 per task and adapter over the predictions reviewed in ``window``."""
+    since = None if window == "all" else datetime.now(UTC) - WINDOWS[window]
+    return await service.live_f1(since)
+
+
+@router.post("/benchmarks", status_code=202, responses=problem_responses(409))
+async def start_benchmark(
+    config: BenchConfig, jobs: JobsDep, key: AdminKey, restart: bool = False
+) -> BenchRun:
+    """Start a benchmark run through this gateway, or resume the stored run of the
+    same configuration (409 if its adapters, prompts or data changed since: ask for a
+    new run with ``restart=true``); ``GET /v1/benchmarks/{id}`` follows it."""
+    try:
+        run = await jobs.start(config, key, restart)
+    except RunningError as error:
+        raise Conflict(str(error), run_id=error.run_id) from None
+    return _run(run, jobs)
+
+
+@router.get("/benchmarks")
+async def benchmarks(
+    jobs: JobsDep, key: BenchKey, limit: Annotated[int, Query(ge=1, le=200)] = 50
+) -> list[BenchRun]:
+    """The latest runs, newest first."""
+    runs = await asyncio.to_thread(jobs.store.list, limit)
+    return [_run(run, jobs) for run in runs]
+
+
+@router.get("/benchmarks/{run_id}")
+async def benchmark(run_id: RunId, jobs: JobsDep, key: BenchKey) -> BenchRun:
+    """A run's status and progress."""
+    return _run(await asyncio.to_thread(jobs.store.get, run_id), jobs)
+
+
+@router.get(
+    "/benchmarks/{run_id}/{name}",
+    response_class=Response,
+    responses={200: {"content": {media: {} for media in REPORT_FILES.values()}}},
+)
+async def benchmark_file(run_id: RunId, name: str, jobs: JobsDep, key: BenchKey) -> Response:
+    """A file of a finished run's report: report.json, report.md, cells.csv,
+    f1_vs_k.png or baselines.csv."""
+    if name not in REPORT_FILES:
+        raise NotFound(f"no report file {name!r}; one of {sorted(REPORT_FILES)}")
+    run = await asyncio.to_thread(jobs.store.get, run_id)
+    if run.report_dir is None:
+        raise NotFound(f"run {run_id} has no report yet (status {run.status})")
+    path = Path(run.report_dir) / name
+    if not path.is_file():
+        raise NotFound(f"run {run_id}'s report has no {name}")
+    return FileResponse(path, media_type=REPORT_FILES[name])

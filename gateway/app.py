@@ -13,13 +13,14 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 
-from gateway.api import build_router
+from gateway.api import router
+from gateway.auth import authenticate
 from gateway.bench.jobs import BenchJobs
 from gateway.bench.store import RunStore
 from gateway.keys import KeyStore
 from gateway.metrics import GatewayMetrics
 from gateway.protocol import AnalyzeRequest
-from gateway.refine.api import build_refine_router
+from gateway.refine.api import router as refine_router
 from gateway.refine.protocol import RefineRequest
 from gateway.refine.service import RefineService
 from gateway.refine.store import RefineStore
@@ -27,7 +28,6 @@ from gateway.service import GatewayService
 from gateway.settings import GatewaySettings
 from gateway.store import PredictionStore
 from gateway.ui import STATIC_PATH, build_ui_router, static_files
-from gateway.ui.session import authenticate
 from services.common.database import make_engine, ping
 from services.common.openapi import add_schemas
 from services.common.uploads import image_body_bytes
@@ -105,7 +105,7 @@ def create_app(
         "gateway",
         settings,
         metrics,
-        build_router(keys),
+        router,
         service,
         {
             "database": database_ready,
@@ -122,10 +122,11 @@ def create_app(
             + image_body_bytes(settings.max_image_bytes),
         },
     )
+    app.state.keys = keys
     app.state.jobs = jobs
     app.state.refine = refine
-    app.include_router(build_refine_router(keys))
+    app.include_router(refine_router)
     add_schemas(app, DiagnoseRequest, AnalyzeRequest, RefineRequest)
-    app.include_router(build_ui_router(keys))
+    app.include_router(build_ui_router())
     app.mount(STATIC_PATH, static_files(), name="ui-static")
     return app

@@ -1,10 +1,6 @@
 """API-key auth for the gateway's routes: who may do what (:data:`ACCESS`, the one rule
 the API under ``/v1`` and the review page under ``/ui`` both follow), and one FastAPI
-dependency per action.
-
-::
-
-    Read = Annotated[ApiKey, Depends(require_access(store, "read"))]
+dependency per action (in ``gateway.deps``).
 
 The token comes as ``Authorization: Bearer pk_<id>_<secret>`` or ``X-API-Key``; both
 show in the OpenAPI document as security schemes. Failures are raised as
@@ -23,15 +19,15 @@ from fastapi import Depends
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from gateway.keys import SCOPES, TOKEN_FORMAT, ApiKey, KeyStore
-from gateway.store import retrying
+from services.common.database import retrying
 from services.common.errors import Forbidden
 
-_BEARER = HTTPBearer(
+BEARER = HTTPBearer(
     auto_error=False,
     bearerFormat=TOKEN_FORMAT,
     description="A gateway API key, made with `ptychoagent keys create`.",
 )
-_HEADER = APIKeyHeader(
+HEADER = APIKeyHeader(
     name="X-API-Key",
     auto_error=False,
     description="The same API key, for clients that cannot set Authorization.",
@@ -67,20 +63,6 @@ def require(key: ApiKey, action: Action) -> None:
         )
 
 
-def require_access(store: KeyStore, action: Action) -> Callable[..., Awaitable[ApiKey]]:
-    """A dependency that admits a request whose API key is active and may ``action``."""
-
-    async def api_key(
-        bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
-        header: Annotated[str | None, Depends(_HEADER)],
-    ) -> ApiKey:
-        key = await _authenticate(store, bearer, header)
-        require(key, action)
-        return key
-
-    return api_key
-
-
 def require_scope(
     store: KeyStore, scope: str, *alternatives: str
 ) -> Callable[..., Awaitable[ApiKey]]:
@@ -92,10 +74,10 @@ def require_scope(
             raise ValueError(f"unknown scope {name!r}; allowed: {', '.join(SCOPES)}")
 
     async def api_key(
-        bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
-        header: Annotated[str | None, Depends(_HEADER)],
+        bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
+        header: Annotated[str | None, Depends(HEADER)],
     ) -> ApiKey:
-        key = await _authenticate(store, bearer, header)
+        key = await authenticate(store, presented_token(bearer, header))
         if not any(name in key.scopes for name in alternatives):
             store.require(key, scope)
         return key
@@ -103,9 +85,12 @@ def require_scope(
     return api_key
 
 
-async def _authenticate(
-    store: KeyStore, bearer: HTTPAuthorizationCredentials | None, header: str | None
-) -> ApiKey:
-    token = bearer.credentials if bearer is not None else header
-    # retried like every write: a dropped connection (a database restart) is not a 503
-    return await asyncio.to_thread(retrying, lambda: store.authenticate(token), 5, time.sleep)
+async def authenticate(keys: KeyStore, token: str | None) -> ApiKey:
+    """The active key of ``token`` (``Unauthorized`` otherwise); retried like every
+    write: a dropped connection (a database restart) is not a 503."""
+    return await asyncio.to_thread(retrying, lambda: keys.authenticate(token), 5, time.sleep)
+
+
+def presented_token(bearer: HTTPAuthorizationCredentials | None, header: str | None) -> str | None:
+    """The request's token: ``Authorization: Bearer`` wins over ``X-API-Key``."""
+    return bearer.credentials if bearer is not None else header

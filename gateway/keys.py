@@ -32,8 +32,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import JSON, DateTime, Engine, String, UniqueConstraint, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from gateway.tables import Base
 from services.common.database import migrate
 from services.common.errors import Forbidden, NotFound, Unauthorized
 
@@ -47,10 +48,6 @@ _TOKEN = re.compile(rf"{TOKEN_PREFIX}_([0-9a-f]{{{2 * ID_BYTES}}})_([A-Za-z0-9_-
 _KEY_ID = re.compile(rf"[0-9a-f]{{{2 * ID_BYTES}}}")
 NAME_MAX = 100
 TOKEN_FORMAT = f"{TOKEN_PREFIX}_<id>_<secret>"
-
-
-class Base(DeclarativeBase):
-    pass
 
 
 class KeyRow(Base):

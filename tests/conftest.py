@@ -124,19 +124,23 @@ def serve() -> Callable[..., Any]:
 
 
 @contextlib.asynccontextmanager
-async def asgi_client(app: Any, name: str = "app", **options: Any) -> AsyncIterator[Any]:
-    """An httpx client calling ``app`` in process, inside the app's lifespan: what it
-    opens at startup (its upstream clients' connection pools) is closed on the way out,
-    as a real server would, instead of being left to the garbage collector."""
+async def asgi_client(
+    app: Any, name: str = "app", *, lifespan: bool = True, **options: Any
+) -> AsyncIterator[Any]:
+    """An httpx client calling ``app`` in process, inside the app's lifespan (unless
+    ``lifespan`` is false): what it opens at startup (its upstream clients' connection
+    pools) is closed on the way out, as a real server would, instead of being left to
+    the garbage collector."""
     import httpx
 
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url=f"http://{name}", **options
-        ) as client,
-    ):
-        yield client
+    async with contextlib.AsyncExitStack() as stack:
+        if lifespan:
+            await stack.enter_async_context(app.router.lifespan_context(app))
+        yield await stack.enter_async_context(
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url=f"http://{name}", **options
+            )
+        )
 
 
 @pytest.fixture(scope="session")

@@ -23,9 +23,10 @@ from gateway.bench.runner import (
     run_record,
 )
 from gateway.bench.store import RunInfo, RunStore
+from gateway.idempotency import request_hash
 from gateway.keys import ApiKey
 from gateway.protocol import DiagnosisAnswer, FeedbackRequest, RecommendationAnswer
-from gateway.service import GatewayService, request_hash
+from gateway.service import GatewayService
 from services.common.errors import ServiceError
 from services.diagnosis.protocol import DiagnoseOptions
 from services.ptycho_agent.protocol import RecommendRequest

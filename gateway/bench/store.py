@@ -12,9 +12,7 @@ unless a new run is asked for.
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -22,7 +20,6 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     DateTime,
-    Engine,
     Float,
     ForeignKey,
     Integer,
@@ -32,13 +29,13 @@ from sqlalchemy import (
     func,
     select,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from gateway.bench.config import BenchConfig
 from gateway.bench.provenance import changes
 from gateway.bench.records import ItemResult
-from gateway.store import as_utc, retrying
-from services.common.database import migrate
+from gateway.tables import Base, Tables
+from services.common.database import as_utc, migrate
 from services.common.errors import Conflict, NotFound
 
 STATUSES = ("running", "finished", "failed", "interrupted")
@@ -58,10 +55,6 @@ class RunChangedError(Conflict):
         )
         self.run_id = run_id
         self.changes = found
-
-
-class Base(DeclarativeBase):
-    pass
 
 
 class RunRow(Base):
@@ -155,15 +148,8 @@ def _result(row: ItemRow) -> ItemResult:
     )
 
 
-class RunStore:
+class RunStore(Tables):
     """Reads and writes benchmark runs; synchronous and thread-safe."""
-
-    def __init__(
-        self, engine: Engine, retries: int = 5, sleep: Callable[[float], None] = time.sleep
-    ) -> None:
-        self.engine = engine
-        self.retries = retries
-        self.sleep = sleep
 
     def create_schema(self) -> None:
         migrate(self.engine)
@@ -258,7 +244,7 @@ class RunStore:
                     )
                 )
 
-        retrying(write, self.retries, self.sleep)
+        self._retrying(write)
 
     def finish(
         self, run_id: str, status: str, message: str = "", report_dir: str | None = None
@@ -278,7 +264,7 @@ class RunStore:
                 if status != "running":
                     row.finished_at = now
 
-        retrying(write, self.retries, self.sleep)
+        self._retrying(write)
         return self.get(run_id)
 
     def items(self, run_id: str) -> list[ItemResult]:

@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +31,9 @@ from gateway.keys import ApiKey
 from gateway.refine.protocol import (
     RefineJobResponse,
     RefineRequest,
-    RefineRound,
-    RoundReviewEntry,
-    RoundReviewRequest,
-    RoundReviewResponse,
 )
+from gateway.refine.reading import RefineReading
+from gateway.refine.reconstruct import EXPERIMENT_FILE, CancelledError, Recon, reconstruct
 from gateway.refine.store import RefineJob, RefineStore, Round
 from gateway.service import GatewayService
 from ptychobench.labels import NO_ARTIFACTS
@@ -52,10 +48,8 @@ from ptychobench.refine import (
 )
 from services.common.encoding import decode_base64
 from services.common.errors import (
-    BackendError,
     Conflict,
     InvalidInput,
-    NotFound,
     PayloadTooLarge,
     ServiceError,
 )
@@ -64,31 +58,12 @@ from services.diagnosis.protocol import DiagnoseOptions
 from services.ptycho_agent.protocol import RecommendRequest, SampleInfo
 
 log = logging.getLogger(__name__)
-EXPERIMENT_FILE = "experiment.h5"
 IMAGE_FILE = "image"
 
 
-class _CancelledError(Exception):
-    """The job was asked to stop."""
-
-
-@dataclass(frozen=True)
-class Recon:
-    """A finished reconstruction, as the reconstructor reported it."""
-
-    job_id: str
-    final_loss: float | None
-    metrics: dict[str, float]
-    image: bytes
-
-
-def _links(job_id: str) -> dict[str, str]:
-    base = f"/v1/refine/{job_id}"
-    return {"self": base, "rounds": f"{base}/rounds", "review_page": f"/ui/refine/{job_id}"}
-
-
-class RefineService:
-    """Refinement jobs of this gateway process."""
+class RefineService(RefineReading):
+    """Refinement jobs of this gateway process (reading them back and their reviews:
+    :class:`gateway.refine.reading.RefineReading`)."""
 
     def __init__(
         self, store: RefineStore, gateway: GatewayService, reconstructor: Upstream
@@ -235,10 +210,10 @@ class RefineService:
             self.metrics.refine_jobs.labels(state="running").inc()
             job = await asyncio.to_thread(self.store.get, job_id)
             if job.cancel_requested:
-                raise _CancelledError
+                raise CancelledError
             outcome = await self._loop(job)
             await self._finish(job_id, "done", outcome)
-        except _CancelledError:
+        except CancelledError:
             await self._finish(job_id, "cancelled", error="cancelled on request")
         except asyncio.CancelledError:
             if self._stopping:  # shutdown: queued again, resumed at the next start
@@ -440,7 +415,7 @@ class RefineService:
 
     async def _check_cancel(self, job_id: str) -> None:
         if (await asyncio.to_thread(self.store.get, job_id)).cancel_requested:
-            raise _CancelledError
+            raise CancelledError
 
     async def _diagnose(
         self, job: RefineJob, request: RefineRequest, image: bytes, key: ApiKey, number: int = 1
@@ -468,158 +443,22 @@ class RefineService:
         number: int,
         stage: str,
     ) -> Recon:
-        """One reconstruction on the reconstructor: submit, poll, fetch the result."""
+        """One reconstruction on the reconstructor, its progress kept with the job."""
         await self._check_cancel(job.id)
-        body = {
-            "options": option_overrides(config),
-            "preprocess": preprocess,
-            "name": f"refine {job.id} round {number} {stage}",
-        }
-        response, _ = await self.reconstructor.request(
-            "POST",
-            "/v1/jobs",
-            files={"experiment": (EXPERIMENT_FILE, data, "application/x-hdf5")},
-            data={"request": json.dumps(body)},
-            label="reconstructor",
+
+        async def progress(**values: Any) -> None:
+            await self._progress(job, number, f"reconstruct {stage}", **values)
+
+        return await reconstruct(
+            self.reconstructor,
+            data,
+            option_overrides(config),
+            preprocess,
+            f"refine {job.id} round {number} {stage}",
+            self.settings.refine_poll_s,
+            progress,
+            lambda: self._check_cancel(job.id),
         )
-        recon_id = str(response.json()["id"])
-        try:
-            while True:
-                got, _ = await self.reconstructor.request(
-                    "GET", f"/v1/jobs/{recon_id}", label="reconstructor"
-                )
-                state = got.json()
-                progress = state.get("progress", {})
-                await self._progress(
-                    job,
-                    number,
-                    f"reconstruct {stage}",
-                    recon_job=recon_id,
-                    epochs_done=progress.get("epochs_done", 0),
-                    epochs_total=progress.get("epochs_total", 0),
-                )
-                if state["state"] in ("done", "failed", "cancelled", "interrupted"):
-                    break
-                await self._check_cancel(job.id)
-                await asyncio.sleep(self.settings.refine_poll_s)
-        except (_CancelledError, asyncio.CancelledError):
-            try:
-                await self.reconstructor.request(
-                    "DELETE", f"/v1/jobs/{recon_id}", label="reconstructor"
-                )
-            except ServiceError as error:
-                log.warning("could not cancel reconstruction %s: %s", recon_id, error.detail)
-            raise
-        if state["state"] != "done":
-            raise BackendError(
-                f"the reconstruction {recon_id} ended {state['state']}: {state.get('error')}"
-            )
-        result, _ = await self.reconstructor.request(
-            "GET", f"/v1/jobs/{recon_id}/result", label="reconstructor"
-        )
-        image, _ = await self.reconstructor.request(
-            "GET", f"/v1/jobs/{recon_id}/result/image.png", label="reconstructor"
-        )
-        summary = result.json()
-        return Recon(
-            recon_id,
-            summary.get("final_loss"),
-            {k: float(v) for k, v in summary.get("metrics", {}).items()},
-            image.content,
-        )
-
-    # ------------------------------------------------------------------ reading back
-
-    def response(
-        self, job: RefineJob, rounds: list[Round], reviews: dict[str, list[Any]]
-    ) -> RefineJobResponse:
-        return RefineJobResponse(
-            id=job.id,
-            state=job.state,  # type: ignore[arg-type]
-            outcome=job.outcome,
-            sample_type=job.sample_type,
-            instrument=job.instrument,
-            max_rounds=job.max_rounds,
-            rounds_done=job.rounds_done,
-            attempts=job.attempts,
-            cancel_requested=job.cancel_requested,
-            error=job.error,
-            progress=job.progress,
-            experiment_sha256=job.experiment_sha256,
-            request=job.request,
-            created_at=job.created_at,
-            updated_at=job.updated_at,
-            finished_at=job.finished_at,
-            rounds=[self.round_record(r, reviews.get(r.id, [])) for r in rounds],
-            links=_links(job.id),
-        )
-
-    @staticmethod
-    def round_record(item: Round, reviews: list[Any]) -> RefineRound:
-        fields = {
-            name: getattr(item, name) for name in RefineRound.model_fields if name != "reviews"
-        }
-        return RefineRound(
-            **fields,
-            reviews=[
-                RoundReviewEntry(
-                    id=r.id,
-                    verdict=r.verdict,
-                    expert=r.expert,
-                    comment=r.comment,
-                    created_at=r.created_at,
-                )
-                for r in reviews
-            ],
-        )
-
-    async def job(self, job_id: str) -> RefineJobResponse:
-        def read() -> RefineJobResponse:
-            job = self.store.get(job_id)
-            rounds = self.store.rounds(job_id)
-            return self.response(job, rounds, self.store.reviews(r.id for r in rounds))
-
-        return await asyncio.to_thread(read)
-
-    async def jobs(self, limit: int) -> list[RefineJobResponse]:
-        found = await asyncio.to_thread(self.store.recent, limit)
-        return [self.response(job, [], {}) for job in found]
-
-    async def rounds(self, job_id: str) -> list[RefineRound]:
-        return (await self.job(job_id)).rounds
-
-    async def review(
-        self, job_id: str, number: int, body: RoundReviewRequest, key: ApiKey
-    ) -> RoundReviewResponse:
-        """An expert's verdict on a round: stored and counted (the latest one counts)."""
-        item = await asyncio.to_thread(self.store.round, job_id, number)
-        if item.outcome == "unchanged":
-            raise InvalidInput(f"round {number} changed nothing; there is nothing to review")
-        expert = body.expert or key.name
-        saved = await asyncio.to_thread(
-            self.store.add_review, item.id, body.verdict, expert, body.comment
-        )
-        self.metrics.prepare_refine(item.adapter)
-        self.metrics.refine_reviews.labels(
-            adapter=item.adapter, outcome=item.outcome, verdict=body.verdict
-        ).inc()
-        agrees = (body.verdict == "confirm") == (item.outcome == "accepted")
-        return RoundReviewResponse(
-            id=saved.id,
-            round_id=item.id,
-            verdict=saved.verdict,
-            expert=saved.expert,
-            comment=saved.comment,
-            created_at=saved.created_at,
-            agrees=agrees,
-        )
-
-    async def image(self, job_id: str, number: int, which: str) -> bytes:
-        item = await asyncio.to_thread(self.store.round, job_id, number)
-        sha = item.image_before_sha256 if which == "before" else item.image_after_sha256
-        if sha is None:
-            raise NotFound(f"round {number} has no {which} image")
-        return await asyncio.to_thread(self.gateway.store.image, sha)
 
 
 def _remove(folder: Path) -> None:

@@ -33,7 +33,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from gateway.store import Base, as_utc
+from gateway.tables import Base
+from services.common.database import as_utc
 from services.common.errors import NotFound
 
 ACTIVE = ("queued", "running")

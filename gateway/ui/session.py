@@ -1,19 +1,21 @@
 """The review page's session: the API key in an HttpOnly cookie, checked on every
-request, and a double-submit CSRF token for every form post."""
+request (:data:`SessionReader`, :data:`SessionViewer`: the session's key, admitted by
+the API's rule), and a double-submit CSRF token for every form post."""
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import secrets
-import time
+from collections.abc import Awaitable, Callable
+from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import Request, Response
+from fastapi import Depends, Request, Response
 from starlette.exceptions import HTTPException
 
+from gateway.auth import Action, authenticate, require
+from gateway.deps import KeysDep
 from gateway.keys import ApiKey, KeyStore
-from gateway.store import retrying
 from services.common.errors import Unauthorized
 
 KEY_COOKIE = "ptycho_ui_key"
@@ -47,11 +49,6 @@ def secure(request: Request) -> bool:
     return request.url.scheme == "https"
 
 
-async def authenticate(keys: KeyStore, token: str | None) -> ApiKey:
-    """The active key of ``token`` (``Unauthorized`` otherwise), as the API checks it."""
-    return await asyncio.to_thread(retrying, lambda: keys.authenticate(token), 5, time.sleep)
-
-
 async def session_key(request: Request, keys: KeyStore) -> ApiKey:
     """The key of the session, checked against the key store now."""
     token = request.cookies.get(KEY_COOKIE)
@@ -61,6 +58,21 @@ async def session_key(request: Request, keys: KeyStore) -> ApiKey:
         return await authenticate(keys, token)
     except Unauthorized:
         raise LoginRequired(request) from None
+
+
+def session(action: Action) -> Callable[[Request, KeyStore], Awaitable[ApiKey]]:
+    """The review page's session key, admitted to ``action`` by the API's rule."""
+
+    async def admitted(request: Request, keys: KeysDep) -> ApiKey:
+        found = await session_key(request, keys)
+        require(found, action)
+        return found
+
+    return admitted
+
+
+SessionReader = Annotated[ApiKey, Depends(session("read"))]
+SessionViewer = Annotated[ApiKey, Depends(session("benchmarks"))]
 
 
 def set_key(response: Response, request: Request, token: str) -> None:

@@ -7,7 +7,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.store import Feedback, Prediction
+from gateway.feedback import Feedback
+from gateway.predictions import Prediction
 from ptychobench.changes import changes_for
 from ptychobench.labels import ARTIFACT_LABELS, OPTIONS, Task, vocabulary
 

@@ -15,13 +15,17 @@ together migrate once). By hand: ``alembic -c services/common/migrations/alembic
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, inspect, make_url, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def normalise_url(url: str) -> str:
@@ -65,6 +69,30 @@ def ping(engine: Engine) -> bool:
         log.warning("database %s does not answer: %s", engine.url.render_as_string(), error)
         return False
     return True
+
+
+def as_utc(moment: datetime) -> datetime:
+    """SQLite keeps no zone: what it gives back was written in UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def retrying(
+    write: Callable[[], T], retries: int = 5, sleep: Callable[[float], None] = time.sleep
+) -> T:
+    """``write()``, again (with back-off) while the database connection drops, as in a
+    PostgreSQL restart; other errors are raised at once."""
+    for attempt in range(retries + 1):
+        try:
+            return write()
+        except (OperationalError, DBAPIError) as error:
+            if not error.connection_invalidated and not isinstance(error, OperationalError):
+                raise
+            if attempt == retries:
+                raise
+            delay = min(0.2 * 2**attempt, 5.0)
+            log.warning("database write failed (%s); retrying in %.1f s", error, delay)
+            sleep(delay)
+    raise AssertionError("unreachable")
 
 
 MIGRATIONS = Path(__file__).with_name("migrations")

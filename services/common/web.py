@@ -135,6 +135,12 @@ def _crash_response(error: Exception, method: str, path: str, request_id: str | 
     return _problem_response(body)
 
 
+def get_service(request: Request) -> Any:
+    """The app's service (``service_app`` keeps it on ``app.state``); each service's
+    ``api.py`` says its type: ``ServiceDep = Annotated[<Its>Service, Depends(get_service)]``."""
+    return request.app.state.service
+
+
 def current_request_id(request: Request) -> str | None:
     """The request's id, also after the middleware has returned (crash handler)."""
     state = request.scope.get("state") or {}
@@ -332,8 +338,14 @@ async def one_value_per_query_parameter(request: Request) -> None:
         raise InvalidInput(f"query parameter(s) given more than once: {', '.join(repeated)}")
 
 
+LOGGED_PACKAGES = ("services", "gateway", "ptychobench", "training", "ptychoagent")
+"""The project's packages: each one's loggers write through the one handler below, with
+the request id, in the configured format."""
+
+
 def configure_logging(log_format: str) -> None:
-    """Set the log format once (called by ``create_app`` and the CLI)."""
+    """Set the log format once, for every package of the project (called by
+    ``create_app`` and the CLI)."""
     if log_format == "json":
         fmt = (
             '{"time": "%(asctime)s", "level": "%(levelname)s", "logger": "%(name)s", '
@@ -344,9 +356,10 @@ def configure_logging(log_format: str) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter(fmt))
     handler.addFilter(_RequestIdFilter())
-    root = logging.getLogger("services")
-    root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
+    for package in LOGGED_PACKAGES:
+        logger = logging.getLogger(package)
+        logger.handlers[:] = [handler]
+        logger.setLevel(logging.INFO)
 
 
 class _RequestIdFilter(logging.Filter):

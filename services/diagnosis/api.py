@@ -8,15 +8,9 @@ from fastapi import APIRouter, Depends, Request
 
 from services.common.openapi import BACKEND_PROBLEMS
 from services.common.uploads import openapi_body, read_image_body
-from services.common.web import current_request_id
+from services.common.web import current_request_id, get_service
 from services.diagnosis.protocol import DiagnoseOptions, DiagnoseResponse
 from services.diagnosis.service import DiagnosisService
-
-
-def get_service(request: Request) -> DiagnosisService:
-    service: DiagnosisService = request.app.state.service
-    return service
-
 
 ServiceDep = Annotated[DiagnosisService, Depends(get_service)]
 

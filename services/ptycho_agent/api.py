@@ -7,15 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 
 from services.common.openapi import BACKEND_PROBLEMS
-from services.common.web import current_request_id
+from services.common.web import current_request_id, get_service
 from services.ptycho_agent.protocol import RecommendRequest, RecommendResponse
 from services.ptycho_agent.service import AgentService
-
-
-def get_service(request: Request) -> AgentService:
-    service: AgentService = request.app.state.service
-    return service
-
 
 ServiceDep = Annotated[AgentService, Depends(get_service)]
 

@@ -10,14 +10,9 @@ from starlette.datastructures import UploadFile
 
 from services.common.errors import BadRequest, InvalidInput, UnsupportedMediaType
 from services.common.uploads import parse_json, validate_body
+from services.common.web import get_service
 from services.reconstructor.protocol import JobRequest, JobResponse, JobResult
 from services.reconstructor.service import IMAGE_FILE, RESULT_FILE, ReconstructorService
-
-
-def get_service(request: Request) -> ReconstructorService:
-    service: ReconstructorService = request.app.state.service
-    return service
-
 
 ServiceDep = Annotated[ReconstructorService, Depends(get_service)]
 

@@ -27,7 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from services.common.database import migrate
+from services.common.database import as_utc, migrate
 
 
 class Base(DeclarativeBase):
@@ -91,15 +91,10 @@ def _job(row: JobRow) -> Job:
         epochs_total=row.epochs_total,
         error=row.error,
         result=row.result,
-        created_at=_aware(row.created_at),
-        started_at=_aware(row.started_at) if row.started_at else None,
-        finished_at=_aware(row.finished_at) if row.finished_at else None,
+        created_at=as_utc(row.created_at),
+        started_at=as_utc(row.started_at) if row.started_at else None,
+        finished_at=as_utc(row.finished_at) if row.finished_at else None,
     )
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite gives naive datetimes back; they were stored as UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def now() -> datetime:

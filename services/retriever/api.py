@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Response
 
 from services.common.openapi import problem_responses
+from services.common.web import get_service
 from services.retriever.protocol import (
     AddExampleRequest,
     AddExampleResponse,
@@ -15,12 +16,6 @@ from services.retriever.protocol import (
     StatsResponse,
 )
 from services.retriever.service import RetrieverService
-
-
-def get_service(request: Request) -> RetrieverService:
-    service: RetrieverService = request.app.state.service
-    return service
-
 
 ServiceDep = Annotated[RetrieverService, Depends(get_service)]
 

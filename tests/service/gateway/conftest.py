@@ -131,31 +131,25 @@ def postgres_apps(tmp_path: Path, free_tcp_port: Callable[[], int], empty_postgr
     return build_apps(tmp_path, free_tcp_port(), empty_postgres)
 
 
-def _asgi(app: Any, name: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=f"http://{name}")
-
-
 @asynccontextmanager
-async def _running(apps: Apps) -> AsyncIterator[Stack]:
+async def _running(apps: Apps, asgi: Callable[..., Any]) -> AsyncIterator[Stack]:
     async with (
-        apps.gateway.router.lifespan_context(apps.gateway),
-        apps.retriever.router.lifespan_context(apps.retriever),
-        _asgi(apps.gateway, "gateway") as client,
-        _asgi(apps.diagnosis, "diagnosis") as diagnosis_client,
-        _asgi(apps.retriever, "retriever") as retriever_client,
+        asgi(apps.gateway, "gateway") as client,
+        asgi(apps.diagnosis, "diagnosis", lifespan=False) as diagnosis_client,
+        asgi(apps.retriever, "retriever") as retriever_client,
     ):
         yield Stack(client, diagnosis_client, retriever_client, apps.keys(), apps.gateway)
 
 
 @pytest.fixture
-async def stack(apps: Apps) -> AsyncIterator[Stack]:
-    async with _running(apps) as running:
+async def stack(apps: Apps, asgi: Callable[..., Any]) -> AsyncIterator[Stack]:
+    async with _running(apps, asgi) as running:
         yield running
 
 
 @pytest.fixture
-async def postgres_stack(postgres_apps: Apps) -> AsyncIterator[Stack]:
-    async with _running(postgres_apps) as running:
+async def postgres_stack(postgres_apps: Apps, asgi: Callable[..., Any]) -> AsyncIterator[Stack]:
+    async with _running(postgres_apps, asgi) as running:
         yield running
 
 
@@ -167,8 +161,8 @@ def any_apps(request: pytest.FixtureRequest) -> Apps:
 
 
 @pytest.fixture
-async def any_stack(any_apps: Apps) -> AsyncIterator[Stack]:
-    async with _running(any_apps) as running:
+async def any_stack(any_apps: Apps, asgi: Callable[..., Any]) -> AsyncIterator[Stack]:
+    async with _running(any_apps, asgi) as running:
         yield running
 
 

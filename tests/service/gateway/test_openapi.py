@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from gateway.service import IDEMPOTENCY_KEY_MAX
+from gateway.idempotency import IDEMPOTENCY_KEY_MAX
 from services.common.encoding import BASE64_PATTERN
 from services.common.errors import PROBLEM_MEDIA_TYPE
 

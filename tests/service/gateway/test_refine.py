@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib.util import find_spec
@@ -43,14 +43,11 @@ class Loop:
 
 
 @asynccontextmanager
-async def running(apps: RefineApps) -> AsyncIterator[Loop]:
+async def running(apps: RefineApps, asgi: Callable[..., Any]) -> AsyncIterator[Loop]:
     gateway = apps.gateway()
     async with (
         apps.reconstructor.router.lifespan_context(apps.reconstructor),
-        gateway.router.lifespan_context(gateway),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=gateway), base_url="http://gateway"
-        ) as client,
+        asgi(gateway, "gateway") as client,
     ):
         headers = {"Authorization": f"Bearer {apps.key()}"}
         yield Loop(client, headers, gateway, apps.settings.database_url, apps.recon_database)
@@ -77,10 +74,10 @@ async def finished(loop: Loop, job_id: str, timeout_s: float = 240) -> dict[str,
 
 @pytest.mark.slow
 async def test_the_oracle_letters_fix_the_fault_and_the_round_is_accepted(
-    refine_apps: RefineApps, fakes: Fakes, experiment_bytes: bytes
+    refine_apps: RefineApps, fakes: Fakes, experiment_bytes: bytes, asgi: Callable[..., Any]
 ) -> None:
     fakes.letters = ["K"]
-    async with running(refine_apps) as loop:
+    async with running(refine_apps, asgi) as loop:
         answer = await submit(loop, experiment_bytes, max_rounds=1)
         assert answer.status_code == 202, answer.text
         assert answer.headers["Location"] == f"/v1/refine/{answer.json()['id']}"
@@ -121,10 +118,10 @@ async def test_the_oracle_letters_fix_the_fault_and_the_round_is_accepted(
 
 @pytest.mark.slow
 async def test_a_harmful_change_is_rejected_and_the_loop_stops(
-    refine_apps: RefineApps, fakes: Fakes, experiment_bytes: bytes
+    refine_apps: RefineApps, fakes: Fakes, experiment_bytes: bytes, asgi: Callable[..., Any]
 ) -> None:
     fakes.letters = ["Q"]  # transposed patterns: the data no longer fit the scan
-    async with running(refine_apps) as loop:
+    async with running(refine_apps, asgi) as loop:
         answer = await submit(loop, experiment_bytes, max_rounds=3)
         job = await finished(loop, answer.json()["id"])
         assert job["state"] == "done", job
@@ -137,9 +134,9 @@ async def test_a_harmful_change_is_rejected_and_the_loop_stops(
 
 
 async def test_a_bad_experiment_is_refused_and_nothing_is_queued(
-    tmp_path: Path, refine_apps: RefineApps, experiment_bytes: bytes
+    tmp_path: Path, refine_apps: RefineApps, experiment_bytes: bytes, asgi: Callable[..., Any]
 ) -> None:
-    async with running(refine_apps) as loop:
+    async with running(refine_apps, asgi) as loop:
         answer = await submit(loop, b"not an hdf5 file" * 10)
         assert answer.status_code == 422, answer.text
         assert answer.headers["content-type"].startswith("application/problem+json")
@@ -169,7 +166,11 @@ async def test_a_bad_experiment_is_refused_and_nothing_is_queued(
 
 @pytest.mark.slow
 async def test_a_job_the_gateway_died_under_resumes_or_is_marked_interrupted(
-    tmp_path: Path, refine_apps: RefineApps, fakes: Fakes, experiment_bytes: bytes
+    tmp_path: Path,
+    refine_apps: RefineApps,
+    fakes: Fakes,
+    experiment_bytes: bytes,
+    asgi: Callable[..., Any],
 ) -> None:
     # two jobs left "running" by a gateway that was killed: one started once (resumed),
     # one started as often as allowed (interrupted, never silently lost)
@@ -197,7 +198,7 @@ async def test_a_job_the_gateway_died_under_resumes_or_is_marked_interrupted(
             assert store.start(job_id)
     engine.dispose()
     fakes.letters = ["L"]
-    async with running(refine_apps) as loop:
+    async with running(refine_apps, asgi) as loop:
         resumed = await finished(loop, "a" * 32)
         assert resumed["state"] == "done", resumed
         assert resumed["outcome"] == "unchanged"

@@ -20,8 +20,10 @@ import httpx
 import pytest
 
 import gateway.ui
+from gateway.feedback import Feedback
 from gateway.keys import KeyStore
-from gateway.store import Feedback, Prediction, PredictionStore
+from gateway.predictions import Prediction
+from gateway.store import PredictionStore
 from gateway.ui.session import safe_next
 from gateway.ui.views import DETECTION_KEYS, swaps, toggles
 from ptychobench.data import read_release

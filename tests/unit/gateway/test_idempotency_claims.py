@@ -10,7 +10,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import text
 
-from gateway.store import Claim, Prediction, PredictionStore, Replay
+from gateway.idempotency import Claim, Replay
+from gateway.predictions import Prediction
+from gateway.store import PredictionStore
 from services.common.database import make_engine, migrate
 from services.common.errors import Conflict
 

@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.exc import OperationalError
 
-from gateway.store import Prediction, PredictionStore
+from gateway.predictions import Prediction
+from gateway.store import PredictionStore
 from services.common.database import make_engine
 from services.common.errors import NotFound
 

@@ -13,7 +13,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect
 
-from gateway.store import Base
+from gateway.tables import Base
 from services.common.database import MIGRATIONS, head_revision, make_engine, migrate, revision_of
 
 TABLES = {"gateway_refine_jobs", "gateway_refine_rounds", "gateway_refine_reviews"}
@@ -21,7 +21,7 @@ TABLES = {"gateway_refine_jobs", "gateway_refine_rounds", "gateway_refine_review
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    import gateway.refine.store  # noqa: F401  (its tables join gateway.store.Base)
+    import gateway.refine.store  # noqa: F401  (its tables join gateway.tables.Base)
 
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'gateway.db'}"

@@ -12,7 +12,9 @@ from sqlalchemy import event, func, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from gateway.store import FeedbackRow, Prediction, PredictionRow, PredictionStore
+from gateway.predictions import Prediction
+from gateway.store import PredictionStore
+from gateway.tables import FeedbackRow, PredictionRow
 from services.common.database import make_engine, migrate
 
 from .test_idempotency_claims import PREDICTION
