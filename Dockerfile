@@ -28,6 +28,7 @@ RUN pip install --extra-index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}"
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY requirements/ requirements/
+COPY ptychowire/ ptychowire/
 COPY ptychobench/ ptychobench/
 COPY ptychoagent/ ptychoagent/
 COPY services/ services/

@@ -41,9 +41,9 @@ from ptychobench.prompts import (  # noqa: E402
     parse_parameters,
     recommendation_prompt,
 )
+from ptychowire.agent import RecommendRequest, SampleInfo  # noqa: E402
 from services.common.backend import BackendClient  # noqa: E402
 from services.common.settings import BackendSettings  # noqa: E402
-from services.ptycho_agent.protocol import RecommendRequest, SampleInfo  # noqa: E402
 from services.ptycho_agent.service import query_sample  # noqa: E402
 from services.ptycho_agent.settings import AgentSettings  # noqa: E402
 

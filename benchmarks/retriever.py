@@ -28,8 +28,9 @@ from pathlib import Path
 from ptychobench.data import Sample, read_release
 from ptychobench.labels import Task
 from ptychobench.selection import select_examples
+from ptychowire.base import Strategy
+from ptychowire.retriever import Query, SelectRequest
 from services.common.database import make_engine
-from services.retriever.protocol import Query, SelectRequest
 from services.retriever.semantic import MiniLM, SemanticIndex
 from services.retriever.service import RetrieverService
 from services.retriever.settings import RetrieverSettings
@@ -100,7 +101,7 @@ def main() -> None:
             semantic = SemanticIndex(embedder)
             service = RetrieverService(store, RetrieverSettings(database_url="sqlite://"), semantic)
             pool = store.pool(Task.RECOMMENDATION)
-            for strategy in ("ssfs", "rfs", "semantic"):
+            for strategy in Strategy:
                 times = []
                 for i, query in enumerate(queries):
                     request = SelectRequest(

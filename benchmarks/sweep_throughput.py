@@ -36,8 +36,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gateway.bench.config import parse_config  # noqa: E402
-from gateway.bench.runner import HttpPredictor, run_benchmark  # noqa: E402
+from gateway.bench.runner import run_benchmark  # noqa: E402
 from gateway.bench.store import RunStore  # noqa: E402
+from ptychoagent.bench import HttpPredictor  # noqa: E402
 from ptychoagent.client import AsyncClient  # noqa: E402
 from ptychoagent.stack import Stack, StackSettings  # noqa: E402
 from ptychobench.data import read_release  # noqa: E402

@@ -29,7 +29,11 @@ from gateway.deps import (
 )
 from gateway.idempotency import IDEMPOTENCY_KEY_MAX, Claim, request_hash
 from gateway.keys import ApiKey
-from gateway.protocol import (
+from gateway.service import GatewayService
+from ptychowire.agent import RecommendRequest
+from ptychowire.base import CleanText
+from ptychowire.diagnosis import DiagnoseOptions
+from ptychowire.gateway import (
     Analysis,
     AnalyzeOptions,
     BenchRun,
@@ -40,14 +44,10 @@ from gateway.protocol import (
     PredictionRecord,
     RecommendationAnswer,
 )
-from gateway.service import GatewayService
 from services.common.errors import Conflict, NotFound
 from services.common.openapi import BACKEND_PROBLEMS, problem_responses
-from services.common.protocol import CleanText
 from services.common.uploads import openapi_body, read_image_body
 from services.common.web import current_request_id
-from services.diagnosis.protocol import DiagnoseOptions
-from services.ptycho_agent.protocol import RecommendRequest
 
 M = TypeVar("M", bound=BaseModel)
 REPLAYED_HEADER = "Idempotent-Replayed"

@@ -19,21 +19,21 @@ from gateway.bench.jobs import BenchJobs
 from gateway.bench.store import RunStore
 from gateway.keys import KeyStore
 from gateway.metrics import GatewayMetrics
-from gateway.protocol import AnalyzeRequest
 from gateway.refine.api import router as refine_router
-from gateway.refine.protocol import RefineRequest
 from gateway.refine.service import RefineService
 from gateway.refine.store import RefineStore
 from gateway.service import GatewayService
 from gateway.settings import GatewaySettings
 from gateway.store import PredictionStore
 from gateway.ui import STATIC_PATH, build_ui_router, static_files
+from ptychowire.diagnosis import BACKENDS, DiagnoseRequest
+from ptychowire.gateway import AnalyzeRequest
+from ptychowire.refine import RefineRequest
 from services.common.database import make_engine, ping
 from services.common.openapi import add_schemas
 from services.common.uploads import image_body_bytes
 from services.common.upstream import Upstream
 from services.common.web import presented_key, service_app
-from services.diagnosis.protocol import BACKENDS, DiagnoseRequest
 
 API_PATH = "/v1/"
 IMAGE_ROUTES = ("/v1/diagnose", "/v1/analyze")

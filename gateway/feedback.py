@@ -25,7 +25,10 @@ from gateway.locks import KeyedLocks
 from gateway.metrics import GatewayMetrics, outcomes
 from gateway.pool import ExamplePool
 from gateway.predictions import Prediction, prediction_of
-from gateway.protocol import (
+from gateway.tables import FeedbackRow, PredictionRow, Tables
+from ptychobench.labels import Task, canonical_order, null_label, vocabulary
+from ptychobench.metrics import score
+from ptychowire.gateway import (
     ClassScore,
     FeedbackRequest,
     FeedbackResponse,
@@ -33,9 +36,6 @@ from gateway.protocol import (
     LiveScore,
     Outcomes,
 )
-from gateway.tables import FeedbackRow, PredictionRow, Tables
-from ptychobench.labels import Task, canonical_order, null_label, vocabulary
-from ptychobench.metrics import score
 from services.common.database import as_utc, retrying
 from services.common.errors import InvalidInput, NotFound, ServiceError
 

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.feedback import Feedback
 from gateway.predictions import Prediction
-from gateway.protocol import FeedbackEntry, LabelText, PredictionRecord
 from ptychobench.labels import describe
+from ptychowire.gateway import FeedbackEntry, LabelText, PredictionRecord
 from services.common.errors import NotFound
 
 if TYPE_CHECKING:

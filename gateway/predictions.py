@@ -23,21 +23,21 @@ from sqlalchemy.orm import Session
 from gateway.idempotency import Claim, answer_claim
 from gateway.keys import ApiKey
 from gateway.metrics import GatewayMetrics
-from gateway.protocol import (
+from gateway.settings import GatewaySettings
+from gateway.tables import FeedbackRow, ImageRow, PredictionRow, Tables
+from ptychobench.labels import Task, describe
+from ptychowire.agent import RecommendRequest, RecommendResponse, SampleInfo
+from ptychowire.diagnosis import DiagnoseOptions, DiagnoseResponse, ImageInfo
+from ptychowire.gateway import (
     Analysis,
     AnalyzeOptions,
     DiagnosisAnswer,
     LabelText,
     RecommendationAnswer,
 )
-from gateway.settings import GatewaySettings
-from gateway.tables import FeedbackRow, ImageRow, PredictionRow, Tables
-from ptychobench.labels import Task, describe
 from services.common.database import as_utc
 from services.common.errors import BackendError, NotFound
 from services.common.upstream import DEFAULT_CIRCUIT, Upstream
-from services.diagnosis.protocol import DiagnoseOptions, DiagnoseResponse, ImageInfo
-from services.ptycho_agent.protocol import RecommendRequest, RecommendResponse, SampleInfo
 
 if TYPE_CHECKING:
     from gateway.store import PredictionStore

@@ -37,7 +37,8 @@ from typing import Any, Generic, Literal, Self, TypeVar
 import httpx
 from pydantic import BaseModel, TypeAdapter
 
-from gateway.protocol import (
+from ptychowire.base import Strategy
+from ptychowire.gateway import (
     Analysis,
     DiagnosisAnswer,
     FeedbackResponse,
@@ -45,7 +46,7 @@ from gateway.protocol import (
     PredictionRecord,
     RecommendationAnswer,
 )
-from gateway.refine.protocol import RefineJobResponse
+from ptychowire.refine import RefineJobResponse
 
 __all__ = [
     "Analysis",
@@ -65,7 +66,6 @@ FINISHED = frozenset({"done", "failed", "cancelled", "interrupted"})
 DEFAULT_URL = "http://127.0.0.1:8100"
 RETRY_STATUSES = frozenset({502, 503, 504})
 Image = str | os.PathLike[str] | bytes
-Strategy = Literal["ssfs", "rfs", "semantic"]
 T = TypeVar("T")
 
 
@@ -410,7 +410,7 @@ class Client(_Base):
         instrument: str = "",
         description: str = "",
         k: int = 0,
-        strategy: Strategy = "ssfs",
+        strategy: Strategy = Strategy.SSFS,
         backend: str | None = None,
         adapter: str | None = None,
         seed: int = 0,
@@ -439,7 +439,7 @@ class Client(_Base):
         sample: Mapping[str, Any],
         *,
         k: int = 0,
-        strategy: Strategy = "ssfs",
+        strategy: Strategy = Strategy.SSFS,
         adapter: str | None = None,
         seed: int = 0,
         sample_id: str | None = None,
@@ -605,7 +605,7 @@ class AsyncClient(_Base):
         instrument: str = "",
         description: str = "",
         k: int = 0,
-        strategy: Strategy = "ssfs",
+        strategy: Strategy = Strategy.SSFS,
         backend: str | None = None,
         adapter: str | None = None,
         seed: int = 0,
@@ -633,7 +633,7 @@ class AsyncClient(_Base):
         sample: Mapping[str, Any],
         *,
         k: int = 0,
-        strategy: Strategy = "ssfs",
+        strategy: Strategy = Strategy.SSFS,
         adapter: str | None = None,
         seed: int = 0,
         sample_id: str | None = None,

@@ -7,36 +7,36 @@ never to the labels that happen to occur in a dataset.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable
 from types import MappingProxyType
 from typing import Final
 
-
-class Task(enum.StrEnum):
-    """The two PtychoBench tasks."""
-
-    DETECTION = "detection"
-    RECOMMENDATION = "recommendation"
-
-
-NO_ARTIFACTS: Final = "No obvious artifacts"
-NO_CHANGES: Final = "L"
-
-ARTIFACT_LABELS: Final[tuple[str, ...]] = (
-    "Grid artifacts",
-    "Halo artifacts",
-    "Line artifacts",
-    "Local distortion",
-    "Low contrast",
-    "No clear structure",
-    "Noisy artifacts",
-    "Non-uniform background",
-    "Phase ramp",
-    "Singularity artifacts",
-    "Blurring",
+from ptychowire.labels import (
+    ARTIFACT_LABELS,
     NO_ARTIFACTS,
+    NO_CHANGES,
+    OPTION_LETTERS,
+    ArtifactLabel,
+    OptionLetter,
+    Task,
 )
+
+__all__ = [
+    "ARTIFACT_LABELS",
+    "NO_ARTIFACTS",
+    "NO_CHANGES",
+    "OPTIONS",
+    "OPTION_BY_TEXT",
+    "OPTION_LETTERS",
+    "ArtifactLabel",
+    "OptionLetter",
+    "Task",
+    "canonical_order",
+    "describe",
+    "null_label",
+    "vocabulary",
+]
+
 
 OPTIONS: Final = MappingProxyType(
     {
@@ -68,7 +68,8 @@ OPTIONS: Final = MappingProxyType(
 )
 """Option letter → option text, A–X in order."""
 
-OPTION_LETTERS: Final[tuple[str, ...]] = tuple(OPTIONS)
+if tuple(OPTIONS) != OPTION_LETTERS:  # pragma: no cover - a typo in either list
+    raise ImportError("OPTIONS and ptychowire.labels.OPTION_LETTERS disagree")
 OPTION_BY_TEXT: Final = MappingProxyType({text: letter for letter, text in OPTIONS.items()})
 
 

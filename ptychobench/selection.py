@@ -25,13 +25,16 @@ import random
 from collections.abc import Sequence
 
 from ptychobench.data.sample import Sample
+from ptychowire.base import Strategy as WireStrategy
 
 
 class Strategy(enum.StrEnum):
-    """How few-shot examples are chosen."""
+    """The strategies this library implements: the wire's
+    (:class:`ptychowire.base.Strategy`) but ``semantic``, which needs the retriever's
+    embedding index."""
 
-    SSFS = "ssfs"
-    RFS = "rfs"
+    SSFS = WireStrategy.SSFS.value
+    RFS = WireStrategy.RFS.value
 
 
 def eligible_pool(

@@ -48,9 +48,9 @@ from pydantic import ConfigDict, Field, ValidationError, field_validator, model_
 
 from ptychobench.data import Sample, open_dataset
 from ptychobench.labels import Task
+from ptychowire.base import K_MAX, RequestModel, Seed, Strategy
+from ptychowire.diagnosis import Backend
 from services.common.errors import InvalidInput
-from services.common.protocol import RequestModel, Seed
-from services.diagnosis.protocol import Backend
 
 if TYPE_CHECKING:
     from ptychobench.closed_loop import LoopSample, Release
@@ -58,7 +58,6 @@ if TYPE_CHECKING:
 NAME_PATTERN = r"^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$"
 """A slug: letters and digits, single dots, dashes or underscores between them (never
 ``.``, ``..`` nor a ``/``: run names become folder names under the reports directory)."""
-Strategy = Literal["ssfs", "rfs", "semantic"]
 NO_STRATEGY = "none"
 """The strategy of items that take no examples (k = 0, the classifier)."""
 CLOSED_LOOP: Final = "closed_loop"
@@ -111,7 +110,7 @@ class BenchConfig(RequestModel):
     split: str = "test"
     tasks: tuple[BenchTask, ...] = (Task.DETECTION, Task.RECOMMENDATION)
     models: dict[Task, list[ModelSpec]] = Field(default_factory=_default_models)
-    strategies: tuple[Strategy, ...] = ("rfs", "ssfs")
+    strategies: tuple[Strategy, ...] = (Strategy.RFS, Strategy.SSFS)
     k: tuple[int, ...] = (0, 1, 3, 5, 7)
     seeds: tuple[Seed, ...] = (0,)
     limit: int | None = Field(default=None, ge=1)
@@ -126,8 +125,8 @@ class BenchConfig(RequestModel):
     @field_validator("k")
     @classmethod
     def _ks(cls, value: tuple[int, ...]) -> tuple[int, ...]:
-        if not value or any(k < 0 or k > 16 for k in value):
-            raise ValueError("k values must be between 0 and 16, at least one")
+        if not value or any(k < 0 or k > K_MAX for k in value):
+            raise ValueError(f"k values must be between 0 and {K_MAX}, at least one")
         return tuple(sorted(set(value)))
 
     @field_validator("seeds", "strategies", "tasks")

@@ -25,11 +25,11 @@ from gateway.bench.runner import (
 from gateway.bench.store import RunInfo, RunStore
 from gateway.idempotency import request_hash
 from gateway.keys import ApiKey
-from gateway.protocol import DiagnosisAnswer, FeedbackRequest, RecommendationAnswer
 from gateway.service import GatewayService
+from ptychowire.agent import RecommendRequest
+from ptychowire.diagnosis import DiagnoseOptions
+from ptychowire.gateway import DiagnosisAnswer, FeedbackRequest, RecommendationAnswer
 from services.common.errors import ServiceError
-from services.diagnosis.protocol import DiagnoseOptions
-from services.ptycho_agent.protocol import RecommendRequest
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,8 @@
 soon as it is answered, a killed run resumed where it stopped.
 
 Items reach the services through a :class:`Predictor`: over HTTP with the gateway's
-client (``ptychoagent bench``), or in the gateway's own process (``POST
+client (``ptychoagent bench``, :class:`ptychoagent.bench.HttpPredictor`), or in the
+gateway's own process (``POST
 /v1/benchmarks``). Either way each item carries an Idempotency-Key made from the run's
 configuration hash and the item, so an item whose answer was lost with the runner (killed
 after the gateway answered, before the item was stored) is replayed by the gateway on
@@ -17,8 +18,7 @@ import logging
 import subprocess
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC
 from pathlib import Path
@@ -30,12 +30,11 @@ from gateway.bench.records import ItemResult, RunRecord
 from gateway.bench.store import RunInfo, RunStore
 from gateway.metrics import outcomes
 from ptychobench.labels import Task
-from services.diagnosis.protocol import DiagnoseOptions, SampleMeta
-from services.ptycho_agent.protocol import RecommendRequest, SampleInfo
+from ptychowire.agent import RecommendRequest, SampleInfo
+from ptychowire.diagnosis import DiagnoseOptions, SampleMeta
 
 if TYPE_CHECKING:
-    from gateway.protocol import DiagnosisAnswer, RecommendationAnswer
-    from ptychoagent.client import AsyncClient
+    from ptychowire.gateway import DiagnosisAnswer, RecommendationAnswer
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[2]
@@ -357,57 +356,3 @@ def run_record(run: RunInfo, dataset: str) -> RunRecord:
         gateway_url=run.gateway_url,
         provenance=run.provenance or {},
     )
-
-
-class HttpPredictor:
-    """Items over HTTP, with the gateway's client (its retries and Idempotency-Keys)."""
-
-    def __init__(self, client: AsyncClient) -> None:
-        self.client = client
-
-    async def diagnose(
-        self, options: DiagnoseOptions, image: bytes, idempotency_key: str
-    ) -> DiagnosisAnswer:
-        with _failures():
-            return await self.client.diagnose(
-                image,
-                sample_type=options.sample.sample_type,
-                instrument=options.sample.instrument,
-                sample_id=options.sample.id,
-                k=options.k,
-                strategy=options.strategy,
-                backend=options.backend,
-                adapter=options.adapter,
-                seed=options.seed,
-                idempotency_key=idempotency_key,
-            )
-
-    async def recommend(
-        self, request: RecommendRequest, idempotency_key: str
-    ) -> RecommendationAnswer:
-        with _failures():
-            return await self.client.recommend(
-                request.sample.model_dump(mode="json"),
-                k=request.k,
-                strategy=request.strategy,
-                adapter=request.adapter,
-                seed=request.seed,
-                sample_id=request.sample_id,
-                idempotency_key=idempotency_key,
-            )
-
-    async def feedback(self, prediction_id: str, labels: list[str]) -> None:
-        with _failures():
-            await self.client.feedback(prediction_id, labels, expert="benchmark")
-
-
-@contextmanager
-def _failures() -> Iterator[None]:
-    """A gateway error as an item failure: fatal for what the gateway refuses (4xx but
-    timeouts and rate limits), which every other item would repeat."""
-    from ptychoagent.client import GatewayError
-
-    try:
-        yield
-    except GatewayError as error:
-        raise ItemFailedError(str(error), fatal=refused(error.status)) from error

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from gateway.deps import PredictKey, ReadKey, RefineDep, ReviewKey
-from gateway.refine.protocol import (
+from ptychowire.refine import (
     RefineJobResponse,
     RefineRequest,
     RefineRound,

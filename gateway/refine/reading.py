@@ -7,14 +7,14 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.keys import ApiKey
 from gateway.metrics import GatewayMetrics
-from gateway.refine.protocol import (
+from gateway.refine.store import RefineJob, RefineStore, Round
+from ptychowire.refine import (
     RefineJobResponse,
     RefineRound,
     RoundReviewEntry,
     RoundReviewRequest,
     RoundReviewResponse,
 )
-from gateway.refine.store import RefineJob, RefineStore, Round
 from services.common.errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:

@@ -28,10 +28,6 @@ from typing import Any
 
 from gateway.bench.config import allowed_dataset
 from gateway.keys import ApiKey
-from gateway.refine.protocol import (
-    RefineJobResponse,
-    RefineRequest,
-)
 from gateway.refine.reading import RefineReading
 from gateway.refine.reconstruct import EXPERIMENT_FILE, CancelledError, Recon, reconstruct
 from gateway.refine.store import RefineJob, RefineStore, Round
@@ -46,6 +42,12 @@ from ptychobench.refine import (
     options_diff,
     update_parameters,
 )
+from ptychowire.agent import RecommendRequest, SampleInfo
+from ptychowire.diagnosis import DiagnoseOptions
+from ptychowire.refine import (
+    RefineJobResponse,
+    RefineRequest,
+)
 from services.common.encoding import decode_base64
 from services.common.errors import (
     Conflict,
@@ -54,8 +56,6 @@ from services.common.errors import (
     ServiceError,
 )
 from services.common.upstream import Upstream
-from services.diagnosis.protocol import DiagnoseOptions
-from services.ptycho_agent.protocol import RecommendRequest, SampleInfo
 
 log = logging.getLogger(__name__)
 IMAGE_FILE = "image"

@@ -18,8 +18,6 @@ from gateway.api import IMAGE_TYPES, Filter
 from gateway.auth import admits, authenticate
 from gateway.deps import JobsDep, KeysDep, RefineDep, ServiceDep
 from gateway.keys import ApiKey
-from gateway.protocol import FeedbackRequest, PredictionRecord
-from gateway.refine.protocol import RefineJobResponse, RoundReviewRequest
 from gateway.ui import views
 from gateway.ui.session import (
     CSRF_FIELD,
@@ -33,6 +31,8 @@ from gateway.ui.session import (
     safe_next,
     set_key,
 )
+from ptychowire.gateway import FeedbackRequest, PredictionRecord
+from ptychowire.refine import RefineJobResponse, RoundReviewRequest
 from services.common.errors import InvalidInput, NotFound, Unauthorized
 
 HERE = Path(__file__).parent

@@ -39,9 +39,10 @@ def analyze(
 ) -> None:
     """Diagnose IMAGE, then recommend parameter changes from the artifacts found."""
     from ptychoagent.client import Client, GatewayError
+    from ptychowire.base import Strategy
 
-    if strategy not in ("ssfs", "rfs", "semantic"):
-        raise typer.BadParameter("one of ssfs, rfs, semantic", param_hint="--strategy")
+    if strategy not in set(Strategy):
+        raise typer.BadParameter(f"one of {', '.join(Strategy)}", param_hint="--strategy")
     step = {"k": k, "strategy": strategy}
     try:
         with Client(gateway, api_key) as client:

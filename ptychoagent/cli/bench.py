@@ -79,8 +79,9 @@ async def run_and_report(
 
     from gateway.bench.baselines import read_dataset
     from gateway.bench.report import build_report, render_tables, write_report
-    from gateway.bench.runner import BenchAbortError, HttpPredictor, run_benchmark, run_record
+    from gateway.bench.runner import BenchAbortError, run_benchmark, run_record
     from gateway.bench.store import RunChangedError, RunStore
+    from ptychoagent.bench import HttpPredictor
     from ptychoagent.client import AsyncClient
     from services.common.database import make_engine
 

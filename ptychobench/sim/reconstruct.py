@@ -22,10 +22,10 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
 from ptychobench.sim.forward import DiffractionData
+from ptychowire.reconstructor import Engine
 
 logger = logging.getLogger(__name__)
 
-Engine = Literal["lsqml", "epie"]  # rPIE diverged and PIE crashed in ptychi 2.2.0
 ComplexArray = npt.NDArray[np.complex64]
 FloatArray = npt.NDArray[np.float64]
 EpochCallback = Callable[[int, int, float], None]

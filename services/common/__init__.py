@@ -35,7 +35,7 @@ _EXPORTS = {
     "retryable": "services.common.upstream",
 }
 """Exported name → its module, imported on first use: a client that needs only
-``services.common.labels`` does not load FastAPI."""
+``services.common.settings`` does not load FastAPI."""
 
 
 __all__ = [

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from ptychowire.problem import PROBLEM_TYPE_BASE
+
 
 class ServiceError(Exception):
     """Base of every error a service reports; ``status`` and ``title`` go in the body."""
@@ -89,10 +91,6 @@ class BackendRejected(BackendError):
 
 class BackendUnavailable(BackendError):
     status, title, slug = 503, "Backend unavailable", "backend-unavailable"
-
-
-PROBLEM_TYPE_BASE = "https://ptychoagent.dev/problems/"
-PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 
 def problem(

@@ -49,7 +49,7 @@ class ExampleSource(Protocol):
 class DatasetExamples:
     """Examples from the training split of a dataset on disk (read once, lazily)."""
 
-    strategies = ("ssfs", "rfs")
+    strategies = tuple(Strategy)
 
     def __init__(self, root: str | Path, split: str = "train") -> None:
         self.root = Path(root)

@@ -24,10 +24,10 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from services.common.errors import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE
+from ptychowire.problem import PROBLEM_MEDIA_TYPE, ProblemDetail
 
 SCHEMA_REF = "#/components/schemas/{model}"
 FASTAPI_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
@@ -46,31 +46,6 @@ PROBLEMS = {
     "open; try again after `Retry-After`.",
 }
 """Every error status a route may declare, with what it means."""
-
-
-class ValidationIssue(BaseModel):
-    """One wrong field of a 422: where it is, what is wrong, pydantic's error type."""
-
-    loc: list[str]
-    msg: str
-    type: str
-
-
-class ProblemDetail(BaseModel):
-    """The body of every error (RFC 9457): validation errors, refused keys, missing
-    ids, oversized bodies, unavailable backends. Other members may follow (``errors``
-    of a 422, ``checks`` of a failed readiness, ``run_id`` of a 409)."""
-
-    model_config = ConfigDict(extra="allow")
-
-    type: str = Field(description=f"{PROBLEM_TYPE_BASE}<slug>, e.g. …/invalid-input")
-    title: str
-    status: int = Field(ge=400, le=599)
-    detail: str
-    instance: str | None = Field(default=None, description="The request id (X-Request-ID).")
-    errors: list[ValidationIssue] | None = Field(
-        default=None, description="Each wrong field (422 only)."
-    )
 
 
 def _problem(status: int, description: str | None = None) -> dict[str, Any]:

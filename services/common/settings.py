@@ -8,10 +8,24 @@ settings in ``create_app``.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ptychowire.base import K_MAX, k_limit_message
+from services.common.errors import InvalidInput
+
+MaxK = Annotated[int, Field(ge=0, le=K_MAX)]
+"""A service's own limit on k (its ``max_k`` setting): never above the wire's ``K_MAX``,
+lower where the deployment needs it (an engine that takes few images per prompt)."""
+
+
+def check_k(k: int, max_k: int, why: str = "") -> None:
+    """Refuse (422) a request for more examples than this service is deployed for."""
+    if k > max_k:
+        raise InvalidInput(k_limit_message(k, max_k) + (f" ({why})" if why else ""))
+
 
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "dev", "development"})
 

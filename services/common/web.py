@@ -20,9 +20,9 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ptychowire.problem import PROBLEM_MEDIA_TYPE
 from services.common.bodies import Admit, BodyGuard
 from services.common.errors import (
-    PROBLEM_MEDIA_TYPE,
     BadRequest,
     Forbidden,
     InvalidInput,

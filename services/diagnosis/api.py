@@ -6,10 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 
+from ptychowire.diagnosis import DiagnoseOptions, DiagnoseResponse
 from services.common.openapi import BACKEND_PROBLEMS
 from services.common.uploads import openapi_body, read_image_body
 from services.common.web import current_request_id, get_service
-from services.diagnosis.protocol import DiagnoseOptions, DiagnoseResponse
 from services.diagnosis.service import DiagnosisService
 
 ServiceDep = Annotated[DiagnosisService, Depends(get_service)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import httpx
 from fastapi import FastAPI
 
+from ptychowire.diagnosis import DiagnoseRequest
 from services.common.backend import BackendClient
 from services.common.examples import example_source
 from services.common.metrics import ServiceMetrics
@@ -16,7 +17,6 @@ from services.common.openapi import add_schemas
 from services.common.uploads import image_body_bytes
 from services.common.web import Check, service_app
 from services.diagnosis.api import router
-from services.diagnosis.protocol import DiagnoseRequest
 from services.diagnosis.service import ClassifierHolder, DiagnosisService
 from services.diagnosis.settings import DiagnosisSettings
 

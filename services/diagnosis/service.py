@@ -13,13 +13,14 @@ from typing import TYPE_CHECKING
 from ptychobench.data import Sample
 from ptychobench.labels import Task
 from ptychobench.prompts import DETECTION_PROMPT, build_conversation, format_answer
+from ptychowire.diagnosis import DiagnoseOptions, DiagnoseResponse, ImageInfo
 from services.common.answers import AnswerSettings, ask
 from services.common.backend import BackendClient
-from services.common.errors import BackendUnavailable, InvalidInput, NotFound
+from services.common.errors import BackendUnavailable, NotFound
 from services.common.examples import ExampleSource
 from services.common.metrics import ServiceMetrics
+from services.common.settings import check_k
 from services.diagnosis.images import DecodedImage, ImageLimits, decode_image
-from services.diagnosis.protocol import DiagnoseOptions, DiagnoseResponse, ImageInfo
 from services.diagnosis.settings import DiagnosisSettings
 
 if TYPE_CHECKING:
@@ -95,11 +96,7 @@ class DiagnosisService:
         self, options: DiagnoseOptions, image: bytes, request_id: str | None = None
     ) -> DiagnoseResponse:
         started = time.perf_counter()
-        if options.k > self.settings.max_k:
-            raise InvalidInput(
-                f"k = {options.k} is above this service's limit {self.settings.max_k} "
-                "(the engine takes at most k + 1 images per prompt)"
-            )
+        check_k(options.k, self.settings.max_k, "the engine takes at most k + 1 images per prompt")
         decoded = await asyncio.to_thread(decode_image, image, self.limits)
         kind = options.backend or self.settings.default_backend
         if kind == "classifier":

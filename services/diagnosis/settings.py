@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from services.common.settings import BackendSettings, ServiceSettings, UpstreamSettings
+from services.common.settings import BackendSettings, MaxK, ServiceSettings, UpstreamSettings
 
 
 class DiagnosisBackendSettings(BackendSettings):
@@ -31,7 +31,7 @@ class DiagnosisSettings(ServiceSettings):
     retriever: UpstreamSettings | None = None
     """The retriever service; without one, examples come from ``examples_dataset``."""
     examples_dataset: str = "data/ptychobench-sim"
-    max_k: int = Field(default=7, ge=0, le=16)
+    max_k: MaxK = 7
     """Example images per prompt; the engine's ``--limit-mm-per-prompt`` must allow
     ``max_k + 1`` (the query's image too)."""
     max_tokens: int = Field(default=64, ge=8)

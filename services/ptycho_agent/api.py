@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 
+from ptychowire.agent import RecommendRequest, RecommendResponse
 from services.common.openapi import BACKEND_PROBLEMS
 from services.common.web import current_request_id, get_service
-from services.ptycho_agent.protocol import RecommendRequest, RecommendResponse
 from services.ptycho_agent.service import AgentService
 
 ServiceDep = Annotated[AgentService, Depends(get_service)]

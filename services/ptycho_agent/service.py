@@ -13,17 +13,17 @@ from ptychobench.prompts import (
     format_parameters,
     recommendation_prompt,
 )
-from services.common.answers import AnswerSettings, ask
-from services.common.backend import BackendClient
-from services.common.errors import InvalidInput
-from services.common.examples import ExampleSource
-from services.common.metrics import ServiceMetrics
-from services.ptycho_agent.protocol import (
+from ptychowire.agent import (
     OptionChange,
     Recommendation,
     RecommendRequest,
     RecommendResponse,
 )
+from services.common.answers import AnswerSettings, ask
+from services.common.backend import BackendClient
+from services.common.examples import ExampleSource
+from services.common.metrics import ServiceMetrics
+from services.common.settings import check_k
 from services.ptycho_agent.settings import AgentSettings
 
 
@@ -61,10 +61,7 @@ class AgentService:
         self, request: RecommendRequest, request_id: str | None = None
     ) -> RecommendResponse:
         started = time.perf_counter()
-        if request.k > self.settings.max_k:
-            raise InvalidInput(
-                f"k = {request.k} is above this service's limit {self.settings.max_k}"
-            )
+        check_k(request.k, self.settings.max_k)
         query = query_sample(request)
         examples = await self.examples.select(
             Task.RECOMMENDATION, query, request.k, request.strategy, request.seed, request_id

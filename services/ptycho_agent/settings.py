@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from services.common.settings import BackendSettings, ServiceSettings, UpstreamSettings
+from services.common.settings import BackendSettings, MaxK, ServiceSettings, UpstreamSettings
 
 
 class AgentBackendSettings(BackendSettings):
@@ -27,7 +27,7 @@ class AgentSettings(ServiceSettings):
     examples_dataset: str = "data/ptychobench-sim"
     """A release-layout dataset whose training split is the example pool (when no
     retriever is configured)."""
-    max_k: int = Field(default=7, ge=0, le=16)
+    max_k: MaxK = 7
     max_tokens: int = Field(default=48, ge=8)
     max_letters: int = Field(default=5, ge=1, le=24)
     constrained: bool = True

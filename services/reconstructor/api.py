@@ -8,10 +8,10 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import FileResponse
 from starlette.datastructures import UploadFile
 
+from ptychowire.reconstructor import JobRequest, JobResponse, JobResult
 from services.common.errors import BadRequest, InvalidInput, UnsupportedMediaType
 from services.common.uploads import parse_json, validate_body
 from services.common.web import get_service
-from services.reconstructor.protocol import JobRequest, JobResponse, JobResult
 from services.reconstructor.service import IMAGE_FILE, RESULT_FILE, ReconstructorService
 
 ServiceDep = Annotated[ReconstructorService, Depends(get_service)]

@@ -10,13 +10,13 @@ import asyncio
 
 from fastapi import FastAPI
 
+from ptychowire.reconstructor import JobRequest
 from services.common.database import make_engine, ping
 from services.common.openapi import add_schemas
 from services.common.web import service_app
 from services.reconstructor.api import router
 from services.reconstructor.errors import install_queue_full_handler
 from services.reconstructor.metrics import ReconstructorMetrics
-from services.reconstructor.protocol import JobRequest
 from services.reconstructor.service import ReconstructorService
 from services.reconstructor.settings import ReconstructorSettings
 from services.reconstructor.store import JobStore

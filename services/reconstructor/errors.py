@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from services.common.errors import PROBLEM_MEDIA_TYPE, ServiceError, problem_for
+from ptychowire.problem import PROBLEM_MEDIA_TYPE
+from services.common.errors import ServiceError, problem_for
 from services.common.web import request_id_var
 
 

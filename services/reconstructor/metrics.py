@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from ptychowire.reconstructor import JOB_STATES
 from services.common.metrics import ServiceMetrics
-from services.reconstructor.protocol import JOB_STATES
 
 JOB_BUCKETS = (1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 43200)
 

@@ -34,10 +34,7 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from ptychobench.experiment_io import Experiment, ExperimentError, read_experiment
-from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound, PayloadTooLarge
-from services.reconstructor.errors import QueueFullError
-from services.reconstructor.metrics import ReconstructorMetrics
-from services.reconstructor.protocol import (
+from ptychowire.reconstructor import (
     FINISHED,
     JobLinks,
     JobRequest,
@@ -45,6 +42,9 @@ from services.reconstructor.protocol import (
     JobResult,
     Progress,
 )
+from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound, PayloadTooLarge
+from services.reconstructor.errors import QueueFullError
+from services.reconstructor.metrics import ReconstructorMetrics
 from services.reconstructor.settings import ReconstructorSettings
 from services.reconstructor.store import Job, JobStore
 

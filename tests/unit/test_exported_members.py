@@ -6,6 +6,7 @@ import gateway
 import ptychobench
 import ptychobench.data
 import ptychobench.sim
+import ptychowire
 import services.common
 
 
@@ -18,6 +19,35 @@ def test_ptychobench_exports() -> None:
         "OPTION_LETTERS",
         "Task",
         "vocabulary",
+    }
+
+
+def test_ptychowire_exports() -> None:
+    assert set(ptychowire.__all__) == {
+        "ADAPTER_PATTERN",
+        "ARTIFACT_LABELS",
+        "BASE64_PATTERN",
+        "K",
+        "K_MAX",
+        "NO_ARTIFACTS",
+        "NO_CHANGES",
+        "OPTION_LETTERS",
+        "PROBLEM_MEDIA_TYPE",
+        "PROBLEM_TYPE_BASE",
+        "SEED_MAX",
+        "ArtifactLabel",
+        "ArtifactList",
+        "Base64",
+        "CleanText",
+        "OptionLetter",
+        "OptionList",
+        "ProblemDetail",
+        "RequestModel",
+        "Seed",
+        "Strategy",
+        "Task",
+        "k_limit_message",
+        "refuse_nul",
     }
 
 

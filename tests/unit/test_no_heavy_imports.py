@@ -56,3 +56,13 @@ def test_the_gateway_client_loads_no_server_side_packages() -> None:
     loaded = _loaded_after("import ptychoagent.client")
     server = {*HEAVY, "sqlalchemy", "starlette", "uvicorn", "prometheus_client"}
     assert loaded.isdisjoint(server), loaded & server
+
+
+def test_the_wire_contract_loads_pydantic_and_nothing_of_the_project() -> None:
+    loaded = _loaded_after(
+        "import ptychowire, ptychowire.gateway, ptychowire.refine, ptychowire.reconstructor, "
+        "ptychowire.retriever"
+    )
+    other = {*HEAVY, "numpy", "httpx", "starlette", "sqlalchemy"}
+    project = {"ptychobench", "services", "gateway", "training", "ptychoagent", "benchmarks"}
+    assert loaded.isdisjoint(other | project), loaded & (other | project)

@@ -15,8 +15,9 @@ import pytest
 
 from gateway.bench.config import BenchConfigError, load_config, parse_config, plan
 from gateway.bench.records import ItemResult
-from gateway.bench.runner import BenchAbortError, HttpPredictor, run_benchmark
+from gateway.bench.runner import BenchAbortError, run_benchmark
 from gateway.bench.store import RunStore
+from ptychoagent.bench import HttpPredictor
 from ptychoagent.client import AsyncClient
 from ptychobench.data import read_release
 from ptychobench.labels import ARTIFACT_LABELS

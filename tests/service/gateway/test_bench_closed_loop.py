@@ -14,8 +14,9 @@ import pytest
 
 from gateway.bench.config import parse_config
 from gateway.bench.report import build_report, render_markdown
-from gateway.bench.runner import HttpPredictor, run_benchmark, run_record
+from gateway.bench.runner import run_benchmark, run_record
 from gateway.bench.store import RunStore
+from ptychoagent.bench import HttpPredictor
 from ptychoagent.client import AsyncClient
 from services.common.database import make_engine
 

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from gateway.idempotency import IDEMPOTENCY_KEY_MAX
-from services.common.encoding import BASE64_PATTERN
-from services.common.errors import PROBLEM_MEDIA_TYPE
+from ptychowire.base import BASE64_PATTERN
+from ptychowire.problem import PROBLEM_MEDIA_TYPE
 
 pytestmark = pytest.mark.anyio
 Stack = Any  # conftest.Stack: the gateway and the services' clients, and a key per scope

@@ -19,9 +19,10 @@ import yaml
 from gateway.bench.config import parse_config
 from gateway.bench.records import RunRecord
 from gateway.bench.report import build_report
-from gateway.bench.runner import HttpPredictor, run_benchmark
+from gateway.bench.runner import run_benchmark
 from gateway.bench.store import RunStore
 from gateway.keys import KeyStore
+from ptychoagent.bench import HttpPredictor
 from ptychoagent.client import AsyncClient
 from services.common.database import make_engine
 

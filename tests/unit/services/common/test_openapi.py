@@ -15,8 +15,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel, ConfigDict, SecretStr
 
-from services.common.encoding import BASE64_PATTERN, Base64
-from services.common.errors import PROBLEM_MEDIA_TYPE
+from ptychowire.base import BASE64_PATTERN, Base64
+from ptychowire.problem import PROBLEM_MEDIA_TYPE
 from services.common.metrics import ServiceMetrics
 from services.common.openapi import BACKEND_PROBLEMS, ProblemDetail, problem_responses
 from services.common.settings import ServiceSettings

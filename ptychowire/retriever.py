@@ -6,13 +6,10 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from ptychobench.labels import Task
-from services.common.encoding import Base64
-from services.common.labels import ArtifactList, OptionList
-from services.common.protocol import RequestModel, Seed
+from ptychowire.base import Base64, K, RequestModel, Seed, Strategy
+from ptychowire.labels import ArtifactList, OptionList, Task
 
 ID_PATTERN = r"^[A-Za-z0-9._:-]+$"
-StrategyName = Literal["ssfs", "rfs", "semantic"]
 
 
 class Query(RequestModel):
@@ -28,8 +25,8 @@ class Query(RequestModel):
 class SelectRequest(RequestModel):
     task: Task
     query: Query
-    k: int = Field(ge=0, le=64)
-    strategy: StrategyName = "ssfs"
+    k: K
+    strategy: Strategy = Strategy.SSFS
     seed: Seed = 0
     images: bool = True
     """Return detection examples' images (base64)."""

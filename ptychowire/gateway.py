@@ -5,17 +5,13 @@ prediction id under which the gateway stored them."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, Field
 
-from services.common.encoding import Base64
-from services.common.protocol import RequestModel, Seed
-from services.diagnosis.protocol import Backend, DiagnoseOptions, DiagnoseResponse
-from services.ptycho_agent.protocol import RecommendResponse
-
-ADAPTER_PATTERN = r"^[A-Za-z0-9._-]+$"
-Strategy = Literal["ssfs", "rfs", "semantic"]
+from ptychowire.agent import RecommendResponse
+from ptychowire.base import ADAPTER_PATTERN, Base64, K, RequestModel, Seed, Strategy
+from ptychowire.diagnosis import Backend, DiagnoseOptions, DiagnoseResponse
 
 
 class LabelText(BaseModel):
@@ -47,16 +43,16 @@ class AnalyzeSample(RequestModel):
 
 
 class DiagnoseStep(RequestModel):
-    k: int = Field(default=0, ge=0, le=16)
-    strategy: Strategy = "ssfs"
+    k: K = 0
+    strategy: Strategy = Strategy.SSFS
     backend: Backend | None = None
     adapter: str | None = Field(default=None, max_length=200, pattern=ADAPTER_PATTERN)
     seed: Seed = 0
 
 
 class RecommendStep(RequestModel):
-    k: int = Field(default=0, ge=0, le=16)
-    strategy: Strategy = "ssfs"
+    k: K = 0
+    strategy: Strategy = Strategy.SSFS
     adapter: str | None = Field(default=None, max_length=200, pattern=ADAPTER_PATTERN)
     seed: Seed = 0
 

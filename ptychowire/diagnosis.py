@@ -11,8 +11,7 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, Field
 
-from services.common.encoding import Base64
-from services.common.protocol import RequestModel, Seed
+from ptychowire.base import ADAPTER_PATTERN, Base64, K, RequestModel, Seed, Strategy
 
 Backend = Literal["vlm", "classifier"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
@@ -33,11 +32,11 @@ class DiagnoseOptions(RequestModel):
     """Everything but the image (the ``request`` field of a multipart upload)."""
 
     sample: SampleMeta = Field(default_factory=SampleMeta)
-    k: int = Field(default=0, ge=0, le=16)
-    strategy: Literal["ssfs", "rfs", "semantic"] = "ssfs"
+    k: K = 0
+    strategy: Strategy = Strategy.SSFS
     backend: Backend | None = None
     """Which model answers (default: the service's ``default_backend``)."""
-    adapter: str | None = Field(default=None, max_length=200, pattern=r"^[A-Za-z0-9._-]+$")
+    adapter: str | None = Field(default=None, max_length=200, pattern=ADAPTER_PATTERN)
     """The VLM adapter (or base model) to use; for the classifier, its name."""
     seed: Seed = 0
 

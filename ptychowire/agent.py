@@ -6,8 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from services.common.labels import ArtifactList
-from services.common.protocol import RequestModel, Seed
+from ptychowire.base import ADAPTER_PATTERN, K, RequestModel, Seed, Strategy
+from ptychowire.labels import ArtifactList
 
 
 class SampleInfo(RequestModel):
@@ -29,10 +29,10 @@ class RecommendRequest(RequestModel):
     sample: SampleInfo
     sample_id: str | None = Field(default=None, max_length=200)
     """The sample's id when it is one of the pool's (never shown as its own example)."""
-    k: int = Field(default=0, ge=0, le=16)
-    strategy: Literal["ssfs", "rfs", "semantic"] = "ssfs"
+    k: K = 0
+    strategy: Strategy = Strategy.SSFS
     """``semantic`` needs the retriever service."""
-    adapter: str | None = Field(default=None, max_length=200, pattern=r"^[A-Za-z0-9._-]+$")
+    adapter: str | None = Field(default=None, max_length=200, pattern=ADAPTER_PATTERN)
     """The served model or LoRA adapter (default: the service's)."""
     seed: Seed = 0
 

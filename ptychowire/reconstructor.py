@@ -7,8 +7,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ptychobench.sim.reconstruct import Engine
-
 JobState = Literal["queued", "running", "done", "failed", "cancelled", "interrupted"]
 JOB_STATES: tuple[JobState, ...] = (
     "queued",
@@ -20,6 +18,8 @@ JOB_STATES: tuple[JobState, ...] = (
 )
 FINISHED: frozenset[str] = frozenset({"done", "failed", "cancelled", "interrupted"})
 Preprocess = Literal["recenter", "transpose"]
+Engine = Literal["lsqml", "epie"]  # rPIE diverged and PIE crashed in ptychi 2.2.0
+"""The reconstruction engines the reconstructor runs (``ptychobench.sim.reconstruct``)."""
 
 
 class OptionOverrides(BaseModel):

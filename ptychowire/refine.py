@@ -8,9 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from gateway.protocol import DiagnoseStep, RecommendStep
-from services.common.encoding import Base64
-from services.common.protocol import RequestModel
+from ptychowire.base import Base64, RequestModel
+from ptychowire.gateway import DiagnoseStep, RecommendStep
 
 RefineState = Literal["queued", "running", "done", "failed", "cancelled", "interrupted"]
 
