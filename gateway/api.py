@@ -254,11 +254,14 @@ async def live_f1(
 
 
 @router.post("/benchmarks", status_code=202, responses=problem_responses(409))
-async def start_benchmark(config: BenchConfig, jobs: JobsDep, key: AdminKey) -> BenchRun:
+async def start_benchmark(
+    config: BenchConfig, jobs: JobsDep, key: AdminKey, restart: bool = False
+) -> BenchRun:
     """Start a benchmark run through this gateway, or resume the stored run of the
-    same configuration; ``GET /v1/benchmarks/{id}`` follows it."""
+    same configuration (409 if its adapters, prompts or data changed since: ask for a
+    new run with ``restart=true``); ``GET /v1/benchmarks/{id}`` follows it."""
     try:
-        run = await jobs.start(config, key)
+        run = await jobs.start(config, key, restart)
     except RunningError as error:
         raise Conflict(str(error), run_id=error.run_id) from None
     return _run(run, jobs)

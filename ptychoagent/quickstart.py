@@ -21,11 +21,12 @@ from rich.console import Console
 from rich.table import Table
 
 from ptychobench.baselines import example_vote
-from ptychobench.bootstrap import bootstrap, paired_bootstrap
+from ptychobench.bootstrap import paired_bootstrap
 from ptychobench.data import Dataset, Sample, read_release, split_samples, write_release
 from ptychobench.labels import Task, vocabulary
-from ptychobench.metrics import binarize, parity_score, score
+from ptychobench.metrics import binarize, parity_score
 from ptychobench.prompts import PROMPT_VERSION, build_for_sample, format_answer
+from ptychobench.report import interval, label_matrices, number, pooled, write_atomic
 from ptychobench.selection import Strategy, select_examples
 from ptychobench.toy import make_toy_samples
 
@@ -100,10 +101,9 @@ def run_cell(dataset: Dataset, task: Task, strategy: Strategy, k: int, seed: int
 def score_cell(cell: Cell, n_resamples: int, seed: int) -> dict[str, Any]:
     """Micro/macro F1 with bootstrap CIs, ours and parity."""
     vocab = vocabulary(cell.task)
-    y_true = binarize(cell.truths, vocab)
-    y_pred = binarize(cell.predictions, vocab)
-    ours = score(y_true, y_pred, vocab, sample_types=cell.sample_types)
-    ci = bootstrap(y_true, y_pred, n_resamples=n_resamples, seed=seed)
+    y_true, y_pred = label_matrices(cell.truths, cell.predictions, vocab)
+    found = pooled(y_true, y_pred, vocab, cell.sample_types, n_resamples=n_resamples, seed=seed)
+    ours, ci = found.scores, found.micro_f1
     parity = parity_score(
         [format_answer(t, cell.task) for t in cell.truths],
         [format_answer(p, cell.task) for p in cell.predictions],
@@ -155,10 +155,10 @@ def _table(rows: Sequence[dict[str, Any]], task: Task) -> Table:
             row["strategy"].upper(),
             str(row["k"]),
             str(row["n"]),
-            f"{row['micro_f1']:.3f}",
-            f"[{low:.3f}, {high:.3f}]",
-            f"{row['macro_f1']:.3f}",
-            f"{row['parity_micro_f1']:.3f}",
+            number(row["micro_f1"]),
+            interval(low, high),
+            number(row["macro_f1"]),
+            number(row["parity_micro_f1"]),
             f"{row['shared_prompt_prefix']:.0%}",
         )
     return table
@@ -224,7 +224,7 @@ def run_quickstart(
         "cells": rows,
         "ssfs_vs_rfs": comparisons,
     }
-    (out / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    write_atomic(out / "report.json", json.dumps(report, indent=2).encode())
     console.print(f"report: {out / 'report.json'}  ·  rescore: ptychoagent score {results_path}")
     return report
 
@@ -235,9 +235,10 @@ def _compare(cells: Sequence[Cell], task: Task, n_resamples: int, seed: int) -> 
         next(c for c in cells if c.task is task and c.strategy is s and c.k == KS[-1])
         for s in (Strategy.SSFS, Strategy.RFS)
     )
+    y_true, y_ssfs = label_matrices(ssfs.truths, ssfs.predictions, vocab)
     result = paired_bootstrap(
-        binarize(ssfs.truths, vocab),
-        binarize(ssfs.predictions, vocab),
+        y_true,
+        y_ssfs,
         binarize(rfs.predictions, vocab),
         n_resamples=n_resamples,
         seed=seed,

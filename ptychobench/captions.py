@@ -24,6 +24,11 @@ How a text is read, and why:
   is not in the text. A target number of iterations or epochs is read as an increase (K):
   experts do not write out an iteration count to ask for fewer.
 * ``L`` (no changes needed) is returned only when no other letter was found.
+
+Why one module of 500-odd lines: about half of it is the rule table (``_SPECS``), and the
+other half is the reader that gives the table's patterns their meaning (clauses,
+borrowed verbs, negation windows). A disagreement with an annotator is settled by
+reading a row and the reader together; split, each half would be unreadable alone.
 """
 
 from __future__ import annotations

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ptychobench.data import Sample
 from ptychobench.labels import Task
+from ptychobench.report.tables import estimate, md_table, number
 
 if TYPE_CHECKING:
     from ptychobench.journal import Journal
@@ -384,7 +385,7 @@ def summarize(
 
 
 def _num(value: float | None, form: str) -> str:
-    return "–" if value is None else format(value, form)
+    return number(value, form, missing="–")
 
 
 def _p(value: float) -> str:
@@ -394,28 +395,43 @@ def _p(value: float) -> str:
 def _delta(paired: Mapping[str, Any] | None) -> str:
     if paired is None:
         return "–"
-    return (
-        f"{paired['delta']:+.2f} [{paired['ci_low']:+.2f}, {paired['ci_high']:+.2f}] "
-        f"{_p(paired['p_value'])}"
-    )
+    change = estimate(paired["delta"], paired["ci_low"], paired["ci_high"], "+.2f")
+    return f"{change} {_p(paired['p_value'])}"
 
 
 def render_table(summary: Mapping[str, Mapping[str, Any]]) -> str:
     """The summary as a Markdown table, one row an arm."""
-    lines = [
-        "| arm | n | errors | fix rate [95 % CI] | median gain | Δ vs none [CI] p "
-        "| Δ vs oracle [CI] p | rounds | recons | s/round |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+    header = [
+        "arm",
+        "n",
+        "errors",
+        "fix rate [95 % CI]",
+        "median gain",
+        "Δ vs none [CI] p",
+        "Δ vs oracle [CI] p",
+        "rounds",
+        "recons",
+        "s/round",
     ]
+    rows: list[list[object]] = []
     for arm, s in summary.items():
         ci = s["fix_rate_ci"]
-        rate = "–" if ci is None else f"{s['fix_rate']:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]"
-        lines.append(
-            f"| {arm} | {s['n']} | {s['errors']} | {rate} | {_num(s['median_gain'], '+.2f')} "
-            f"| {_delta(s['vs_none'])} | {_delta(s['vs_oracle'])} "
-            f"| {_num(s['rounds'], '.2f')} | {s['reconstructions']} "
-            f"| {_num(s['seconds_per_round'], '.1f')} |"
+        rate = "–" if ci is None else estimate(s["fix_rate"], ci[0], ci[1], ".2f")
+        rows.append(
+            [
+                arm,
+                s["n"],
+                s["errors"],
+                rate,
+                _num(s["median_gain"], "+.2f"),
+                _delta(s["vs_none"]),
+                _delta(s["vs_oracle"]),
+                _num(s["rounds"], ".2f"),
+                s["reconstructions"],
+                _num(s["seconds_per_round"], ".1f"),
+            ]
         )
+    lines = md_table(header, rows)
     return "\n".join(lines)
 
 

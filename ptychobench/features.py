@@ -22,6 +22,11 @@ model on standardised features treats them sensibly.
 `image_features` returns them (`FEATURE_NAMES`).
 
 Numpy only (``numpy.fft`` included): the service runs this in-process.
+
+Why one module of 500-odd lines: ``FEATURE_DOCS`` and the functions that measure each
+feature are one list read in one order (the classifier's columns); keeping the
+description beside the measurement is what keeps them in step. The helpers
+(resampling, blur, spectra) are small and used only here.
 """
 
 from __future__ import annotations

@@ -18,6 +18,8 @@ from collections.abc import Callable, Hashable, Mapping
 from pathlib import Path
 from typing import Any
 
+from ptychobench.report.io import write_atomic
+
 Row = dict[str, Any]
 
 
@@ -32,12 +34,7 @@ def config_hash(config: Mapping[str, Any]) -> str:
 
 def _fsync_write(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically (a temporary file, fsync'd, renamed)."""
-    temporary = path.with_name(path.name + ".tmp")
-    with temporary.open("w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    write_atomic(path, text.encode())
 
 
 class Journal:

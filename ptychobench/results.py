@@ -32,9 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TypeAlias
 
-from ptychobench.bootstrap import BootstrapResult, bootstrap
+from ptychobench.bootstrap import BootstrapResult
 from ptychobench.labels import Task, canonical_order, vocabulary
-from ptychobench.metrics import Scores, binarize, parity_matrices, score
+from ptychobench.metrics import Scores, parity_matrices
+from ptychobench.report.stats import label_matrices, pooled
 
 Answer: TypeAlias = str | tuple[str, ...]
 """A model's answer text, or labels already in the task's vocabulary."""
@@ -359,20 +360,34 @@ def evaluate_run(
     """Our scoring and the parity scoring of a run, each with a bootstrap CI of micro-F1."""
     vocab = vocabulary(run.task)
     truths, predictions, failures = our_labels(run)
-    y_true, y_pred = binarize(truths, vocab), binarize(predictions, vocab)
+    y_true, y_pred = label_matrices(truths, predictions, vocab)
     true_texts, pred_texts = parity_texts(run)
     p_true, p_pred, labels = parity_matrices(
         true_texts, pred_texts, require_brackets=run.task is Task.DETECTION
     )
+    ours = pooled(
+        y_true,
+        y_pred,
+        vocab,
+        run.sample_types,
+        n_resamples=n_resamples,
+        seed=seed,
+        confidence=confidence,
+    )
+    parity = pooled(
+        p_true,
+        p_pred,
+        labels,
+        run.sample_types,
+        n_resamples=n_resamples,
+        seed=seed,
+        confidence=confidence,
+    )
     return RunEvaluation(
         run=run,
-        ours=score(y_true, y_pred, vocab, run.sample_types),
-        ours_micro_f1=bootstrap(
-            y_true, y_pred, n_resamples=n_resamples, seed=seed, confidence=confidence
-        ),
+        ours=ours.scores,
+        ours_micro_f1=ours.micro_f1,
         parse_failures=failures,
-        parity=score(p_true, p_pred, labels, run.sample_types),
-        parity_micro_f1=bootstrap(
-            p_true, p_pred, n_resamples=n_resamples, seed=seed, confidence=confidence
-        ),
+        parity=parity.scores,
+        parity_micro_f1=parity.micro_f1,
     )

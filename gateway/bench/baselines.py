@@ -38,6 +38,7 @@ from ptychobench.baselines import (
 from ptychobench.bootstrap import bootstrap, paired_bootstrap
 from ptychobench.labels import Task, vocabulary
 from ptychobench.metrics import binarize
+from ptychobench.report.tables import estimate, interval
 
 if TYPE_CHECKING:
     from gateway.bench.records import ItemResult
@@ -251,7 +252,7 @@ def baseline_rows(baselines: Sequence[Baseline]) -> list[list[str]]:
             label(b["name"]),
             ", ".join(b["answer"]) if b["answer"] is not None else "per item",
             str(b["n_items"]),
-            f"{b['micro_f1']:.3f} [{b['ci_low']:.3f}, {b['ci_high']:.3f}]",
+            estimate(b["micro_f1"], b["ci_low"], b["ci_high"]),
             b["description"],
         ]
         for b in baselines
@@ -275,9 +276,9 @@ def vs_constant_rows(
             c["model"],
             strategy_label(c["strategy"]),
             str(c["k"]),
-            f"{c['micro_f1']:.3f} [{c['ci_low']:.3f}, {c['ci_high']:.3f}]",
+            estimate(c["micro_f1"], c["ci_low"], c["ci_high"]),
             f"{c['minus_constant']:+.3f}",
-            f"[{c['minus_constant_ci_low']:+.3f}, {c['minus_constant_ci_high']:+.3f}]",
+            interval(c["minus_constant_ci_low"], c["minus_constant_ci_high"], "+.3f"),
             f"{c['minus_constant_p']:.4f}",
             "yes" if c["clears_constant"] else f"no {MARK}",
         ]

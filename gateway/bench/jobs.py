@@ -9,6 +9,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from gateway.bench.baselines import read_dataset
 from gateway.bench.config import BenchConfig, allowed_dataset
@@ -97,10 +98,12 @@ class BenchJobs:
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.progress: dict[str, Progress] = {}
 
-    async def start(self, config: BenchConfig, key: ApiKey) -> RunInfo:
+    async def start(self, config: BenchConfig, key: ApiKey, restart: bool = False) -> RunInfo:
         """Start (or resume) the run of ``config``; returns once it is recorded.
         ``BenchConfigError`` (a 422) when its dataset is outside the allowed roots or
-        makes no run."""
+        makes no run; :class:`~gateway.bench.store.RunChangedError` (a 409) when the
+        stored run was made with other adapters, prompts or data and ``restart`` (begin
+        a new run) is not given."""
         allowed_dataset(
             config.dataset, self.service.settings.bench_dataset_roots, self.root or Path.cwd()
         )
@@ -120,8 +123,10 @@ class BenchJobs:
                     ServicePredictor(self.service, key),
                     gateway_url="in-process",
                     root=self.root,
+                    restart=restart,
                     progress=lambda state: self._progress(config.name, state),
                     on_start=on_start,
+                    engines=await self._engines(),
                 )
                 items = await asyncio.to_thread(self.store.items, run.id)
                 dataset = await asyncio.to_thread(read_dataset, config.dataset, self.root)
@@ -146,6 +151,23 @@ class BenchJobs:
         run = await opened
         self.tasks[run.id] = task
         return run
+
+    async def _engines(self) -> dict[str, dict[str, Any]]:
+        """What the diagnosis and agent services say they answer with (``GET /info``),
+        by task; a service that does not say is left out of the run's provenance."""
+        found: dict[str, dict[str, Any]] = {}
+        services = (
+            ("detection", self.service.diagnosis),
+            ("recommendation", self.service.agent),
+            ("closed_loop", self.service.agent),
+        )
+        for task, upstream in services:
+            try:
+                response, _ = await upstream.request("GET", "/info", label="info")
+                found[task] = dict(response.json())
+            except (ServiceError, ValueError, TypeError) as error:
+                log.warning("benchmark provenance: no /info from the %s service: %s", task, error)
+        return found
 
     def _progress(self, name: str, state: Progress) -> None:
         self.progress[state.run_id] = state

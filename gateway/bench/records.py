@@ -36,6 +36,8 @@ class ItemResult:
     outcome: dict[str, Any] | None = None
     """Closed loop: what the letters did (``ptychobench.closed_loop.Evaluation``: applied,
     skipped, NRMSE before and after, gain, fixed, rounds, reconstructions, seconds)."""
+    prompt_sha256: str | None = None
+    """The hash of the prompts the item was asked with (``ptychobench.provenance``)."""
 
     @property
     def parse_failure(self) -> bool:
@@ -57,3 +59,7 @@ class RunRecord:
     finished_at: str | None
     gateway_url: str
     extra: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    """What made it (:func:`gateway.bench.provenance.collect`): adapters and their
+    SHA-256, each model's engine URL and served model, prompt version and hash, data set
+    hash, package versions, git revision, machine. Empty for runs recorded before."""

@@ -19,11 +19,12 @@ import subprocess
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from gateway.bench import provenance as prov
 from gateway.bench.config import CLOSED_LOOP, NO_STRATEGY, BenchConfig, Item, plan, task_name
 from gateway.bench.records import ItemResult, RunRecord
 from gateway.bench.store import RunInfo, RunStore
@@ -223,7 +224,7 @@ async def answer(item: Item, predictor: Predictor, key: str) -> ItemResult:
     )
 
 
-def _failed(item: Item, error: str) -> ItemResult:
+def _failed(item: Item, error: str, prompt_sha256: str | None = None) -> ItemResult:
     return ItemResult(
         task=task_name(item.task),
         model=item.model.name,
@@ -238,6 +239,7 @@ def _failed(item: Item, error: str) -> ItemResult:
         truth=item.truth,
         predicted=(),
         error=error,
+        prompt_sha256=prompt_sha256,
     )
 
 
@@ -251,6 +253,7 @@ async def run_benchmark(
     restart: bool = False,
     progress: Callable[[Progress], None] | None = None,
     on_start: Callable[[RunInfo], Awaitable[None] | None] | None = None,
+    engines: prov.Engines | None = None,
 ) -> RunInfo:
     """Send every item not yet answered, keep each result at once, and return the run.
     A relative dataset path is read from ``root`` (default: the working directory).
@@ -258,10 +261,19 @@ async def run_benchmark(
     A 4xx from the gateway for an item stops the run (status ``failed``): it is a
     configuration error that every other item would repeat. A cancelled run is marked
     ``interrupted``; run it again to resume.
+
+    The run records its provenance (:func:`gateway.bench.provenance.collect`, with what
+    the services said of themselves in ``engines``); a stored run whose adapters, prompts
+    or data set changed is not resumed (:class:`~gateway.bench.store.RunChangedError`)
+    unless ``restart``.
     """
     items = plan(config, root)
+    revision = git_revision()
+    made_with = await asyncio.to_thread(
+        prov.collect, config, root or Path.cwd(), revision, engines, ROOT
+    )
     run, done = await asyncio.to_thread(
-        store.open, config, len(items), git_revision(), gateway_url, restart
+        store.open, config, len(items), revision, gateway_url, restart, made_with
     )
     if on_start is not None:
         started = on_start(run)
@@ -278,15 +290,17 @@ async def run_benchmark(
         progress(state)
     semaphore = asyncio.Semaphore(config.concurrency)
     config_hash = config.hash()
+    prompt_sha256 = made_with["prompt"]["sha256"]
 
     async def one(item: Item) -> None:
         async with semaphore:
             try:
                 result = await answer(item, predictor, idempotency_key(config_hash, item))
+                result = replace(result, prompt_sha256=prompt_sha256)
             except ItemFailedError as error:
                 if error.fatal:
                     raise BenchAbortError(f"{item.key}: {error}") from error
-                result = _failed(item, str(error))
+                result = _failed(item, str(error), prompt_sha256)
             else:
                 if (
                     config.feedback
@@ -334,4 +348,5 @@ def run_record(run: RunInfo, dataset: str) -> RunRecord:
             else None
         ),
         gateway_url=run.gateway_url,
+        provenance=run.provenance or {},
     )

@@ -1,9 +1,13 @@
-"""Benchmark runs in the project database (tables from migrations 0004 and 0009).
+"""Benchmark runs in the project database (tables from migrations 0004, 0009 and 0010).
 
 A run is identified by its configuration hash: starting the same configuration again
 resumes it. Every answered item is written as soon as it is answered (retried while the
 database connection drops), so a killed run loses at most the items in flight, and those
 are replayed by the gateway from their Idempotency-Keys, not recomputed.
+
+A run keeps its provenance (:mod:`gateway.bench.provenance`); one whose adapters,
+prompts or data set changed since it began is not resumed (:class:`RunChangedError`)
+unless a new run is asked for.
 """
 
 from __future__ import annotations
@@ -28,12 +32,29 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from gateway.bench.config import BenchConfig
+from gateway.bench.provenance import changes
 from gateway.bench.records import ItemResult
 from gateway.tables import Base, Tables
 from services.common.database import as_utc, migrate
-from services.common.errors import NotFound
+from services.common.errors import Conflict, NotFound
 
 STATUSES = ("running", "finished", "failed", "interrupted")
+
+
+class RunChangedError(Conflict):
+    """The stored run of this configuration was made with other adapters, prompts or
+    data: resuming would mix its answers with the new ones (a 409; the CLI exits 1)."""
+
+    def __init__(self, run_id: str, found: list[str]) -> None:
+        super().__init__(
+            f"benchmark run {run_id} cannot be resumed: {'; '.join(found)}. Its answers "
+            "would be mixed with answers of what changed; start a new run (ptychoagent "
+            "bench --restart, or POST /v1/benchmarks?restart=true)",
+            run_id=run_id,
+            changes=found,
+        )
+        self.run_id = run_id
+        self.changes = found
 
 
 class RunRow(Base):
@@ -49,6 +70,7 @@ class RunRow(Base):
     git_revision: Mapped[str | None] = mapped_column(String(64))
     gateway_url: Mapped[str] = mapped_column(String(500))
     report_dir: Mapped[str | None] = mapped_column(String(1000))
+    provenance: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -77,6 +99,7 @@ class ItemRow(Base):
     completion_tokens: Mapped[int] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
     outcome: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    prompt_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     """Closed-loop items only (migration 0009)."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
@@ -98,6 +121,7 @@ class RunInfo:
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
+    provenance: dict[str, Any] | None = None
 
 
 def _result(row: ItemRow) -> ItemResult:
@@ -120,6 +144,7 @@ def _result(row: ItemRow) -> ItemResult:
         completion_tokens=row.completion_tokens,
         error=row.error,
         outcome=dict(row.outcome) if row.outcome is not None else None,
+        prompt_sha256=row.prompt_sha256,
     )
 
 
@@ -136,9 +161,12 @@ class RunStore(Tables):
         git_revision: str | None,
         gateway_url: str,
         restart: bool = False,
+        provenance: dict[str, Any] | None = None,
     ) -> tuple[RunInfo, set[str]]:
         """The run of this configuration (resumed, or new) and the keys of its items
-        that are answered already. ``restart`` forgets a stored run first."""
+        that are answered already. ``restart`` forgets a stored run first; without it,
+        a stored run whose provenance differs from ``provenance`` in what its answers
+        depend on raises :class:`RunChangedError`."""
         digest = config.hash()
         now = datetime.now(UTC)
         with Session(self.engine) as session, session.begin():
@@ -148,6 +176,10 @@ class RunStore(Tables):
                 session.delete(row)
                 session.flush()
                 row = None
+            if row is not None and provenance is not None:
+                found = changes(row.provenance, provenance)
+                if found:
+                    raise RunChangedError(row.id, found)
             if row is None:
                 row = RunRow(
                     id=uuid.uuid4().hex[:16],
@@ -164,6 +196,8 @@ class RunStore(Tables):
             row.message = ""
             row.git_revision = git_revision
             row.gateway_url = gateway_url
+            if provenance is not None:
+                row.provenance = provenance
             row.updated_at = now
             run_id = row.id
             done = set(
@@ -205,6 +239,7 @@ class RunStore(Tables):
                         completion_tokens=result.completion_tokens,
                         error=result.error,
                         outcome=result.outcome,
+                        prompt_sha256=result.prompt_sha256,
                         created_at=datetime.now(UTC),
                     )
                 )
@@ -276,4 +311,5 @@ class RunStore(Tables):
             created_at=as_utc(row.created_at),
             updated_at=as_utc(row.updated_at),
             finished_at=as_utc(row.finished_at) if row.finished_at is not None else None,
+            provenance=dict(row.provenance) if row.provenance is not None else None,
         )

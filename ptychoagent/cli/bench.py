@@ -80,7 +80,7 @@ async def run_and_report(
     from gateway.bench.baselines import read_dataset
     from gateway.bench.report import build_report, render_tables, write_report
     from gateway.bench.runner import BenchAbortError, run_benchmark, run_record
-    from gateway.bench.store import RunStore
+    from gateway.bench.store import RunChangedError, RunStore
     from ptychoagent.bench import HttpPredictor
     from ptychoagent.client import AsyncClient
     from services.common.database import make_engine
@@ -118,7 +118,7 @@ async def run_and_report(
                     restart=restart,
                     progress=show,
                 )
-    except BenchAbortError as error:
+    except (BenchAbortError, RunChangedError) as error:
         console.print(f"[red]stopped:[/red] {error}")
         raise SystemExit(1) from None
     items = await asyncio.to_thread(store.items, run.id)

@@ -67,7 +67,9 @@ def score(
 
 
 def _ci(result: BootstrapResult) -> str:
-    return f"[{result.ci_low:.3f}, {result.ci_high:.3f}]"
+    from ptychobench.report.tables import interval
+
+    return interval(result.ci_low, result.ci_high)
 
 
 def _print_tables(evaluations: list[RunEvaluation]) -> None:

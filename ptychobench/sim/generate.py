@@ -17,6 +17,13 @@ nothing is duplicated because a unit's file name is its sample id):
 
 The result is the authors' release layout plus ``metadata.json`` (generator version,
 settings, counts, metric summaries) and ``samples.jsonl`` (per-sample provenance).
+
+This module runs the units; the plan (settings, what each sample will be) is
+:mod:`ptychobench.sim.plan` and the release's files :mod:`ptychobench.sim.assemble`.
+What stays (a little over 500 lines) is one pipeline read top to bottom: the two units,
+their resumable files, the worker pool and the loops that run them. It is left whole on
+purpose: a running corpus job depends on its order of random draws, which a further
+split could only put at risk.
 """
 
 from __future__ import annotations
@@ -26,20 +33,25 @@ import json
 import logging
 import os
 import time
-from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from ptychobench.data import Dataset, Sample, split_samples, write_release
-from ptychobench.labels import ARTIFACT_LABELS, NO_ARTIFACTS, NO_CHANGES, OPTION_LETTERS
+from ptychobench.labels import NO_ARTIFACTS, NO_CHANGES
 from ptychobench.quality import phase_image
+from ptychobench.sim.assemble import (
+    GENERATOR_VERSION,
+    _dataset,
+    _json,
+    _sample,
+    _write_atomic,
+    _write_summary,
+)
 from ptychobench.sim.faults import (
     FAULTS,
     PROBE_SIZE,
@@ -50,123 +62,22 @@ from ptychobench.sim.faults import (
     parameters_block,
 )
 from ptychobench.sim.objects import object_metadata
+from ptychobench.sim.plan import (
+    PAIRS,
+    PAPER_SIZES,
+    PlanItem,
+    SimSettings,
+    make_plan,
+    replacement,
+    sample_id,
+)
 from ptychobench.sim.variation import (
     Variant,
-    Variation,
     draw_variant,
     instruments_for,
-    sample_types_for,
 )
 
 logger = logging.getLogger(__name__)
-
-GENERATOR_VERSION: Final = "ptychobench-sim/1"
-PAPER_SIZES: Final = {"detection": (312, 79), "recommendation": (91, 44)}
-
-# Two faults only where both stay readable in one image and do not touch the same knob.
-PAIRS: Final[tuple[tuple[str, str], ...]] = (
-    ("position_errors", "probe_drift"),
-    ("position_errors", "over_regularised"),
-    ("position_errors", "too_few_iterations"),
-    ("line_lag", "probe_drift"),
-    ("off_centre_patterns", "probe_drift"),
-    ("single_probe_mode", "probe_drift"),
-    ("single_probe_mode", "position_errors"),
-    ("over_regularised", "probe_drift"),
-)
-
-
-class SimSettings(BaseModel):
-    """Everything a generated dataset depends on (recorded in ``metadata.json``)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    n: int = Field(default=391, ge=12, le=100_000)
-    seed: int = 0
-    test_fraction: float = Field(default=79 / 391, gt=0, lt=1)
-    recommendation_train_share: float = Field(default=91 / 312, gt=0, le=1)
-    recommendation_test_share: float = Field(default=44 / 79, gt=0, le=1)
-    clean_share: float = Field(default=0.1, ge=0, le=1)
-    two_fault_share: float = Field(default=0.15, ge=0, le=1)
-    verify_fraction: float = Field(default=1.0, ge=0, le=1)
-    min_fix_gain: float = Field(default=0.3, gt=0, le=1)
-    max_attempts: int = Field(default=2, ge=1)
-    faults: tuple[str, ...] = tuple(FAULTS)
-    variation: Variation = "none"
-    """What varies per sample (:mod:`ptychobench.sim.variation`): "none" for the
-    benchmark set, "corpus" for training data, "shifted" for the out-of-domain set."""
-
-    def check(self) -> None:
-        """Raise ``ValueError`` for settings no dataset can satisfy."""
-        unknown = [name for name in self.faults if name not in FAULTS]
-        if unknown:
-            raise ValueError(f"unknown faults {unknown}; known: {list(FAULTS)}")
-        if not self.faults and self.clean_share < 1:
-            raise ValueError("no faults chosen: set clean_share to 1 or choose faults")
-        n_test = int(np.ceil(self.n * self.test_fraction))
-        if n_test < 1 or n_test >= self.n:
-            raise ValueError(
-                f"n={self.n} with test_fraction={self.test_fraction} leaves a split empty"
-            )
-
-
-@dataclass(frozen=True)
-class PlanItem:
-    index: int
-    id: str
-    sample_type: str
-    instrument: str
-    faults: tuple[str, ...]
-
-
-def sample_id(seed: int, index: int) -> str:
-    return hashlib.sha256(f"ptychobench-sim\x1f{seed}\x1f{index}".encode()).hexdigest()[:8]
-
-
-def _draw_item(
-    settings: SimSettings, index: int, sample_type: str, rng: np.random.Generator
-) -> PlanItem:
-    """Instrument and fault(s) of one sample of ``sample_type``."""
-    from ptychobench.sim.faults import Scene
-
-    instruments = instruments_for(settings.variation)
-    names = list(instruments)
-    instrument = names[int(rng.integers(len(names)))]
-    scene = Scene(sample_type, instruments[instrument], 0, False)
-    usable = [FAULTS[n] for n in settings.faults if FAULTS[n].applies_to(scene)]
-    faults: tuple[str, ...] = ()
-    if usable and rng.random() >= settings.clean_share:
-        pairs = [
-            pair
-            for pair in PAIRS
-            if all(name in settings.faults and FAULTS[name].applies_to(scene) for name in pair)
-        ]
-        if pairs and rng.random() < settings.two_fault_share:
-            faults = pairs[int(rng.integers(len(pairs)))]
-        else:
-            weights = np.array([f.weight for f in usable])
-            faults = (usable[int(rng.choice(len(usable), p=weights / weights.sum()))].name,)
-    return PlanItem(index, sample_id(settings.seed, index), sample_type, instrument, faults)
-
-
-def make_plan(settings: SimSettings) -> list[PlanItem]:
-    """What each sample will be: type (balanced), instrument, fault(s). Deterministic."""
-    settings.check()
-    rng = np.random.default_rng([settings.seed, 0])
-    kinds = sample_types_for(settings.variation)
-    types = [kinds[i % len(kinds)] for i in range(settings.n)]
-    rng.shuffle(types)
-    return [
-        _draw_item(settings, index, sample_type, rng) for index, sample_type in enumerate(types)
-    ]
-
-
-def replacement(settings: SimSettings, failed: PlanItem, number: int) -> PlanItem:
-    """The ``number``-th replacement (0, 1, …) for samples that could not be made: the
-    same sample type, a fresh draw of instrument and faults, index ``n + number``."""
-    rng = np.random.default_rng([settings.seed, 9, number])
-    return _draw_item(settings, settings.n + number, failed.sample_type, rng)
-
 
 # ------------------------------------------------------------------- the work units
 
@@ -281,12 +192,6 @@ def _image_dir(out: Path, settings: SimSettings) -> Path:
     folder = out / ("images" if settings.variation == "none" else "work/phase")
     folder.mkdir(parents=True, exist_ok=True)
     return folder
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def detect_unit(
@@ -432,14 +337,6 @@ def verify_unit(
         _unit_path(out, "verify", record["id"]), json.dumps(result, default=_json).encode()
     )
     return result
-
-
-def _json(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, tuple):
-        return list(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def _unit_path(out: Path, kind: str, sample: str) -> Path:
@@ -599,47 +496,6 @@ def _run_plan(
     return made, left_out
 
 
-def _sample(record: Mapping[str, Any], out: Path, settings: SimSettings) -> Sample:
-    from ptychobench.sim.text import caption_obj
-    from ptychobench.sim.wording import draw_style, write_parameters
-
-    rng = np.random.default_rng([settings.seed, record["index"], 5])
-    phrase = object_metadata(record["sample_type"])["sample_type"]
-    style, shuffle = draw_style(settings.variation, settings.seed, record["index"])
-    return Sample(
-        id=record["id"],
-        image=_release_image(record, out, settings),
-        sample_type=record["sample_type"],
-        instrument=record["instrument"],
-        beam="X-ray",
-        package="pty-chi",
-        artifacts=tuple(record["artifacts"]),
-        caption_obj=caption_obj(record["artifacts"], phrase, rng),
-        parameters=write_parameters(
-            record["parameters"], style, shuffle, settings.seed, record["index"]
-        ),
-    )
-
-
-def _release_image(record: Mapping[str, Any], out: Path, settings: SimSettings) -> Path:
-    """The sample's image as the release shows it: the phase PNG itself for the
-    benchmark set, else rendered (:mod:`ptychobench.sim.render`) from ``work/phase``."""
-    from ptychobench.sim.render import draw_rendering, render
-
-    if settings.variation == "none":
-        return out / "images" / str(record["image"])
-    rendering = draw_rendering(settings.variation, settings.seed, record["index"])
-    target = out / "images" / (Path(record["image"]).stem + rendering.extension)
-    if not target.exists():
-        from PIL import Image
-
-        with Image.open(out / "work" / "phase" / record["image"]) as canonical:
-            scaled = np.asarray(canonical.convert("L"), dtype=np.float64) / 255.0
-        target.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(target, render(scaled, tuple(record["phase_range"]), rendering))
-    return target
-
-
 def _recommendation(
     records: Mapping[str, dict[str, Any]],
     train: list[Sample],
@@ -711,139 +567,18 @@ def _verified_share(sample: str) -> float:
     return float(int(sample, 16) / 16 ** len(sample))
 
 
-def _dataset(
-    samples: list[Sample],
-    train: list[Sample],
-    test: list[Sample],
-    chosen: Mapping[str, Mapping[str, Any]],
-    records: Mapping[str, dict[str, Any]],
-    settings: SimSettings,
-) -> Dataset:
-    from ptychobench.sim.text import caption_param
-
-    def advised(side: list[Sample]) -> tuple[Sample, ...]:
-        out = []
-        for sample in side:
-            if sample.id not in chosen:
-                continue
-            record = records[sample.id]
-            rng = np.random.default_rng([settings.seed, record["index"], 7])
-            advice = caption_param(record["letters"], rng, record["parameters"])
-            out.append(
-                sample.model_copy(
-                    update={"options": tuple(record["letters"]), "caption_param": advice}
-                )
-            )
-        return tuple(out)
-
-    rec_train, rec_test = advised(train), advised(test)
-    updated = {s.id: s for s in (*rec_train, *rec_test)}
-    return Dataset(
-        detection={
-            "train": tuple(updated.get(s.id, s) for s in train),
-            "test": tuple(updated.get(s.id, s) for s in test),
-        },
-        recommendation={"train": rec_train, "test": rec_test},
-    )
-
-
-def _write_summary(
-    out: Path,
-    settings: SimSettings,
-    plan: list[PlanItem],
-    records: Mapping[str, dict[str, Any]],
-    chosen: Mapping[str, Mapping[str, Any]],
-    failed: list[str],
-) -> None:
-    ordered = [records[item.id] for item in plan]
-    label_counts = Counter(label for r in ordered for label in r["artifacts"])
-    letter_counts = Counter(letter for r in ordered if r["id"] in chosen for letter in r["letters"])
-    planned = Counter(name for item in plan for name in item.faults)
-    shown = Counter(name for r in ordered for name in r["faults"])
-    verified = [v for v in chosen.values() if v]
-    metadata = {
-        "generator": GENERATOR_VERSION,
-        "settings": settings.model_dump(mode="json"),
-        "object_size": 128,
-        "pattern_size": 64,
-        "engine": "Pty-chi LSQML",
-        "counts": {
-            "samples": len(ordered),
-            "recommendation": len(chosen),
-            "labels": {label: label_counts.get(label, 0) for label in ARTIFACT_LABELS},
-            "letters": {letter: letter_counts.get(letter, 0) for letter in OPTION_LETTERS},
-            "sample_types": dict(Counter(r["sample_type"] for r in ordered)),
-            "instruments": dict(Counter(r["instrument"] for r in ordered)),
-            "faults_planned": dict(planned),
-            "faults_confirmed": dict(shown),
-            "replaced_attempts": sum(len(r["dropped_attempts"]) for r in ordered),
-            "replaced_samples": len(failed),
-            "fixes_verified": len(verified),
-            "fixes_helped": sum(1 for v in verified if v["helped"]),
-        },
-        "faults": {
-            name: {
-                "summary": fault.summary,
-                "artifacts": {
-                    label: [c.describe() for c in checks]
-                    for label, checks in fault.artifacts.items()
-                },
-                "fixes": list(fault.fixes),
-            }
-            for name, fault in FAULTS.items()
-        },
-        "metrics": _metric_summary(ordered),
-        "reconstruction_seconds": round(sum(r["seconds"] for r in ordered), 1),
-    }
-    _write_atomic(out / "metadata.json", (json.dumps(metadata, indent=2) + "\n").encode())
-    lines = [
-        json.dumps(
-            {
-                **{k: v for k, v in r.items() if k != "config"},
-                "verification": chosen.get(r["id"]),
-                **_presentation(r, settings),
-            },
-            default=_json,
-        )
-        for r in ordered
-    ]
-    _write_atomic(out / "samples.jsonl", ("\n".join(lines) + "\n").encode())
-
-
-def _presentation(record: Mapping[str, Any], settings: SimSettings) -> dict[str, Any]:
-    """How the release shows a corpus or shifted sample (its rendering and wording)."""
-    from ptychobench.sim.render import draw_rendering
-    from ptychobench.sim.wording import draw_style
-
-    if settings.variation == "none":
-        return {}
-    style, shuffle = draw_style(settings.variation, settings.seed, record["index"])
-    return {
-        "rendering": draw_rendering(settings.variation, settings.seed, record["index"]).as_record(),
-        "wording": {"style": style.name if style else None, "shuffled": shuffle},
-    }
-
-
-def _metric_summary(records: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
-    """Median of each metric over clean and faulted reconstructions, per label."""
-    by_label: dict[str, list[Mapping[str, float]]] = {}
-    for r in records:
-        for label in r["artifacts"]:
-            by_label.setdefault(label, []).append(r["metrics"]["fault"])
-    return {
-        label: {k: round(float(np.median([m[k] for m in rows])), 4) for k in rows[0]}
-        for label, rows in by_label.items()
-    }
-
-
 __all__ = [
     "GENERATOR_VERSION",
     "PAIRS",
+    "PAPER_SIZES",
     "PlanItem",
     "SimSettings",
+    "build_setups",
     "detect_unit",
     "fix_gain",
     "generate",
     "make_plan",
+    "replacement",
+    "sample_id",
     "verify_unit",
 ]

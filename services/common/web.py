@@ -34,9 +34,10 @@ from services.common.errors import (
     problem,
     problem_for,
 )
+from services.common.info import info_router
 from services.common.metrics import CONTENT_TYPE, ServiceMetrics
 from services.common.openapi import describe_problems, problem_responses
-from services.common.settings import ServiceSettings
+from services.common.settings import BackendSettings, ServiceSettings
 
 log = logging.getLogger(__name__)
 
@@ -409,6 +410,8 @@ def service_app(
     app.include_router(operations_router(metrics, checks, settings.instance_id))
     guard = [Depends(api_key_guard(settings))] if guarded else []
     app.include_router(router, dependencies=guard)
+    if isinstance(backend := getattr(settings, "backend", None), BackendSettings):
+        app.include_router(info_router(title, backend), dependencies=guard)
     app.add_middleware(
         BodyGuard,
         limit=settings.max_body_bytes,

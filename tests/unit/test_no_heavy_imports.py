@@ -44,6 +44,7 @@ def test_the_cli_loads_neither_heavy_packages_nor_numpy() -> None:
         "ptychobench.features",
         "ptychobench.classifier",
         "ptychobench.canonical",
+        "ptychobench.report",
     ],
 )
 def test_library_modules_do_not_load_heavy_packages(module: str) -> None:

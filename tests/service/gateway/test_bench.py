@@ -200,3 +200,57 @@ async def test_a_run_started_over_http_reports_when_done(stack: Any) -> None:
     assert series in metrics
     listed = await stack.gateway.get("/v1/benchmarks", headers=stack.auth("feedback"))
     assert [r["id"] for r in listed.json()] == [run_id]
+
+
+async def _finished(stack: Any, run_id: str) -> dict[str, Any]:
+    run: dict[str, Any] = {}
+    for _ in range(600):
+        run = (
+            await stack.gateway.get(f"/v1/benchmarks/{run_id}", headers=stack.auth("admin"))
+        ).json()
+        if run["status"] != "running" and run["report"]:
+            break
+        await asyncio.sleep(0.05)
+    return run
+
+
+async def test_a_run_records_what_made_it_and_is_not_resumed_once_that_changed(
+    stack: Any, apps: Any
+) -> None:
+    from sqlalchemy.orm import Session
+
+    from gateway.bench.store import RunRow
+    from ptychobench.prompts import PROMPT_VERSION
+
+    admin = stack.auth("admin")
+    config = {**CLASSIFIER_RUN, "name": "made-with", "limit": 2}
+    started = await stack.gateway.post("/v1/benchmarks", json=config, headers=admin)
+    assert started.status_code == 202, started.text
+    run_id = started.json()["id"]
+    assert (await _finished(stack, run_id))["status"] == "finished"
+    engine = make_engine(apps.database)
+    runs = RunStore(engine)
+    made_with = runs.get(run_id).provenance
+    assert made_with is not None
+    assert made_with["prompt"]["version"] == PROMPT_VERSION
+    assert made_with["dataset"]["sha256"]
+    assert made_with["packages"]["python"]
+    (model,) = made_with["models"]  # the engine as the diagnosis service says (GET /info)
+    assert model["engine_url"]
+    assert model["adapter"] is None
+    assert {item.prompt_sha256 for item in runs.items(run_id)} == {made_with["prompt"]["sha256"]}
+    report = await stack.gateway.get(f"/v1/benchmarks/{run_id}/report.json", headers=admin)
+    assert json.loads(report.content)["run"]["provenance"] == made_with
+
+    with Session(engine) as session, session.begin():  # the data set changes under the name
+        row = session.get(RunRow, run_id)
+        assert row is not None
+        row.provenance = {**made_with, "dataset": {"path": "x", "sha256": "0" * 64}}
+    refused = await stack.gateway.post("/v1/benchmarks", json=config, headers=admin)
+    assert refused.status_code == 409, refused.text
+    assert "dataset changed" in refused.json()["detail"]
+    fresh = await stack.gateway.post("/v1/benchmarks?restart=true", json=config, headers=admin)
+    assert fresh.status_code == 202, fresh.text
+    assert fresh.json()["id"] != run_id
+    assert (await _finished(stack, fresh.json()["id"]))["status"] == "finished"
+    engine.dispose()

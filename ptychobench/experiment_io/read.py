@@ -1,308 +1,29 @@
-"""Ptychography experiments and reconstructions as HDF5 files, in ptychodus's layout.
-
-One file holds what a reconstruction needs. Its names are those of ptychodus, the
-APS's ptychography GUI, whose files Pty-chi's own tests read (``ptychodus_dp.hdf5``
-for the patterns, ``ptychodus_para.hdf5`` for the rest): the diffraction patterns in
-``/dp`` (ptychodus's fold_slice diffraction file) and the product's datasets and
-attributes beside them (ptychodus ``h5_product_file``: ``probe``, ``object``,
-``probe_position_x_m``/``_y_m``, geometry attributes, ``loss_values``). So the same
-file can be given to Pty-chi's test loader as both of its files, and opened by
-ptychodus as a product. What ptychodus has no name for lives in two groups:
-``/ptychoagent`` (the reconstruction options as JSON, preprocessing steps, sample
-description) and ``/truth`` (simulated experiments only: the true object, probe,
-positions and labels, for scoring). The full layout is in ``docs/reconstructor.md``.
-
-A reconstruction is written in the same layout without ``/dp``: the reconstructed
-``object`` and ``probe``, the corrected positions and the loss history.
-
-h5py is imported inside the functions (it is light, but the CLI imports this module).
-"""
+"""Reading experiments and reconstructions, checked against :class:`~ptychobench.
+experiment_io.model.Limits` (the layout: the package's docstring)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import IO, Any, Final
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from pydantic import ValidationError
 
+from ptychobench.experiment_io.model import (
+    HC_EV_M,
+    LAYOUT,
+    PREPROCESS_STEPS,
+    Experiment,
+    ExperimentError,
+    FloatArray,
+    Geometry,
+    Limits,
+    Reconstruction,
+    Source,
+    Truth,
+)
 from ptychobench.sim.reconstruct import ReconConfig
-
-LAYOUT: Final = "ptychoagent-experiment/1"
-"""The ``layout`` attribute of every file written here."""
-PREPROCESS_STEPS: Final = ("recenter", "transpose")
-HC_EV_M: Final = 1.2398419843320026e-6
-"""h·c in eV·m: wavelength = HC_EV_M / energy."""
-
-FloatArray = npt.NDArray[np.float64]
-ComplexArray = npt.NDArray[np.complex64]
-Source = str | Path | IO[bytes]
-
-
-class ExperimentError(ValueError):
-    """An experiment file that cannot be reconstructed; ``field`` names the dataset or
-    attribute at fault."""
-
-    def __init__(self, field: str, problem: str) -> None:
-        super().__init__(f"{field}: {problem}")
-        self.field = field
-        self.problem = problem
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Sizes beyond which an experiment is refused before its arrays are read."""
-
-    max_positions: int = 200_000
-    max_pattern_px: int = 4096
-    max_object_px: int = 32_768
-    max_modes: int = 64
-    max_pattern_bytes: int = 16 * 2**30
-    """Of the patterns as float32 in memory."""
-
-
-@dataclass(frozen=True)
-class Geometry:
-    """Far-field geometry: photon energy, detector distance and pixel, object pixel.
-
-    The object pixel of a far-field experiment is λ·z / (n·p) for n detector pixels of
-    size p at distance z; :func:`read_experiment` checks that the three agree.
-    """
-
-    energy_ev: float
-    detector_distance_m: float
-    detector_pixel_size_m: float
-    object_pixel_size_m: float
-
-    @property
-    def wavelength_m(self) -> float:
-        return HC_EV_M / self.energy_ev
-
-    def far_field_pixel_m(self, pattern_px: int) -> float:
-        return (
-            self.wavelength_m * self.detector_distance_m / (pattern_px * self.detector_pixel_size_m)
-        )
-
-    @classmethod
-    def for_object_pixel(
-        cls,
-        energy_ev: float,
-        object_pixel_size_m: float,
-        pattern_px: int,
-        detector_pixel_size_m: float = 75e-6,
-    ) -> Geometry:
-        """The geometry whose far field gives ``object_pixel_size_m`` (detector distance
-        derived; 75 µm pixels are an Eiger's)."""
-        wavelength = HC_EV_M / energy_ev
-        distance = object_pixel_size_m * pattern_px * detector_pixel_size_m / wavelength
-        return cls(energy_ev, distance, detector_pixel_size_m, object_pixel_size_m)
-
-
-@dataclass(frozen=True)
-class Truth:
-    """What a simulation knows and a beamline does not (for scoring only)."""
-
-    object: ComplexArray
-    """(H, W) the true transmission."""
-    probe: ComplexArray
-    """(n_modes, h, w) the true probe modes, scaled to the dose."""
-    positions_px: FloatArray
-    """(N, 2) (y, x) the positions that made the data."""
-    labels: Mapping[str, Any] = field(default_factory=dict)
-    """Faults, artifact labels and fix letters of the sample."""
-    clean_config: ReconConfig | None = None
-    """The options a careful user would have chosen (the clean reconstruction's)."""
-    clean_preprocess: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Experiment:
-    """A ptychography experiment, ready to reconstruct.
-
-    Positions are (y, x) in object pixels relative to the object's centre (Pty-chi's
-    convention); patterns are intensities with the zero frequency in the centre.
-    """
-
-    patterns: npt.NDArray[np.float32]
-    """(N, h, w) counts."""
-    positions_px: FloatArray
-    """(N, 2) nominal (y, x) positions."""
-    probe: ComplexArray
-    """(n_opr, n_modes, h, w) the starting probe."""
-    object: ComplexArray
-    """(n_slices, H, W) the starting object (its shape is the object's size)."""
-    geometry: Geometry
-    config: ReconConfig = field(default_factory=ReconConfig)
-    """The current reconstruction options."""
-    preprocess: tuple[str, ...] = ()
-    """Steps applied to the patterns before reconstruction (``recenter``, ``transpose``)."""
-    valid_pixel_mask: npt.NDArray[np.bool_] | None = None
-    name: str = ""
-    comments: str = ""
-    sample_type: str = ""
-    instrument: str = ""
-    parameters: Mapping[str, str] = field(default_factory=dict)
-    """The "Current Reconstruction Parameters" as a user would list them."""
-    source: str = ""
-    """Where the experiment came from (``ptychobench-sim:DIR#ID`` for simulated ones)."""
-    photon_count: float = 0.0
-    exposure_time_s: float = 0.0
-    truth: Truth | None = None
-
-    @property
-    def n_positions(self) -> int:
-        return int(self.patterns.shape[0])
-
-    @property
-    def object_shape(self) -> tuple[int, int]:
-        return int(self.object.shape[-2]), int(self.object.shape[-1])
-
-    @property
-    def probe_size(self) -> int:
-        return int(self.patterns.shape[-1])
-
-
-@dataclass(frozen=True)
-class Reconstruction:
-    """A reconstruction as written by :func:`write_reconstruction`."""
-
-    object: ComplexArray
-    """(n_slices, H, W)."""
-    probe: ComplexArray
-    """(n_opr, n_modes, h, w)."""
-    positions_px: FloatArray
-    losses: tuple[float, ...]
-    config: ReconConfig
-    metrics: Mapping[str, float] = field(default_factory=dict)
-    info: Mapping[str, Any] = field(default_factory=dict)
-    """Device, seconds, source experiment."""
-
-
-# ----------------------------------------------------------------------------- writing
-
-
-def _write_product(
-    h5: Any,
-    *,
-    name: str,
-    comments: str,
-    geometry: Geometry,
-    photon_count: float,
-    exposure_time_s: float,
-    positions_px: FloatArray,
-    probe: ComplexArray,
-    obj: ComplexArray,
-    losses: tuple[float, ...],
-) -> None:
-    """ptychodus's product datasets and attributes."""
-    h5.attrs["layout"] = LAYOUT
-    h5.attrs["name"] = name
-    h5.attrs["comments"] = comments
-    h5.attrs["detector_object_distance_m"] = geometry.detector_distance_m
-    h5.attrs["probe_energy_eV"] = geometry.energy_ev
-    h5.attrs["probe_photon_count"] = photon_count
-    h5.attrs["exposure_time_s"] = exposure_time_s
-    h5.attrs["detector_pixel_width_m"] = geometry.detector_pixel_size_m
-    h5.attrs["detector_pixel_height_m"] = geometry.detector_pixel_size_m
-    pixel = geometry.object_pixel_size_m
-    h5.create_dataset("probe_position_indexes", data=np.arange(len(positions_px), dtype=np.int64))
-    h5.create_dataset("probe_position_x_m", data=positions_px[:, 1] * pixel)
-    h5.create_dataset("probe_position_y_m", data=positions_px[:, 0] * pixel)
-    h5_probe = h5.create_dataset("probe", data=probe.astype(np.complex64))
-    h5_probe.attrs["pixel_width_m"] = pixel
-    h5_probe.attrs["pixel_height_m"] = pixel
-    h5_object = h5.create_dataset("object", data=obj.astype(np.complex64), compression="gzip")
-    h5_object.attrs["pixel_width_m"] = pixel
-    h5_object.attrs["pixel_height_m"] = pixel
-    h5_object.attrs["center_x_m"] = 0.0
-    h5_object.attrs["center_y_m"] = 0.0
-    h5.create_dataset("object_layer_spacing_m", data=np.zeros(obj.shape[0] - 1))
-    h5.create_dataset("loss_epochs", data=np.arange(len(losses), dtype=np.int64))
-    h5.create_dataset("loss_values", data=np.asarray(losses, dtype=np.float64))
-
-
-def write_experiment(target: Source, experiment: Experiment) -> None:
-    """Write ``experiment`` (and its truth, if any) to an HDF5 file."""
-    import h5py
-
-    with h5py.File(target, "w") as h5:
-        _write_product(
-            h5,
-            name=experiment.name,
-            comments=experiment.comments,
-            geometry=experiment.geometry,
-            photon_count=experiment.photon_count,
-            exposure_time_s=experiment.exposure_time_s,
-            positions_px=experiment.positions_px,
-            probe=experiment.probe,
-            obj=experiment.object,
-            losses=(),
-        )
-        h5.create_dataset(
-            "dp",
-            data=experiment.patterns.astype(np.float32),
-            compression="gzip",
-            shuffle=True,
-            chunks=(1, *experiment.patterns.shape[1:]),
-        )
-        if experiment.valid_pixel_mask is not None:
-            h5.create_dataset("valid_pixel_mask", data=experiment.valid_pixel_mask.astype(bool))
-        group = h5.create_group("ptychoagent")
-        group.attrs["recon_config"] = experiment.config.model_dump_json()
-        group.attrs["preprocess"] = json.dumps(list(experiment.preprocess))
-        group.attrs["parameters"] = json.dumps(dict(experiment.parameters))
-        group.attrs["sample_type"] = experiment.sample_type
-        group.attrs["instrument"] = experiment.instrument
-        group.attrs["source"] = experiment.source
-        if experiment.truth is not None:
-            truth = experiment.truth
-            t = h5.create_group("truth")
-            t.create_dataset(
-                "object", data=truth.object[None].astype(np.complex64), compression="gzip"
-            )
-            t.create_dataset("probe", data=truth.probe.astype(np.complex64))
-            pixel = experiment.geometry.object_pixel_size_m
-            t.create_dataset("probe_position_x_m", data=truth.positions_px[:, 1] * pixel)
-            t.create_dataset("probe_position_y_m", data=truth.positions_px[:, 0] * pixel)
-            t.attrs["labels"] = json.dumps(dict(truth.labels))
-            if truth.clean_config is not None:
-                t.attrs["clean_config"] = truth.clean_config.model_dump_json()
-            t.attrs["clean_preprocess"] = json.dumps(list(truth.clean_preprocess))
-
-
-def write_reconstruction(
-    target: Source,
-    reconstruction: Reconstruction,
-    geometry: Geometry,
-    name: str = "",
-) -> None:
-    """Write a reconstruction as a ptychodus product (no ``/dp``)."""
-    import h5py
-
-    with h5py.File(target, "w") as h5:
-        _write_product(
-            h5,
-            name=name,
-            comments="reconstructed with Pty-chi by PtychoAgent",
-            geometry=geometry,
-            photon_count=0.0,
-            exposure_time_s=0.0,
-            positions_px=reconstruction.positions_px,
-            probe=reconstruction.probe,
-            obj=reconstruction.object,
-            losses=reconstruction.losses,
-        )
-        group = h5.create_group("ptychoagent")
-        group.attrs["recon_config"] = reconstruction.config.model_dump_json()
-        group.attrs["metrics"] = json.dumps(dict(reconstruction.metrics))
-        group.attrs["info"] = json.dumps(dict(reconstruction.info))
-
-
-# ----------------------------------------------------------------------------- reading
 
 
 def _open(source: Source) -> Any:
@@ -614,17 +335,4 @@ def read_reconstruction(source: Source) -> Reconstruction:
         )
 
 
-__all__ = [
-    "LAYOUT",
-    "Experiment",
-    "ExperimentError",
-    "Geometry",
-    "Limits",
-    "Reconstruction",
-    "Truth",
-    "check_inside",
-    "read_experiment",
-    "read_reconstruction",
-    "write_experiment",
-    "write_reconstruction",
-]
+__all__ = ["check_inside", "read_experiment", "read_reconstruction"]
