@@ -28,7 +28,7 @@ PACKAGES: Final[tuple[str, ...]] = (
     "numpy",
 )
 """The distributions whose versions a run records (None: not installed)."""
-ADAPTER_REGISTRY: Final = Path("adapters/registry.json")
+ADAPTER_REGISTRY: Final = Path("artifacts/registry.json")
 """Where adapters are registered, relative to the project's root."""
 _NOT_CONTENT: Final = frozenset({".md", ".txt"})
 """Suffixes of an adapter folder's files that do not change its answers (its notes)."""
@@ -82,7 +82,10 @@ def adapter_path(name: str, root: Path, registry: Path = ADAPTER_REGISTRY) -> Pa
     """The folder of a registered adapter, or None when the registry does not name it."""
     file = registry if registry.is_absolute() else root / registry
     try:
-        entries = json.loads(file.read_text()).get("adapters", [])
+        raw = json.loads(file.read_text())
+        # ``{"artifacts": [...]}`` (every model, with its kind), or the older
+        # adapters-only ``{"adapters": [...]}`` a user's registry may still be in.
+        entries = raw["artifacts"] if "artifacts" in raw else raw.get("adapters", [])
     except (OSError, ValueError, AttributeError):
         return None
     for entry in entries:

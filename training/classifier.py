@@ -10,6 +10,10 @@ micro-F1, then each label's threshold from ``threshold_grid`` by its out-of-fold
 label whose best out-of-fold F1 is 0 gets threshold 1, which switches it off. The test
 split is only scored, once, after everything is fixed.
 
+Kept whole at ~500 lines: the cross-validated choice of penalty and thresholds, the fit
+and the card are one procedure whose parts share the folds; split, each would need them
+passed around. The CNN comparison lives apart in ``training.classifier_cnn``.
+
 The result is written as ``model.json`` (see `ptychobench.classifier`) with the
 configuration, the hash of the data (image bytes and labels of both splits), the
 cross-validation record, and the test scores with bootstrap 95 % intervals: micro- and

@@ -2,7 +2,7 @@
 by default, and that adapter's SHA-256), so that a benchmark run can record it.
 
 The adapter's hash is read from the adapter registry of the service's working folder
-(``adapters/registry.json``, :func:`ptychobench.provenance.adapter_sha256`) on the first
+(``artifacts/registry.json``, :func:`ptychobench.provenance.adapter_sha256`) on the first
 request and kept; None when the served model is not a registered adapter (a base model).
 """
 
