@@ -24,13 +24,13 @@ DATASET = ROOT / "data" / "ptychobench-sim"
 
 def _project(tmp_path: Path, weights: bytes = b"weights-1") -> Path:
     """A project folder with one registered adapter, ``sft-a``."""
-    folder = tmp_path / "adapters" / "sft-a"
+    folder = tmp_path / "artifacts" / "adapters" / "sft-a"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "adapter_config.json").write_text('{"r": 16}')
     (folder / "adapter_model.safetensors").write_bytes(weights)
     (folder / "README.md").write_text("notes do not count")
-    registry = {"adapters": [{"name": "sft-a", "path": "adapters/sft-a"}]}
-    (tmp_path / "adapters" / "registry.json").write_text(json.dumps(registry))
+    entry = {"kind": "adapter", "name": "sft-a", "path": "artifacts/adapters/sft-a"}
+    (tmp_path / "artifacts" / "registry.json").write_text(json.dumps({"artifacts": [entry]}))
     return tmp_path
 
 
@@ -55,7 +55,7 @@ def test_the_provenance_names_adapters_engines_prompts_data_and_machine(tmp_path
         }
     }
     found = collect(_config(), ROOT, "abc123", engines, project)
-    weights = sha256_tree(project / "adapters" / "sft-a", {".md"})
+    weights = sha256_tree(project / "artifacts" / "adapters" / "sft-a", {".md"})
     assert found["adapters"] == {"base-model": None, "sft-a": weights}
     assert found["models"] == [
         {
