@@ -28,6 +28,7 @@ from gateway.predictions import Prediction, prediction_of
 from gateway.tables import FeedbackRow, PredictionRow, Tables
 from ptychobench.labels import Task, canonical_order, null_label, vocabulary
 from ptychobench.metrics import score
+from ptychobench.report.stats import class_scores
 from ptychowire.gateway import (
     ClassScore,
     FeedbackRequest,
@@ -262,15 +263,9 @@ class Reviews:
                     micro_precision=result.micro.precision,
                     micro_recall=result.micro.recall,
                     per_class=[
-                        ClassScore(
-                            label=label,
-                            precision=prf.precision,
-                            recall=prf.recall,
-                            f1=prf.f1,
-                            support=prf.support,
-                        )
-                        for label, prf in result.per_class.items()
-                        if prf.support or label in predicted
+                        ClassScore.model_validate(row)
+                        for row in class_scores(result.per_class)
+                        if row["support"] or row["label"] in predicted
                     ],
                 )
             )

@@ -51,17 +51,7 @@ class History:
             completion_tokens=prediction.completion_tokens,
             request=prediction.request,
             image_sha256=prediction.image_sha256,
-            feedback=[
-                FeedbackEntry(
-                    id=f.id,
-                    labels=f.labels,
-                    expert=f.expert,
-                    comment=f.comment,
-                    added_to_pool=f.added_to_pool,
-                    created_at=f.created_at,
-                )
-                for f in feedback
-            ],
+            feedback=[FeedbackEntry.model_validate(f, from_attributes=True) for f in feedback],
         )
 
     async def prediction(self, prediction_id: str) -> PredictionRecord:

@@ -89,19 +89,16 @@ class IdempotencyTables(Tables):
         holder died), is taken over."""
         token = uuid.uuid4().hex
         now = datetime.now(UTC)
+        claimed = {  # what a claim writes, whether it inserts the row or takes it over
+            "endpoint": endpoint,
+            "request_hash": request_hash,
+            "response": None,
+            "created_at": now,
+            "claim": token,
+            "answered_at": None,
+        }
         with Session(self.engine) as session:
-            session.add(
-                IdempotencyRow(
-                    api_key_id=api_key_id,
-                    key=key,
-                    endpoint=endpoint,
-                    request_hash=request_hash,
-                    response=None,
-                    created_at=now,
-                    claim=token,
-                    answered_at=None,
-                )
-            )
+            session.add(IdempotencyRow(api_key_id=api_key_id, key=key, **claimed))
             try:
                 session.commit()
                 return Claim(api_key_id, key, token)
@@ -119,14 +116,7 @@ class IdempotencyTables(Tables):
             taken = session.execute(
                 update(IdempotencyRow)
                 .where(*_key(api_key_id, key), IdempotencyRow.claim == row.claim)
-                .values(
-                    endpoint=endpoint,
-                    request_hash=request_hash,
-                    response=None,
-                    created_at=now,
-                    claim=token,
-                    answered_at=None,
-                )
+                .values(**claimed)
             )
             session.commit()
             return Claim(api_key_id, key, token) if _count(taken) == 1 else None

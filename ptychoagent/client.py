@@ -362,6 +362,18 @@ def _async(
     return method
 
 
+def _finished(job: RefineJobResponse, deadline: float | None, on_progress: Any) -> bool:
+    """After each poll of ``wait_refine``: tell ``on_progress``, then whether the job has
+    finished; still running past ``deadline`` (``time.monotonic()``) is a ``TimeoutError``."""
+    if on_progress is not None:
+        on_progress(job)
+    if job.state in FINISHED:
+        return True
+    if deadline is not None and time.monotonic() > deadline:
+        raise TimeoutError(f"refinement job {job.id} still {job.state}")
+    return False
+
+
 class _Base:
     def __init__(
         self, base_url: str | None, api_key: str | None, retries: int, backoff_s: float
@@ -472,12 +484,8 @@ class Client(_Base):
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
             job = self.refine_job(job_id)
-            if on_progress is not None:
-                on_progress(job)
-            if job.state in FINISHED:
+            if _finished(job, deadline, on_progress):
                 return job
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"refinement job {job_id} still {job.state}")
             time.sleep(poll_s)
 
 
@@ -553,14 +561,9 @@ class AsyncClient(_Base):
         on_progress: Any = None,
     ) -> RefineJobResponse:
         """As :meth:`Client.wait_refine`."""
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout_s is None else loop.time() + timeout_s
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
             job = await self.refine_job(job_id)
-            if on_progress is not None:
-                on_progress(job)
-            if job.state in FINISHED:
+            if _finished(job, deadline, on_progress):
                 return job
-            if deadline is not None and loop.time() > deadline:
-                raise TimeoutError(f"refinement job {job_id} still {job.state}")
             await asyncio.sleep(poll_s)

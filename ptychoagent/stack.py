@@ -43,6 +43,17 @@ class StackError(RuntimeError):
     """The stack could not start; the message names the part and where its log is."""
 
 
+PORTS = {
+    "gateway": 8100,
+    "retriever": 8101,
+    "agent": 8102,
+    "diagnosis": 8103,
+    "reconstructor": 8104,
+}
+"""Each service's default port, so that they run side by side (``ptychoagent serve`` and
+the stack)."""
+
+
 @dataclass(frozen=True)
 class StackSettings:
     root: Path = ROOT
@@ -50,15 +61,7 @@ class StackSettings:
     dataset: Path = Path("data/ptychobench-sim")
     engine_config: Path = Path("deploy/vllm/cpu.yaml")
     host: str = "127.0.0.1"
-    ports: dict[str, int] = field(
-        default_factory=lambda: {
-            "gateway": 8100,
-            "retriever": 8101,
-            "agent": 8102,
-            "diagnosis": 8103,
-            "reconstructor": 8104,
-        }
-    )
+    ports: dict[str, int] = field(default_factory=lambda: dict(PORTS))
     ready_timeout_s: float = 600.0
     engine_url: str | None = None
     """An engine that runs already (serving the configured adapters): used instead of
@@ -86,6 +89,8 @@ FACTORIES = {
     "reconstructor": "services.reconstructor.app:create_app",
     "gateway": "gateway.app:create_app",
 }
+"""Service name → app factory (settings come from the service's environment prefix); what
+``ptychoagent serve`` runs too."""
 PREFIXES = {
     "retriever": "RETRIEVER",
     "agent": "AGENT",

@@ -39,6 +39,8 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from ptychobench.sim.metrics import residue_count
+
 FloatArray = npt.NDArray[np.float64]
 
 CANONICAL_SIZE: Final = 128
@@ -492,22 +494,6 @@ def _local(inner: FloatArray) -> dict[str, float]:
     return {"local_std_cv": _cv(stds), "local_sharpness_cv": _cv(energies)}
 
 
-def _residues(phase: FloatArray) -> int:
-    """2x2 loops whose wrapped phase steps sum to +-2*pi."""
-
-    def wrap(a: FloatArray) -> FloatArray:
-        wrapped: FloatArray = (a + np.pi) % (2 * np.pi) - np.pi
-        return wrapped
-
-    loop = (
-        wrap(phase[:-1, 1:] - phase[:-1, :-1])
-        + wrap(phase[1:, 1:] - phase[:-1, 1:])
-        + wrap(phase[1:, :-1] - phase[1:, 1:])
-        + wrap(phase[:-1, :-1] - phase[1:, :-1])
-    )
-    return int(np.count_nonzero(np.abs(loop) > np.pi))
-
-
 def _vortices(inner: FloatArray) -> dict[str, float]:
     phase = 2 * np.pi * inner
     field = np.exp(1j * phase)
@@ -521,8 +507,8 @@ def _vortices(inner: FloatArray) -> dict[str, float]:
     steps = np.concatenate([np.abs(np.diff(inner, axis=0)).ravel(), np.abs(np.diff(inner)).ravel()])
     return {
         "wrap_fraction": float(np.mean(steps > 0.5)),
-        "vortex_density": float(np.log1p(1000.0 * _residues(phase) / loops)),
+        "vortex_density": float(np.log1p(1000.0 * residue_count(phase) / loops)),
         "vortex_density_smooth": float(
-            np.log1p(1000.0 * _residues(np.angle(np.asarray(smooth))) / loops)
+            np.log1p(1000.0 * residue_count(np.angle(np.asarray(smooth))) / loops)
         ),
     }

@@ -65,16 +65,7 @@ class RefineReading:
         }
         return RefineRound(
             **fields,
-            reviews=[
-                RoundReviewEntry(
-                    id=r.id,
-                    verdict=r.verdict,
-                    expert=r.expert,
-                    comment=r.comment,
-                    created_at=r.created_at,
-                )
-                for r in reviews
-            ],
+            reviews=[RoundReviewEntry.model_validate(r, from_attributes=True) for r in reviews],
         )
 
     async def job(self, job_id: str) -> RefineJobResponse:

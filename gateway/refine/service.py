@@ -247,17 +247,13 @@ class RefineService(RefineReading):
             if job.request.get("has_image"):
                 image = await asyncio.to_thread((folder / IMAGE_FILE).read_bytes)
             found = await self._diagnose(job, request, image, key)
-            current = {
-                "options": config.model_dump(mode="json"),
-                "preprocess": preprocess,
-                "parameters": dict(experiment.parameters),
-                "final_loss": recon.final_loss,
-                "metrics": recon.metrics,
-                "artifacts": found.labels,
-                "image_sha256": found.image.sha256,
-                "diagnose_id": found.prediction_id,
-                "recon_job": recon.job_id,
-            }
+            current = _state(
+                config.model_dump(mode="json"),
+                preprocess,
+                dict(experiment.parameters),
+                recon,
+                found,
+            )
             await asyncio.to_thread(self.store.save_state, job.id, current)
         if "outcome" in current:  # the gateway stopped after the last round was stored
             return str(current["outcome"])
@@ -368,17 +364,13 @@ class RefineService(RefineReading):
             }
             item.seconds = time.perf_counter() - started
             if verdict.accepted:
-                current = {
-                    "options": item.options_after,
-                    "preprocess": item.preprocess_after,
-                    "parameters": update_parameters(current["parameters"], applied.config),
-                    "final_loss": recon.final_loss,
-                    "metrics": recon.metrics,
-                    "artifacts": found.labels,
-                    "image_sha256": found.image.sha256,
-                    "diagnose_id": found.prediction_id,
-                    "recon_job": recon.job_id,
-                }
+                current = _state(
+                    item.options_after,
+                    item.preprocess_after,
+                    update_parameters(current["parameters"], applied.config),
+                    recon,
+                    found,
+                )
                 await self._store_round(item, current, verdict.loss_change, verdict.metric_gain)
             else:
                 await self._store_round(
@@ -459,6 +451,28 @@ class RefineService(RefineReading):
             progress,
             lambda: self._check_cancel(job.id),
         )
+
+
+def _state(
+    options: dict[str, Any] | None,
+    preprocess: list[str] | None,
+    parameters: dict[str, str],
+    recon: Recon,
+    found: Any,
+) -> dict[str, Any]:
+    """The job's current reconstruction (``RefineJob.current``): where the next round
+    starts from, as the round that made it (or the experiment as it came) left it."""
+    return {
+        "options": options,
+        "preprocess": preprocess,
+        "parameters": parameters,
+        "final_loss": recon.final_loss,
+        "metrics": recon.metrics,
+        "artifacts": found.labels,
+        "image_sha256": found.image.sha256,
+        "diagnose_id": found.prediction_id,
+        "recon_job": recon.job_id,
+    }
 
 
 def _remove(folder: Path) -> None:

@@ -4,23 +4,7 @@ from __future__ import annotations
 
 import typer
 
-FACTORIES = {
-    "retriever": "services.retriever.app:create_app",
-    "agent": "services.ptycho_agent.app:create_app",
-    "diagnosis": "services.diagnosis.app:create_app",
-    "reconstructor": "services.reconstructor.app:create_app",
-    "gateway": "gateway.app:create_app",
-}
-"""Service name → app factory (settings come from the service's environment prefix)."""
-
-PORTS = {
-    "gateway": 8100,
-    "retriever": 8101,
-    "agent": 8102,
-    "diagnosis": 8103,
-    "reconstructor": 8104,
-}
-"""Each service's default port, so that they run side by side."""
+from ptychoagent.stack import FACTORIES, PORTS
 
 
 def serve(

@@ -3,7 +3,7 @@ quickstart (:mod:`ptychoagent.quickstart`), ``ptychoagent score``
 (:mod:`ptychobench.results`) and the benchmark report (:mod:`gateway.bench.report`).
 
 * :mod:`~ptychobench.report.stats` — label matrices, pooled scores with their bootstrap
-  interval, mean and population std over seeds;
+  interval, mean and population std over seeds, per-class rows;
 * :mod:`~ptychobench.report.tables` — number and interval text, Markdown tables, the
   order and names of the example strategies in a table;
 * :mod:`~ptychobench.report.plots` — micro-F1 against k as PNG bytes;
@@ -13,7 +13,15 @@ No web framework and no service is imported here; matplotlib only inside the plo
 """
 
 from ptychobench.report.io import write_atomic
-from ptychobench.report.stats import Pooled, label_matrices, mean, mean_std, pooled
+from ptychobench.report.stats import (
+    ClassScore,
+    Pooled,
+    class_scores,
+    label_matrices,
+    mean,
+    mean_std,
+    pooled,
+)
 from ptychobench.report.tables import (
     MISSING,
     NO_STRATEGY,
@@ -31,7 +39,9 @@ __all__ = [
     "MISSING",
     "NO_STRATEGY",
     "STRATEGY_ORDER",
+    "ClassScore",
     "Pooled",
+    "class_scores",
     "interval",
     "label_matrices",
     "md_table",

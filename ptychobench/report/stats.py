@@ -4,13 +4,14 @@ default, as published)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypedDict
 
 import numpy as np
 
 from ptychobench.bootstrap import BootstrapResult, bootstrap
-from ptychobench.metrics import BoolMatrix, LabelSets, Scores, binarize, score
+from ptychobench.metrics import PRF, BoolMatrix, LabelSets, Scores, binarize, score
 
 
 def label_matrices(
@@ -65,3 +66,27 @@ def mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
 
 
 __all__ = ["Pooled", "label_matrices", "mean", "mean_std", "pooled"]
+
+
+class ClassScore(TypedDict):
+    """One label's row of a per-class table."""
+
+    label: str
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+def class_scores(per_class: Mapping[str, PRF]) -> list[ClassScore]:
+    """Per-class scores (:attr:`Scores.per_class`) as table rows, in the same order."""
+    return [
+        ClassScore(
+            label=label,
+            precision=prf.precision,
+            recall=prf.recall,
+            f1=prf.f1,
+            support=prf.support,
+        )
+        for label, prf in per_class.items()
+    ]

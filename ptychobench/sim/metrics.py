@@ -203,9 +203,9 @@ def halo(
     return transfer, transfer - 1.0
 
 
-def residues(recon: ComplexArray) -> float:
-    """Phase vortices per 1000 pixels: 2×2 loops whose wrapped phase steps sum to ±2π."""
-    phase = np.angle(recon)
+def residue_count(phase: FloatArray) -> int:
+    """Phase vortices: 2×2 loops whose wrapped phase steps sum to ±2π (there are
+    ``phase[1:, 1:].size`` loops)."""
 
     def wrap(a: FloatArray) -> FloatArray:
         wrapped: FloatArray = (a + np.pi) % (2 * np.pi) - np.pi
@@ -217,8 +217,13 @@ def residues(recon: ComplexArray) -> float:
         + wrap(phase[1:, :-1] - phase[1:, 1:])
         + wrap(phase[:-1, :-1] - phase[1:, :-1])
     )
-    count = int(np.count_nonzero(np.abs(loop) > np.pi))
-    return 1000.0 * count / loop.size
+    return int(np.count_nonzero(np.abs(loop) > np.pi))
+
+
+def residues(recon: ComplexArray) -> float:
+    """Phase vortices per 1000 pixels: 2×2 loops whose wrapped phase steps sum to ±2π."""
+    phase = np.angle(recon)
+    return 1000.0 * residue_count(phase) / phase[1:, 1:].size
 
 
 def image_metrics(

@@ -24,9 +24,22 @@ from ptychobench.data import Sample, read_release
 from ptychobench.labels import Task
 from ptychobench.prompts import Example, base64_data_url, example_from_sample
 from ptychobench.selection import Strategy, select_examples
+from ptychowire.diagnosis import SampleMeta
+from ptychowire.retriever import Query
 from services.common.errors import BackendError, InvalidInput
 from services.common.settings import UpstreamSettings
 from services.common.upstream import BackendObserver, Upstream
+
+
+def query_sample(meta: SampleMeta | Query) -> Sample:
+    """The sample examples are chosen for, from what a diagnosis request or a retriever
+    query says of it (:class:`RetrieverExamples` sends it back as a query)."""
+    return Sample(
+        id=meta.id or "",
+        sample_type=meta.sample_type,
+        instrument=meta.instrument,
+        caption_obj=meta.description,
+    )
 
 
 class ExampleSource(Protocol):

@@ -10,14 +10,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ptychobench.data import Sample
 from ptychobench.labels import Task
 from ptychobench.prompts import DETECTION_PROMPT, build_conversation, format_answer
 from ptychowire.diagnosis import DiagnoseOptions, DiagnoseResponse, ImageInfo
 from services.common.answers import AnswerSettings, ask
 from services.common.backend import BackendClient
 from services.common.errors import BackendUnavailable, NotFound
-from services.common.examples import ExampleSource
+from services.common.examples import ExampleSource, query_sample
 from services.common.metrics import ServiceMetrics
 from services.common.settings import check_k
 from services.diagnosis.images import DecodedImage, ImageLimits, decode_image
@@ -50,16 +49,6 @@ class ClassifierHolder:
         except (OSError, ValueError):
             return False
         return True
-
-
-def query_sample(options: DiagnoseOptions) -> Sample:
-    meta = options.sample
-    return Sample(
-        id=meta.id or "",
-        sample_type=meta.sample_type,
-        instrument=meta.instrument,
-        caption_obj=meta.description,
-    )
 
 
 def image_info(image: DecodedImage) -> ImageInfo:
@@ -142,7 +131,7 @@ class DiagnosisService:
     ) -> DiagnoseResponse:
         examples = await self.examples.select(
             Task.DETECTION,
-            query_sample(options),
+            query_sample(options.sample),
             options.k,
             options.strategy,
             options.seed,

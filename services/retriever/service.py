@@ -21,21 +21,12 @@ from ptychowire.retriever import (
 )
 from services.common.encoding import decode_base64
 from services.common.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from services.common.examples import query_sample
 from services.common.settings import check_k
 from services.retriever.selection import OrderCache
 from services.retriever.semantic import SemanticIndex
 from services.retriever.settings import RetrieverSettings
 from services.retriever.store import ExampleStore, NewExample, StoredExample
-
-
-def query_sample(request: SelectRequest) -> Sample:
-    query = request.query
-    return Sample(
-        id=query.id or "",
-        sample_type=query.sample_type,
-        instrument=query.instrument,
-        caption_obj=query.description,
-    )
 
 
 def example_out(stored: StoredExample) -> Example:
@@ -86,7 +77,7 @@ class RetrieverService:
                 f"{self.settings.pool_split!r}; ingest a dataset first "
                 "(ptychoagent retriever ingest DIR)"
             )
-        query = query_sample(request)
+        query = query_sample(request.query)
         if request.strategy == "semantic":
             if self.semantic is None:
                 raise InvalidInput("the semantic strategy is switched off on this retriever")

@@ -20,7 +20,6 @@ from gateway.bench.report.model import (
     Best,
     Cell,
     CellKey,
-    ClassScore,
     ErrorCount,
     Report,
     SampleTypeScore,
@@ -33,7 +32,7 @@ from ptychobench.closed_loop import BASELINE_ARMS, summarize
 from ptychobench.labels import Task, vocabulary
 from ptychobench.metrics import parity_score, score
 from ptychobench.prompts import format_answer
-from ptychobench.report.stats import mean, mean_std, pooled
+from ptychobench.report.stats import class_scores, mean, mean_std, pooled
 from ptychobench.report.tables import NO_STRATEGY, strategy_label, strategy_rank
 
 if TYPE_CHECKING:
@@ -217,16 +216,7 @@ def _best(task: str, cells: Sequence[Cell], members: dict[CellKey, list[ItemResu
         micro_f1=chosen["micro_f1"],
         ties=[f"{c['model']} {c['strategy']} k={c['k']}" for c in winners[1:]],
         clears_constant=chosen["clears_constant"],
-        per_class=[
-            ClassScore(
-                label=label,
-                precision=prf.precision,
-                recall=prf.recall,
-                f1=prf.f1,
-                support=prf.support,
-            )
-            for label, prf in scores.per_class.items()
-        ],
+        per_class=class_scores(scores.per_class),
         per_sample_type=[
             SampleTypeScore(
                 sample_type=name,

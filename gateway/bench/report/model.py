@@ -12,7 +12,7 @@ from typing import Any, Final, TypedDict
 from gateway.bench import baselines as bl
 from gateway.bench.records import ItemResult
 from ptychobench.metrics import BoolMatrix
-from ptychobench.report.stats import label_matrices
+from ptychobench.report.stats import ClassScore, label_matrices
 from ptychobench.report.tables import NO_STRATEGY, STRATEGY_ORDER
 
 CONFIDENCE: Final = 0.95
@@ -85,14 +85,6 @@ class Cell(bl.VsConstant):
     """With ``paper_parity``: the pooled micro-F1 as the published code scored it (its
     answer regex on the raw text, the label set of what occurs, the null label dropped)."""
     """Mean latency of the answered (not failed) items."""
-
-
-class ClassScore(TypedDict):
-    label: str
-    precision: float
-    recall: float
-    f1: float
-    support: int
 
 
 class SampleTypeScore(TypedDict):
