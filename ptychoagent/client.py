@@ -23,6 +23,9 @@ Light on purpose: httpx and pydantic, no FastAPI. Each request is built once (th
 sent by a thin transport, sync or async; the methods of both clients are made from the
 same function, so they cannot drift apart. Retries follow the project's one policy
 (:mod:`ptychowire.retry`).
+
+Kept in one module at ~570 lines: it is the one file a beamline's script imports, and
+every gateway endpoint has one method here with its docstring (the API's reference).
 """
 
 from __future__ import annotations
