@@ -1,4 +1,5 @@
 """`ptychoagent sim`: generate PtychoBench-Sim with Pty-chi, resumably;
+`ptychoagent sim snapshot`: a release of what a run still going has finished;
 `ptychoagent sim export-experiment`: write the raw experiment of any sample it made."""
 
 from __future__ import annotations
@@ -179,6 +180,30 @@ def export_experiment(
     except (ValueError, FileNotFoundError, KeyError, SampleNotFoundError) as error:
         typer.echo(f"error: {_one_line(error)}", err=True)
         raise typer.Exit(2) from None
+
+
+@app.command("snapshot")
+def snapshot(
+    run: Path = typer.Argument(
+        ..., help="A simulator run, finished or not (ptychoagent sim --out DIR)."
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Where the snapshot's release is written."),
+) -> None:
+    """Write a release of the samples a run has finished so far, to train on a corpus
+    while it is still being made. Its split is drawn over those samples, and fixes not
+    yet verified keep their recipe's letters (docs/corpus.md)."""
+    from ptychobench.sim.generate import snapshot as write_snapshot
+
+    try:
+        dataset = write_snapshot(run, out)
+    except (ValueError, FileExistsError) as error:
+        typer.echo(f"error: {_one_line(error)}", err=True)
+        raise typer.Exit(2) from None
+    counts = {
+        task: {k: len(v) for k, v in dataset.by_task(task).items()}
+        for task in ("detection", "recommendation")
+    }
+    typer.echo(f"wrote {out}: {counts}")
 
 
 def _split_ids(run: Path, split: str) -> list[str]:

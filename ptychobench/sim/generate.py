@@ -505,8 +505,10 @@ def _recommendation(
     workers: int,
     progress: Progress | None,
     device: str,
+    verify: bool = True,
 ) -> dict[str, dict[str, Any]]:
-    """Pick the recommendation samples of each side; verify fixes where asked.
+    """Pick the recommendation samples of each side; verify fixes where asked (and
+    ``verify``: a snapshot only reads the verifications already made).
 
     Returns sample id → verification (or ``{}`` when not verified), in file order.
     """
@@ -531,7 +533,8 @@ def _recommendation(
             to_verify = [
                 sid
                 for sid in batch
-                if records[sid]["letters"] != [NO_CHANGES]
+                if verify
+                and records[sid]["letters"] != [NO_CHANGES]
                 and _verified_share(sid) < settings.verify_fraction
                 and _load_unit(out, "verify", sid) is None
             ]
@@ -562,6 +565,54 @@ def _recommendation(
     return chosen
 
 
+def snapshot(run: str | Path, dest: str | Path) -> Dataset:
+    """Write to ``dest`` a release of the samples a run under ``run`` has finished so far.
+
+    Training on a corpus need not wait for the hours its generation takes. What differs
+    from the finished release: the split is drawn over the finished samples (so it is not
+    the finished run's), and a recommendation sample whose fix is not verified yet keeps
+    its recipe's letters (``verification`` is ``{}`` in ``samples.jsonl``; metadata.json
+    counts the verified ones). A fix verified and found not to help is left out, as in
+    the finished release. Nothing is reconstructed.
+    """
+    run, dest = Path(run), Path(dest)
+    if not (run / SETTINGS_FILE).is_file():
+        raise ValueError(f"{run} holds no simulator run (no {SETTINGS_FILE})")
+    if dest.resolve() == run.resolve():
+        raise ValueError("the snapshot needs its own directory (--out), not the run's")
+    found = json.loads((run / SETTINGS_FILE).read_text())
+    found.pop("generator", None)
+    settings = SimSettings.model_validate({**_ADDED_SETTINGS, **found})
+    records = sorted(
+        (
+            record
+            for path in sorted((run / "work" / "detect").glob("*.json"))
+            if (record := _load_unit(run, "detect", path.stem)) and not record.get("failed")
+        ),
+        key=lambda record: record["index"],
+    )
+    if not records:
+        raise ValueError(f"{run} has no finished samples yet")
+    by_id = {record["id"]: record for record in records}
+    plan = [
+        PlanItem(
+            index=r["index"],
+            id=r["id"],
+            sample_type=r["sample_type"],
+            instrument=r["instrument"],
+            faults=tuple(r["planned_faults"]),
+        )
+        for r in records
+    ]
+    samples = [_sample(record, run, settings) for record in records]
+    train, test = split_samples(samples, settings.test_fraction, settings.seed)
+    chosen = _recommendation(by_id, train, test, settings, run, 1, None, "cpu", verify=False)
+    dataset = _dataset(samples, train, test, chosen, by_id, settings)
+    write_release(dataset, dest)
+    _write_summary(dest, settings, plan, by_id, chosen, [])
+    return dataset
+
+
 def _verified_share(sample: str) -> float:
     """A stable number in [0, 1) per sample: verified when below ``verify_fraction``."""
     return float(int(sample, 16) / 16 ** len(sample))
@@ -580,5 +631,6 @@ __all__ = [
     "make_plan",
     "replacement",
     "sample_id",
+    "snapshot",
     "verify_unit",
 ]

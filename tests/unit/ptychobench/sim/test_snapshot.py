@@ -1,0 +1,88 @@
+"""`ptychoagent sim snapshot`: a release of the samples a run still going has finished,
+made from real committed corpus units (no reconstruction)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from ptychoagent.cli import app
+from ptychobench.captions import letters_from_advice
+from ptychobench.data import read_release
+from ptychobench.labels import Task
+from ptychobench.sim.generate import snapshot
+
+CORPUS = Path(__file__).resolve().parents[4] / "data" / "corpus"
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def part_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the first 40 committed corpus units: a run stopped part-way."""
+    run = tmp_path_factory.mktemp("run")
+    shutil.copy(CORPUS / "sim-settings.json", run)
+    (run / "work" / "detect").mkdir(parents=True)
+    (run / "work" / "phase").mkdir()
+    units = sorted((CORPUS / "work" / "detect").glob("*.json"))[:40]
+    assert len(units) == 40, "the committed corpus has fewer than 40 units"
+    for path in units:
+        shutil.copy(path, run / "work" / "detect")
+        record = json.loads(path.read_text())
+        if not record.get("failed"):
+            shutil.copy(CORPUS / "work" / "phase" / record["image"], run / "work" / "phase")
+    return run
+
+
+def test_a_snapshot_is_a_release_of_the_finished_samples(part_run: Path, tmp_path: Path) -> None:
+    dataset = snapshot(part_run, tmp_path / "snap")
+    records = {
+        r["id"]: r
+        for p in (part_run / "work" / "detect").glob("*.json")
+        if not (r := json.loads(p.read_text())).get("failed")
+    }
+    written = read_release(tmp_path / "snap")
+    detection = [s for split in written.by_task(Task.DETECTION).values() for s in split]
+    assert {s.id for s in detection} == set(records)
+    for name, split in dataset.detection.items():  # the images are copied into the release
+        assert [s.model_copy(update={"image": None}) for s in written.detection[name]] == [
+            s.model_copy(update={"image": None}) for s in split
+        ]
+    for sample in detection:
+        assert sample.image is not None
+        assert sample.image.is_file()
+        assert sorted(sample.artifacts) == sorted(records[sample.id]["artifacts"])
+    advised = [s for split in written.by_task(Task.RECOMMENDATION).values() for s in split]
+    assert advised, "no recommendation sample was chosen"
+    for sample in advised:
+        assert sorted(sample.options) == sorted(records[sample.id]["letters"])
+        assert letters_from_advice(sample.caption_param) == sample.options
+    counts = json.loads((tmp_path / "snap" / "metadata.json").read_text())["counts"]
+    assert counts["samples"] == len(records)
+    assert counts["recommendation"] == len(advised)
+    assert not (part_run / "annotations").exists()  # the run gets no release of its own
+
+
+def test_the_snapshot_refuses_what_it_cannot_do(part_run: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="own directory"):
+        snapshot(part_run, part_run)
+    with pytest.raises(ValueError, match="no simulator run"):
+        snapshot(tmp_path, tmp_path / "snap")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    shutil.copy(part_run / "sim-settings.json", empty)
+    with pytest.raises(ValueError, match="no finished samples"):
+        snapshot(empty, tmp_path / "snap")
+
+
+def test_the_cli_writes_the_snapshot_and_says_what_is_wrong(part_run: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["sim", "snapshot", str(part_run), "--out", str(tmp_path / "s")])
+    assert result.exit_code == 0, result.output
+    assert "wrote" in result.output
+    assert (tmp_path / "s" / "samples.jsonl").is_file()
+    result = runner.invoke(app, ["sim", "snapshot", str(tmp_path / "nothing"), "--out", "x"])
+    assert result.exit_code == 2
+    assert "no simulator run" in result.output
