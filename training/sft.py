@@ -51,12 +51,14 @@ from training.fit import (
 )
 from training.sft_data import (
     IGNORE,
+    Example,
     Record,
     answer_loss,
     answer_tokens,
     collate,
     data_hash,
     encode,
+    frozen_states,
     records,
 )
 
@@ -241,11 +243,25 @@ def train(
     model = model.to(device)
     lora = lora_config(config.rank, config.alpha, config.dropout, config.target_modules)
     model = get_peft_model(model, lora)
+    first = 0
     if config.trainable_layers is not None:
-        _freeze_lower_layers(model, config.trainable_layers)
+        first = _freeze_lower_layers(model, config.trainable_layers)
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer, optimizer_name = _optimizer(config, trainable)
+    cached = first > 0 and config.dropout == 0
+    if cached:
+        # the layers below `first` keep the base model's weights all run long (their
+        # LoRA B stays 0 and there is no dropout): compute what they give once
+        model.eval()
+        train_examples = frozen_states(model, train_set, first, config.batch_size, pad_id, device)
+        validation_examples = frozen_states(
+            model, validation_set, first, config.batch_size, pad_id, device
+        )
+        model.train()
+    else:
+        train_examples = [Example(item) for item in train_set]
+        validation_examples = [Example(item) for item in validation_set]
 
     steps_per_epoch = math.ceil(len(train_set) / (config.batch_size * config.grad_accumulation))
     total_steps = steps_per_epoch * config.epochs
@@ -254,12 +270,23 @@ def train(
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: _lr_factor(config, step, total_steps)
     )
+
+    def batch_loss(batch: list[Example]) -> tuple[Any, int]:
+        return answer_loss(model, batch, pad_id, device, precision)
+
     validation = _Validation(
-        model, validation_records, validation_set, tokenizer, pad_id, config, precision, device
+        model,
+        validation_records,
+        validation_examples,
+        batch_loss,
+        tokenizer,
+        pad_id,
+        config,
+        device,
     )
     trainer = Trainer(
-        loss=lambda batch: answer_loss(model, collate(batch, pad_id, device), precision),
-        tokens=answer_tokens,
+        loss=batch_loss,
+        tokens=lambda example: answer_tokens(example.item),
         validate=validation.measure,
         has_validation=bool(validation),
         key=validation.key,
@@ -274,7 +301,16 @@ def train(
         eval_every=config.eval_every,
     )
     fitted = fit(
-        model, trainable, optimizer, scheduler, train_set, trainer, schedule, rng, started, progress
+        model,
+        trainable,
+        optimizer,
+        scheduler,
+        train_examples,
+        trainer,
+        schedule,
+        rng,
+        started,
+        progress,
     )
     history = fitted.history
     record = {
@@ -294,6 +330,7 @@ def train(
         },
         "base_model": _base_manifest(base),
         "trainable_parameters": sum(p.numel() for p in trainable),
+        "frozen_layers_cached": first if cached else 0,
         "steps": fitted.steps,
         "history": history,
         "best_epoch": fitted.best_epoch,
@@ -356,8 +393,9 @@ def _lr_factor(config: SFTConfig, step: int, total_steps: int) -> float:
 _LAYER = re.compile(r"\.layers\.(\d+)\.")
 
 
-def _freeze_lower_layers(model: Any, top: int) -> None:
-    """Only the LoRA of the top ``top`` decoder layers learns; the rest keep B = 0."""
+def _freeze_lower_layers(model: Any, top: int) -> int:
+    """Only the LoRA of the top ``top`` decoder layers learns; the rest keep B = 0.
+    Returns the number of the lowest layer that learns."""
     layers = {int(m.group(1)) for name, _ in model.named_parameters() if (m := _LAYER.search(name))}
     if not layers:
         raise SFTError("the model has no numbered decoder layers to choose from")
@@ -366,6 +404,7 @@ def _freeze_lower_layers(model: Any, top: int) -> None:
         match = _LAYER.search(name)
         if "lora_" in name and match and int(match.group(1)) < lowest:
             parameter.requires_grad_(False)
+    return max(lowest, 0)
 
 
 class _Validation:
@@ -376,34 +415,31 @@ class _Validation:
         self,
         model: Any,
         records: Sequence[Record],
-        encoded: list[dict[str, list[int]]],
+        examples: list[Example],
+        batch_loss: Callable[[list[Example]], tuple[Any, int]],
         tokenizer: Any,
         pad_id: int,
         config: SFTConfig,
-        precision: str,
         device: str,
     ) -> None:
-        self.model, self.records, self.encoded = model, records, encoded
-        self.tokenizer, self.pad_id, self.config = tokenizer, pad_id, config
-        self.precision, self.device = precision, device
+        self.model, self.records, self.examples = model, records, examples
+        self.batch_loss, self.tokenizer, self.pad_id = batch_loss, tokenizer, pad_id
+        self.config, self.device = config, device
 
     def __bool__(self) -> bool:
-        return bool(self.encoded)
+        return bool(self.examples)
 
     def measure(self) -> dict[str, float]:
-        if not self.encoded:
+        if not self.examples:
             return {}
         found = {
             "validation_loss": round(
-                mean_loss(self.model, self.encoded, self.config.batch_size, self._batch_loss), 5
+                mean_loss(self.model, self.examples, self.config.batch_size, self.batch_loss), 5
             )
         }
         if self.config.select_by == "letter_f1":
             found["validation_letter_f1"] = round(self._letter_f1(), 4)
         return found
-
-    def _batch_loss(self, batch: list[dict[str, list[int]]]) -> tuple[Any, int]:
-        return answer_loss(self.model, collate(batch, self.pad_id, self.device), self.precision)
 
     def key(self, entry: dict[str, Any]) -> tuple[float, ...]:
         """Larger is better: (F1, −loss) or (−loss, 0); the training loss without a
@@ -430,7 +466,8 @@ class _Validation:
         truths, answers = [], []
         self.model.eval()
         with torch.no_grad():
-            for record, item in zip(self.records, self.encoded, strict=True):
+            for record, example in zip(self.records, self.examples, strict=True):
+                item = example.item
                 n_prompt = len(item["labels"]) - answer_tokens(item)
                 prompt = torch.tensor([item["input_ids"][:n_prompt]], device=self.device)
                 output = self.model.generate(

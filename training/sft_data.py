@@ -2,6 +2,11 @@
 with the reference answer as the assistant's turn, rendered with the base model's chat
 template exactly as vLLM renders them at serve time; labels keep the answer tokens only;
 right-padded batches and the loss on the answer tokens.
+
+When only the top layers learn (``trainable_layers``), the layers below them are the
+base model's for the whole run, so what they give each example is computed once
+(:func:`frozen_states`) and every step runs the top layers alone
+(:func:`answer_loss` with ``states``): the same loss, a fraction of the compute.
 """
 
 from __future__ import annotations
@@ -19,6 +24,16 @@ from training.fit import SFTError
 
 IGNORE = -100
 """Label value the loss skips (prompt and padding tokens)."""
+
+
+@dataclass(frozen=True)
+class Example:
+    """An encoded example and, when the layers below ``first`` are frozen, what they
+    give it (``states``: the input of decoder layer ``first``, one row per token)."""
+
+    item: dict[str, list[int]]
+    states: Any = None
+    first: int = 0
 
 
 @dataclass(frozen=True)
@@ -105,25 +120,85 @@ def collate(
     }
 
 
-def answer_loss(model: Any, batch: dict[str, Any], precision: str) -> tuple[Any, int]:
-    """Summed cross-entropy over the answer tokens, and how many there were.
+def answer_loss(
+    model: Any, examples: Sequence[Example], pad_id: int, device: str, precision: str
+) -> tuple[Any, int]:
+    """Summed cross-entropy over the answer tokens of ``examples``, and how many there were.
 
     The vocabulary projection is applied to the answer positions only: the prompt's
     logits would cost a fifth of the compute and most of the memory and are not used.
+    Examples with cached ``states`` start at their layer ``first`` (all of a batch share
+    it); the others at the token embeddings.
     """
     import torch
 
+    batch = collate([e.item for e in examples], pad_id, device)
     causal_lm = model.get_base_model()
+    inner = causal_lm.model
     targets = batch["labels"][:, 1:]
     keep = targets != IGNORE
-    device = batch["input_ids"].device.type
+    first = examples[0].first if examples[0].states is not None else 0
     with torch.autocast(device, dtype=torch.bfloat16, enabled=precision == "bf16-autocast"):
-        hidden = causal_lm.model(
-            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
-        ).last_hidden_state
-        logits = causal_lm.lm_head(hidden[:, :-1][keep])
+        if first:
+            hidden = torch.nn.utils.rnn.pad_sequence(
+                [e.states for e in examples], batch_first=True
+            ).to(device)
+        else:
+            hidden = inner.embed_tokens(batch["input_ids"])
+        hidden = run_layers(inner, hidden, batch["attention_mask"], inner.layers[first:])
+        logits = causal_lm.lm_head(inner.norm(hidden)[:, :-1][keep])
     loss = torch.nn.functional.cross_entropy(logits.float(), targets[keep], reduction="sum")
     return loss, int(keep.sum())
+
+
+def run_layers(inner: Any, hidden: Any, attention_mask: Any, layers: Sequence[Any]) -> Any:
+    """``hidden`` through ``layers`` of the decoder ``inner`` (a Llama-style model: its
+    rotary embedding, its causal and padding mask), as the model's own forward does."""
+    import torch
+    from transformers.masking_utils import create_causal_mask
+
+    positions = torch.arange(hidden.shape[1], device=hidden.device).unsqueeze(0)
+    mask = create_causal_mask(
+        config=inner.config,
+        inputs_embeds=hidden,
+        attention_mask=attention_mask,
+        past_key_values=None,
+        position_ids=positions,
+    )
+    rotary = inner.rotary_emb(hidden, position_ids=positions)
+    for layer in layers:
+        hidden = layer(
+            hidden, attention_mask=mask, position_embeddings=rotary, position_ids=positions
+        )
+    return hidden
+
+
+def frozen_states(
+    model: Any,
+    items: Sequence[dict[str, list[int]]],
+    first: int,
+    batch_size: int,
+    pad_id: int,
+    device: str,
+) -> list[Example]:
+    """Each item with the input of decoder layer ``first`` (what the frozen layers below
+    it give), computed once without gradients. Right padding does not change a real
+    token's states: attention is causal."""
+    import torch
+
+    inner = model.get_base_model().model
+    out: list[Example] = []
+    with torch.no_grad():
+        for start in range(0, len(items), batch_size):
+            chunk = items[start : start + batch_size]
+            batch = collate(chunk, pad_id, device)
+            hidden = inner.embed_tokens(batch["input_ids"])
+            hidden = run_layers(inner, hidden, batch["attention_mask"], inner.layers[:first])
+            out += [
+                Example(item, hidden[i, : len(item["input_ids"])].clone(), first)
+                for i, item in enumerate(chunk)
+            ]
+    return out
 
 
 def answer_tokens(item: dict[str, list[int]]) -> int:

@@ -191,4 +191,54 @@ def test_the_fast_profile_trains_the_top_layers_and_keeps_the_best_letters(
         if "lora_B" in name and w.abs().max() > 0
     }
     assert moved == {28, 29}  # SmolLM2-135M has 30 decoder layers; only the top two learn
+    assert record["frozen_layers_cached"] == 28  # the 28 below ran once, not every step
     check_servable("a", tmp_path / "a", max_rank=16)
+
+
+def test_the_cached_frozen_layers_give_the_full_models_loss_and_gradients(
+    base: Path, tokenizer: Any
+) -> None:
+    import torch
+    from peft import get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from training.adapters import lora_config
+    from training.sft_data import Example, answer_loss, frozen_states
+
+    torch.manual_seed(0)
+    samples = read_release(DATASET).samples(Task.RECOMMENDATION, "train")[:3]
+    items = [encode(r, tokenizer, 2048) for r in records(samples, Task.RECOMMENDATION)]
+    assert len({len(item["input_ids"]) for item in items}) > 1  # the batch is padded
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    model = get_peft_model(model, lora_config(16, 16, 0.0, ("q_proj", "v_proj", "down_proj")))
+    with torch.no_grad():  # a trained-looking adapter on the top two layers
+        for name, weight in model.named_parameters():
+            if "lora_B" in name and (".layers.28." in name or ".layers.29." in name):
+                weight.normal_(0, 0.02)
+    pad = tokenizer.pad_token_id or 0
+
+    def loss_and_grads(examples: list[Example]) -> tuple[float, list[Any]]:
+        model.zero_grad()
+        loss, n = answer_loss(model, examples, pad, "cpu", "float32")
+        (loss / n).backward()
+        top = [
+            p.grad.clone()
+            for name, p in model.named_parameters()
+            if ".layers.29." in name and p.grad is not None
+        ]
+        return float((loss / n).detach()), top
+
+    full, full_grads = loss_and_grads([Example(item) for item in items])
+    cached, cached_grads = loss_and_grads(frozen_states(model, items, 28, 2, pad, "cpu"))
+    assert cached == pytest.approx(full, rel=1e-4)
+    assert len(full_grads) == len(cached_grads) > 0
+    for a, b in zip(full_grads, cached_grads, strict=True):
+        assert torch.allclose(a, b, rtol=1e-3, atol=1e-6)
+    lower = frozen_states(model, items, 27, 2, pad, "cpu")  # caching less is the same loss
+    with torch.no_grad():
+        loss, n = answer_loss(model, lower, pad, "cpu", "float32")
+    assert float(loss / n) == pytest.approx(cached, rel=1e-4)
+    wrong = [Example(e.item, e.states, 28) for e in lower]  # a layer skipped: not the same
+    with torch.no_grad():
+        loss, n = answer_loss(model, wrong, pad, "cpu", "float32")
+    assert float(loss / n) != pytest.approx(cached, rel=1e-3)
