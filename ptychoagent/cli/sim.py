@@ -188,6 +188,14 @@ def snapshot(
         ..., help="A simulator run, finished or not (ptychoagent sim --out DIR)."
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Where the snapshot's release is written."),
+    ids: Path | None = typer.Option(
+        None,
+        help="A file of sample ids, one per line: make that snapshot again "
+        "(data/corpus/snapshots/*.txt) instead of one of everything finished.",
+    ),
+    write_ids: Path | None = typer.Option(
+        None, help="Also write the snapshot's sample ids to this file (to make it again)."
+    ),
 ) -> None:
     """Write a release of the samples a run has finished so far, to train on a corpus
     while it is still being made. Its split is drawn over those samples, and fixes not
@@ -195,14 +203,19 @@ def snapshot(
     from ptychobench.sim.generate import snapshot as write_snapshot
 
     try:
-        dataset = write_snapshot(run, out)
-    except (ValueError, FileExistsError) as error:
+        listed = None if ids is None else ids.read_text().split()
+        dataset = write_snapshot(run, out, listed)
+    except (ValueError, FileExistsError, OSError) as error:
         typer.echo(f"error: {_one_line(error)}", err=True)
         raise typer.Exit(2) from None
     counts = {
         task: {k: len(v) for k, v in dataset.by_task(task).items()}
         for task in ("detection", "recommendation")
     }
+    if write_ids is not None:
+        made = sorted(s.id for split in dataset.detection.values() for s in split)
+        write_ids.parent.mkdir(parents=True, exist_ok=True)
+        write_ids.write_text("\n".join(made) + "\n")
     typer.echo(f"wrote {out}: {counts}")
 
 

@@ -33,7 +33,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
@@ -565,8 +565,10 @@ def _recommendation(
     return chosen
 
 
-def snapshot(run: str | Path, dest: str | Path) -> Dataset:
-    """Write to ``dest`` a release of the samples a run under ``run`` has finished so far.
+def snapshot(run: str | Path, dest: str | Path, ids: Iterable[str] | None = None) -> Dataset:
+    """Write to ``dest`` a release of the samples a run under ``run`` has finished so far
+    (or of those of ``ids``: a snapshot that a model was trained on is made again from
+    its list, whatever the run has finished since).
 
     Training on a corpus need not wait for the hours its generation takes. What differs
     from the finished release: the split is drawn over the finished samples (so it is not
@@ -591,6 +593,15 @@ def snapshot(run: str | Path, dest: str | Path) -> Dataset:
         ),
         key=lambda record: record["index"],
     )
+    if ids is not None:
+        wanted = set(ids)
+        missing = sorted(wanted - {record["id"] for record in records})
+        if missing:
+            raise ValueError(
+                f"{len(missing)} of the listed samples are not finished under {run} "
+                f"(first: {', '.join(missing[:3])})"
+            )
+        records = [record for record in records if record["id"] in wanted]
     if not records:
         raise ValueError(f"{run} has no finished samples yet")
     by_id = {record["id"]: record for record in records}

@@ -86,3 +86,29 @@ def test_the_cli_writes_the_snapshot_and_says_what_is_wrong(part_run: Path, tmp_
     result = runner.invoke(app, ["sim", "snapshot", str(tmp_path / "nothing"), "--out", "x"])
     assert result.exit_code == 2
     assert "no simulator run" in result.output
+
+
+def test_a_snapshot_is_made_again_from_its_list_of_ids(part_run: Path, tmp_path: Path) -> None:
+    ids = tmp_path / "ids.txt"
+    result = runner.invoke(
+        app,
+        ["sim", "snapshot", str(part_run), "--out", str(tmp_path / "a"), "--write-ids", str(ids)],
+    )
+    assert result.exit_code == 0, result.output
+    listed = ids.read_text().split()
+    assert len(listed) == len(set(listed)) > 10
+    # the run goes on: a later unit must not change the snapshot made from the list
+    some = sorted(listed)[:10]
+    (tmp_path / "some.txt").write_text("\n".join(some))
+    subset = snapshot(part_run, tmp_path / "b", some)
+    assert sorted(s.id for split in subset.detection.values() for s in split) == some
+    again = runner.invoke(
+        app, ["sim", "snapshot", str(part_run), "--out", str(tmp_path / "c"), "--ids", str(ids)]
+    )
+    assert again.exit_code == 0, again.output
+    for name in ("artifact_detection_split", "parameter_recommendation_split"):
+        for path in sorted((tmp_path / "a" / "annotations" / name).glob("*.json")):
+            twin = tmp_path / "c" / "annotations" / name / path.name
+            assert twin.read_bytes() == path.read_bytes(), path.name
+    with pytest.raises(ValueError, match="not finished"):
+        snapshot(part_run, tmp_path / "d", [*some, "ffffffff"])
