@@ -7,6 +7,10 @@ A path names one of:
 - a **Label Studio export**: its JSON-MIN file, or a directory holding exactly one
   ``*.json`` export (and no ``annotations/``). Its images are looked up in the
   ``images`` directory given, else in an ``images/`` directory beside the export.
+- a **snapshot list** (``<run>/snapshots/<name>.txt``, sample ids one per line): the
+  release of those samples of a simulator run (``ptychobench.sim.generate.snapshot``),
+  made once into ``<run>/snapshots/<name>/`` and read from there. A model trained on a
+  corpus still being made names its data this way, and the data can be made again.
 
 An export has no split, so it is split the way the paper split its set
 (``paper_split``: 80/20 stratified by sample type, seed 0; recommendation = the samples
@@ -54,7 +58,7 @@ LABELSTUDIO_SPLIT: Final[dict[str, Any]] = {
 }
 """How a Label Studio export is split when it is opened with the defaults."""
 
-Format = Literal["release", "labelstudio"]
+Format = Literal["release", "labelstudio", "snapshot"]
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,8 @@ def locate_dataset(path: str | Path, images: str | Path | None = None) -> Datase
         raise DataFormatError(path, "no such file or directory")
     if path.is_dir() and (path / "annotations").is_dir():
         return DatasetLocation("release", path)
+    if path.is_file() and path.suffix == ".txt" and path.parent.name == "snapshots":
+        return DatasetLocation("snapshot", path)
     if path.is_dir():
         exports = sorted(p for p in path.glob("*.json") if p.is_file())
         if not exports:
@@ -101,6 +107,8 @@ def describe(path: str | Path) -> str:
     location = locate_dataset(path)
     if location.format == "release":
         return f"{location.path}: a release directory"
+    if location.format == "snapshot":
+        return f"{location.path}: the snapshot of {location.path.parent.parent} it lists"
     return (
         f"{location.path}: a Label Studio export (images in {location.images}), split "
         f"{1 - _TEST_FRACTION:.0%} train / {_TEST_FRACTION:.0%} test by "
@@ -128,6 +136,8 @@ def open_dataset(
     try:
         if location.format == "release":
             return read_release(location.path, strict_images=strict_images)
+        if location.format == "snapshot":
+            return read_release(_made_snapshot(location.path), strict_images=strict_images)
         if location.images is None and require_images:
             raise DataFormatError(
                 location.path,
@@ -156,6 +166,34 @@ def open_dataset(
         "split": {**LABELSTUDIO_SPLIT, "test_fraction": test_fraction, "seed": seed},
     }
     return _with_metadata(dataset, location.path.parent, "source", note)
+
+
+def _made_snapshot(listing: Path) -> Path:
+    """The release of the snapshot ``listing`` names, made first when it is missing or
+    was made from another list (written beside, then moved in: a reader never sees half)."""
+    import os
+    import shutil
+
+    from ptychobench.sim.generate import snapshot
+
+    target = listing.with_suffix("")
+    ids = listing.read_text()
+    if (target / listing.name).is_file() and (target / listing.name).read_text() == ids:
+        return target
+    staging = target.with_name(f".{target.name}.tmp{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        snapshot(listing.parent.parent, staging, ids.split())
+    except ValueError as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise DataFormatError(listing, str(error)) from None
+    (staging / listing.name).write_text(ids)
+    shutil.rmtree(target, ignore_errors=True)
+    try:
+        staging.rename(target)
+    except OSError:  # made meanwhile by another process
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
 
 
 def open_datasets(paths: str | Path | Sequence[str | Path], **options: Any) -> Dataset:

@@ -112,3 +112,30 @@ def test_a_snapshot_is_made_again_from_its_list_of_ids(part_run: Path, tmp_path:
             assert twin.read_bytes() == path.read_bytes(), path.name
     with pytest.raises(ValueError, match="not finished"):
         snapshot(part_run, tmp_path / "d", [*some, "ffffffff"])
+
+
+def test_a_snapshot_list_opens_as_a_dataset(part_run: Path) -> None:
+    from ptychobench.data import DataFormatError, open_dataset
+    from ptychobench.data.opening import describe
+
+    ids = sorted(
+        r["id"]
+        for p in (part_run / "work" / "detect").glob("*.json")
+        if not (r := json.loads(p.read_text())).get("failed")
+    )
+    listing = part_run / "snapshots" / "first.txt"
+    listing.parent.mkdir(exist_ok=True)
+    listing.write_text("\n".join(ids[:12]) + "\n")
+    assert "snapshot" in describe(listing)
+    dataset = open_dataset(listing)
+    assert sorted(s.id for split in dataset.detection.values() for s in split) == ids[:12]
+    made = part_run / "snapshots" / "first" / "first.txt"
+    stamp = made.stat().st_mtime_ns
+    open_dataset(listing)
+    assert made.stat().st_mtime_ns == stamp  # made once, then read
+    listing.write_text("\n".join(ids[:15]) + "\n")  # another list: made again
+    assert len([s for split in open_dataset(listing).detection.values() for s in split]) == 15
+    listing.write_text("deadbeef\n")
+    with pytest.raises(DataFormatError, match="not finished"):
+        open_dataset(listing)
+    assert not list((part_run / "snapshots").glob(".*"))  # no half-made snapshot is left
