@@ -183,6 +183,17 @@ class Registry:
                     return updated
         raise AdapterError(f"no adapter named {name!r} in {self.path}")
 
+    def put_artifact(self, kind: str, name: str, path: str | Path, **fields: Any) -> dict[str, Any]:
+        """Add or replace an entry that is not an adapter (a classifier, a VLM base):
+        ``kind``, ``name``, ``path`` (relative to the project when inside it) and
+        ``fields`` as they are."""
+        if kind == ADAPTER_KIND:
+            raise AdapterError("adapters are registered with add(), which reads their files")
+        item = {"kind": kind, "name": name, **fields, "path": self._relative(Path(path))}
+        with self._locked_all() as (_, others):
+            others[:] = [o for o in others if o.get("name") != name] + [item]
+        return item
+
     def _relative(self, path: Path) -> str:
         resolved = path.resolve()
         try:
@@ -192,11 +203,18 @@ class Registry:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[list[AdapterEntry]]:
+        with self._locked_all() as (entries, _):
+            yield entries
+
+    @contextlib.contextmanager
+    def _locked_all(self) -> Iterator[tuple[list[AdapterEntry], list[dict[str, Any]]]]:
+        """The adapters and the other entries, to change in place; written back at the end,
+        under a lock (one writer at a time)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path.with_suffix(".lock"), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             entries, others = self._read()
-            yield entries
+            yield entries, others
             adapters = [{"kind": ADAPTER_KIND, **e.model_dump(mode="json")} for e in entries]
             body = {"artifacts": [*adapters, *others]}
             tmp = self.path.with_suffix(".tmp")

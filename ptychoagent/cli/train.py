@@ -279,9 +279,14 @@ def classifier(
     data: list[Path] = DATA,
     out: Path = typer.Option(DEFAULT_CLASSIFIER, help="Model directory (model.json)."),
     seed: int = typer.Option(0, help="Seed of the cross-validation folds."),
+    version: str = typer.Option(
+        "1", help="The model's version (the service reports name@version with every answer)."
+    ),
     cnn: bool = typer.Option(
         False, help="Also train the small CNN it is compared with (torch, minutes) -> cnn.json."
     ),
+    registry: Path = REGISTRY,
+    register: bool = typer.Option(True, help="Add (or replace) the classifier in the registry."),
 ) -> None:
     """Train the diagnosis service's feature classifier on the detection training split.
 
@@ -300,7 +305,7 @@ def classifier(
     name = out.name or "classifier"
     dataset = _datasets(data)
     try:
-        config = ClassifierConfig(name=name, dataset=dataset, seed=seed)
+        config = ClassifierConfig(name=name, dataset=dataset, seed=seed, version=version)
     except ValidationError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
@@ -325,8 +330,21 @@ def classifier(
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
     test = model.metadata["metrics"]["test"]["micro_f1"]
+    if register:
+        from ptychoagent.adapters import Registry
+
+        Registry(registry).put_artifact(
+            "classifier",
+            name,
+            out,
+            base="ptychobench.features",
+            task="detection",
+            data_hash=model.metadata["data"]["hash"],
+            metrics={"test_micro_f1": test["point"]},
+        )
     typer.echo(
         f"{out}: test micro-F1 {test['point']:.3f} "
         f"[{test['ci_low']:.3f}, {test['ci_high']:.3f}], "
         f"data {model.metadata['data']['hash'][:12]}"
+        + (f"; registered as {name!r} in {registry}" if register else "")
     )

@@ -161,6 +161,31 @@ def test_the_registry_keeps_classifier_and_vlm_entries_when_adapters_change(
     assert json.loads(registry.read_text())["artifacts"] == [classifier]
 
 
+def test_other_artifacts_are_put_beside_the_adapters_and_replaced_by_name(
+    tmp_path: Path,
+) -> None:
+    registry = tmp_path / "artifacts" / "registry.json"
+    book = Registry(registry)
+    book.add("agent", _adapter(tmp_path / "artifacts" / "adapters", "agent"), task="recommendation")
+    model = tmp_path / "artifacts" / "classifiers" / "c"
+    book.put_artifact("classifier", "c", model, data_hash="one", metrics={"f1": 0.1})
+    book.put_artifact("classifier", "c", model, data_hash="two", metrics={"f1": 0.2})
+    written = json.loads(registry.read_text())["artifacts"]
+    assert [(item["kind"], item["name"]) for item in written] == [
+        ("adapter", "agent"),
+        ("classifier", "c"),
+    ]
+    assert written[1] == {
+        "kind": "classifier",
+        "name": "c",
+        "data_hash": "two",
+        "metrics": {"f1": 0.2},
+        "path": "artifacts/classifiers/c",
+    }
+    with pytest.raises(AdapterError, match="add"):
+        book.put_artifact("adapter", "agent", model)
+
+
 def test_a_registry_in_the_adapters_only_format_is_still_read(tmp_path: Path) -> None:
     path = _adapter(tmp_path / "adapters", "agent")
     old = Registry(tmp_path / "adapters" / "registry.json")

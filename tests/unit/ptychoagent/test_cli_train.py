@@ -61,14 +61,21 @@ def test_classifier_trains_on_several_datasets_together(
 
     ours, theirs = handmade("ours", seed=1), handmade("theirs", kind="labelstudio", seed=2)
     out = tmp_path / "both"
-    result = CliRunner().invoke(
-        app, ["train", "classifier", "--data", str(ours), "--data", str(theirs), "--out", str(out)]
-    )
+    registry = tmp_path / "registry.json"
+    command = ["train", "classifier", "--data", str(ours), "--data", str(theirs), "--out", str(out)]
+    result = CliRunner().invoke(app, [*command, "--registry", str(registry), "--version", "3"])
     assert result.exit_code == 0, result.output
+    (entry,) = json.loads(registry.read_text())["artifacts"]  # it registers itself
+    assert entry["kind"] == "classifier"
+    assert entry["name"] == "both"
+    assert (Registry(registry).root / entry["path"]).resolve() == out.resolve()
     assert f"training classifier both on {ours} + {theirs}" in result.output
     assert "a Label Studio export" in result.output  # says how the export was split
     record = json.loads((out / MODEL_FILE).read_text())
+    assert record["version"] == "3"
     data = record["data"]
+    assert entry["data_hash"] == data["hash"]
+    assert entry["metrics"]["test_micro_f1"] == record["metrics"]["test"]["micro_f1"]["point"]
     assert record["config"]["dataset"] == data["dataset"] == [str(ours), str(theirs)]
     together = open_datasets([ours, theirs])
     splits = {s: together.samples(Task.DETECTION, s) for s in ("train", "test")}
@@ -80,7 +87,7 @@ def test_classifier_trains_on_several_datasets_together(
 
     alone = tmp_path / "alone"
     single = CliRunner().invoke(
-        app, ["train", "classifier", "--data", str(ours), "--out", str(alone)]
+        app, ["train", "classifier", "--data", str(ours), "--out", str(alone), "--no-register"]
     )
     assert single.exit_code == 0, single.output
     record = json.loads((alone / MODEL_FILE).read_text())
