@@ -189,9 +189,16 @@ class Registry:
         ``fields`` as they are."""
         if kind == ADAPTER_KIND:
             raise AdapterError("adapters are registered with add(), which reads their files")
-        item = {"kind": kind, "name": name, **fields, "path": self._relative(Path(path))}
+        given = {"kind": kind, "name": name, **fields, "path": self._relative(Path(path))}
+        first = ("kind", "name", "base", "task", "path")
+        item = {key: given[key] for key in first if key in given} | given
         with self._locked_all() as (_, others):
-            others[:] = [o for o in others if o.get("name") != name] + [item]
+            names = [o.get("name") for o in others]
+            if name in names:  # replaced where it stands
+                others[names.index(name)] = item
+                others[:] = [o for i, o in enumerate(others) if o.get("name") != name or o is item]
+            else:
+                others.append(item)
         return item
 
     def _relative(self, path: Path) -> str:

@@ -100,10 +100,10 @@ def test_the_stack_runs_a_sweep_through_the_gateway_and_stops(
     cells = {(c["task"], c["model"], c["strategy"], c["k"]): c for c in report["cells"]}
     detectors = {s["adapter"]: s for s in live["scores"] if s["task"] == "detection"}
     assert {name: s["reviewed"] for name, s in detectors.items()} == {
-        "physics-v1@1": 2,
+        "physics-v1@2": 2,
         smolvlm_engine["adapter"]: 2,
     }
-    detector = detectors["physics-v1@1"]
+    detector = detectors["physics-v1@2"]
     assert detector["micro_f1"] == pytest.approx(
         cells[("detection", "classifier", "none", 0)]["micro_f1"]
     )

@@ -175,13 +175,20 @@ def test_other_artifacts_are_put_beside_the_adapters_and_replaced_by_name(
         ("adapter", "agent"),
         ("classifier", "c"),
     ]
-    assert written[1] == {
-        "kind": "classifier",
-        "name": "c",
-        "data_hash": "two",
-        "metrics": {"f1": 0.2},
-        "path": "artifacts/classifiers/c",
-    }
+    assert list(written[1].items()) == [
+        ("kind", "classifier"),
+        ("name", "c"),
+        ("path", "artifacts/classifiers/c"),
+        ("data_hash", "two"),
+        ("metrics", {"f1": 0.2}),
+    ]
+    book.put_artifact("vlm", "v", tmp_path / "artifacts" / "vlm" / "v")
+    book.put_artifact("classifier", "c", model, data_hash="three")
+    assert [item["name"] for item in json.loads(registry.read_text())["artifacts"]] == [
+        "agent",
+        "c",  # in its place
+        "v",
+    ]
     with pytest.raises(AdapterError, match="add"):
         book.put_artifact("adapter", "agent", model)
 
