@@ -74,8 +74,12 @@ def describe(path: str | Path) -> dict[str, Any]:
         info["data_hash"] = training["data"]["hash"]
         info["base"] = Path(training["config"]["base"]).name
         info["task"] = training["config"]["task"]
-        if training.get("best_validation_loss") is not None:
-            info["metrics"] = {"validation_answer_loss": training["best_validation_loss"]}
+        recorded = {
+            "validation_answer_loss": training.get("best_validation_loss"),
+            "validation_letter_f1": training.get("best_validation_letter_f1"),
+        }
+        if any(value is not None for value in recorded.values()):
+            info["metrics"] = {k: v for k, v in recorded.items() if v is not None}
     return info
 
 
@@ -162,7 +166,10 @@ class Registry:
             existing = [e for e in entries if e.name == name]
             if existing and not replace:
                 raise AdapterError(f"an adapter named {name!r} is already registered")
-            entries[:] = [e for e in entries if e.name != name] + [entry]
+            if existing:  # replaced where it stands
+                entries[:] = [entry if e.name == name else e for e in entries]
+            else:
+                entries.append(entry)
         return entry
 
     def remove(self, name: str) -> AdapterEntry:

@@ -374,8 +374,8 @@ profile); see docs/engine.md.
 - {record["optimizer"]}, lr {config["learning_rate"]}, weight decay {config["weight_decay"]},
   batch {config["batch_size"]} x {config["grad_accumulation"]}, seed {config["seed"]},
   {record["device"]}, {record["precision"]}; {record["seconds"]} s
-- kept epoch {record["best_epoch"]} of {len(record["history"])} (lowest validation
-  answer loss); loss on answer tokens only
+- kept step {record.get("best_step", "?")} (epoch {record["best_epoch"]}) of
+  {record.get("steps", "?")} steps ({_kept_by(config)}); loss on answer tokens only
 
 | epoch | step | train loss | validation loss |
 |---|---|---|---|
@@ -383,6 +383,13 @@ profile); see docs/engine.md.
 
 The full record is `training.json`.
 """
+
+
+def _kept_by(config: dict[str, Any]) -> str:
+    if config.get("select_by") == "letter_f1":
+        n = config.get("letter_f1_items", 40)
+        return f"best micro-F1 of the letters generated for the first {n} validation prompts"
+    return "lowest validation answer loss"
 
 
 def _lr_factor(config: SFTConfig, step: int, total_steps: int) -> float:

