@@ -1,0 +1,141 @@
+"""Micro-F1 of trained models, without a server, beside the baselines on the same items.
+
+For each dataset's test split: the agent adapter's letters (Hugging Face greedy
+generation on the trained weights, the paper's 0-shot prompt built as the service builds
+it, answers not constrained) and the feature classifier's labels, each with its 95 %
+bootstrap interval, beside the best constant answer chosen on those items and the
+recommendation rule of ``ptychobench.baselines``. The numbers of docs/engine.md and
+docs/classifier.md for models trained on the corpus come from here; the served numbers
+come from ``benchmarks/engine.py`` and ``ptychoagent run``.
+
+Usage::
+
+    .venv/bin/python benchmarks/trained_models.py \\
+        [--agent artifacts/adapters/smollm2-135m-agent] \\
+        [--classifier artifacts/classifiers/physics-v1] \\
+        [--data data/shifted --data data/ptychobench-sim]
+
+Give ``--agent base`` for the base model. Takes a few minutes on two cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from ptychobench.baselines import best_constant, recommendation_rule  # noqa: E402
+from ptychobench.bootstrap import BootstrapResult, bootstrap  # noqa: E402
+from ptychobench.data import Sample, open_dataset  # noqa: E402
+from ptychobench.labels import Task, vocabulary  # noqa: E402
+from ptychobench.parsing import parse_answer  # noqa: E402
+
+BASE = ROOT / "models" / "SmolLM2-135M-Instruct"
+RESAMPLES = 2000
+
+
+def _shown(result: BootstrapResult) -> str:
+    return f"{result.point:.3f} [{result.ci_low:.3f}, {result.ci_high:.3f}]"
+
+
+def _row(name: str, truths: list[list[str]], answers: list[list[str]], task: Task) -> str:
+    result = bootstrap(truths, answers, vocab=vocabulary(task), n_resamples=RESAMPLES)
+    return f"  {name:<26} {_shown(result)}"
+
+
+def _per_label(truths: list[list[str]], answers: list[list[str]], task: Task) -> str:
+    from ptychobench.metrics import score
+
+    scores = score(truths, answers, vocabulary(task))
+    cells = [
+        f"{label} {prf.f1:.2f} ({sum(label in t for t in truths)})"
+        for label, prf in scores.per_class.items()
+        if any(label in t for t in truths) or any(label in a for a in answers)
+    ]
+    return "  per label F1 (test support): " + ", ".join(cells)
+
+
+def _constant(truths: list[list[str]], task: Task) -> str:
+    constant = best_constant(truths, vocabulary(task))
+    answers = [list(constant.labels)] * len(truths)
+    return _row(f"best constant {', '.join(constant.labels)}", truths, answers, task)
+
+
+def agent_letters(adapter: str, samples: Sequence[Sample]) -> list[list[str]]:
+    """Greedy letters of the base model with ``adapter`` (or ``base``) for each sample."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from training.sft_data import answer_tokens, encode, records
+
+    tokenizer = AutoTokenizer.from_pretrained(BASE)
+    model: Any = AutoModelForCausalLM.from_pretrained(BASE, dtype=torch.float32)
+    if adapter != "base":
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, adapter)
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for record in records(samples, Task.RECOMMENDATION):
+            item = encode(record, tokenizer, 8192)
+            prompt = torch.tensor([item["input_ids"][: len(item["labels"]) - answer_tokens(item)]])
+            generated = model.generate(
+                input_ids=prompt,
+                attention_mask=torch.ones_like(prompt),
+                max_new_tokens=24,
+                do_sample=False,
+                pad_token_id=tokenizer.pad_token_id or 0,
+            )
+            text = str(tokenizer.decode(generated[0, prompt.shape[1] :], skip_special_tokens=True))
+            out.append(list(parse_answer(text, Task.RECOMMENDATION).labels))
+    return out
+
+
+def classifier_labels(directory: str, samples: Sequence[Sample]) -> list[list[str]]:
+    from ptychobench.classifier import FeatureClassifier
+    from training.classifier import load_split
+
+    model = FeatureClassifier.load(directory)
+    return [list(p) for p in model.predict_features(load_split(samples).features)]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--agent", default=str(ROOT / "artifacts/adapters/smollm2-135m-agent"))
+    parser.add_argument("--classifier", default=str(ROOT / "artifacts/classifiers/physics-v1"))
+    parser.add_argument("--data", action="append", type=Path)
+    parser.add_argument("--skip", choices=["agent", "classifier"], action="append", default=[])
+    args = parser.parse_args(argv)
+    for data in args.data or [ROOT / "data/shifted", ROOT / "data/ptychobench-sim"]:
+        dataset = open_dataset(data)
+        if "classifier" not in args.skip:
+            samples = list(dataset.samples(Task.DETECTION, "test"))
+            truths = [list(s.artifacts) for s in samples]
+            answers = classifier_labels(args.classifier, samples)
+            print(f"{data} detection, {len(samples)} test items")
+            print(_row(f"classifier {Path(args.classifier).name}", truths, answers, Task.DETECTION))
+            print(_per_label(truths, answers, Task.DETECTION))
+            print(_constant(truths, Task.DETECTION))
+        if "agent" not in args.skip:
+            samples = list(dataset.samples(Task.RECOMMENDATION, "test"))
+            truths = [list(s.options) for s in samples]
+            answers = agent_letters(args.agent, samples)
+            rule = [recommendation_rule(s.artifacts, s.parameters) for s in samples]
+            print(f"{data} recommendation, {len(samples)} test items")
+            print(_row(f"agent {Path(args.agent).name}", truths, answers, Task.RECOMMENDATION))
+            print(_per_label(truths, answers, Task.RECOMMENDATION))
+            print(_constant(truths, Task.RECOMMENDATION))
+            print(_row("rule", truths, rule, Task.RECOMMENDATION))
+            common = Counter(", ".join(a) for a in answers).most_common(5)
+            print(f"  most common answers: {common}")
+
+
+if __name__ == "__main__":
+    main()
