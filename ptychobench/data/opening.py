@@ -178,7 +178,12 @@ def _made_snapshot(listing: Path) -> Path:
 
     target = listing.with_suffix("")
     ids = listing.read_text()
-    if (target / listing.name).is_file() and (target / listing.name).read_text() == ids:
+
+    def made() -> bool:
+        stamp = target / listing.name
+        return stamp.is_file() and stamp.read_text() == ids
+
+    if made():
         return target
     staging = target.with_name(f".{target.name}.tmp{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
@@ -188,7 +193,10 @@ def _made_snapshot(listing: Path) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
         raise DataFormatError(listing, str(error)) from None
     (staging / listing.name).write_text(ids)
-    shutil.rmtree(target, ignore_errors=True)
+    if made():  # made meanwhile by another process, which may be reading it
+        shutil.rmtree(staging, ignore_errors=True)
+        return target
+    shutil.rmtree(target, ignore_errors=True)  # a stale one, made from another list
     try:
         staging.rename(target)
     except OSError:  # made meanwhile by another process
