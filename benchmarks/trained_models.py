@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ptychobench.baselines import best_constant, recommendation_rule  # noqa: E402
-from ptychobench.bootstrap import BootstrapResult, bootstrap  # noqa: E402
+from ptychobench.bootstrap import BootstrapResult, bootstrap, paired_bootstrap  # noqa: E402
 from ptychobench.data import Sample, open_dataset  # noqa: E402
 from ptychobench.labels import Task, vocabulary  # noqa: E402
 from ptychobench.parsing import parse_answer  # noqa: E402
@@ -67,12 +67,16 @@ def _constant(truths: list[list[str]], task: Task) -> str:
     return _row(f"best constant {', '.join(constant.labels)}", truths, answers, task)
 
 
-def agent_letters(adapter: str, samples: Sequence[Sample]) -> list[list[str]]:
-    """Greedy letters of the base model with ``adapter`` (or ``base``) for each sample."""
+def agent_letters(
+    adapter: str, samples: Sequence[Sample], pool: Sequence[Sample] = (), k: int = 0
+) -> list[list[str]]:
+    """Greedy letters of the base model with ``adapter`` (or ``base``) for each sample,
+    with ``k`` same-sample-type examples from ``pool`` (SSFS, seed 0) in the prompt."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from training.sft_data import answer_tokens, encode, records
+    from ptychobench.prompts import build_for_sample
+    from ptychobench.selection import select_examples
 
     tokenizer = AutoTokenizer.from_pretrained(BASE)
     model: Any = AutoModelForCausalLM.from_pretrained(BASE, dtype=torch.float32)
@@ -83,9 +87,14 @@ def agent_letters(adapter: str, samples: Sequence[Sample]) -> list[list[str]]:
     model.eval()
     out = []
     with torch.no_grad():
-        for record in records(samples, Task.RECOMMENDATION):
-            item = encode(record, tokenizer, 8192)
-            prompt = torch.tensor([item["input_ids"][: len(item["labels"]) - answer_tokens(item)]])
+        for sample in samples:
+            examples = select_examples(sample, pool, k, "ssfs", seed=0)
+            conversation = build_for_sample(Task.RECOMMENDATION, sample, examples)
+            text = tokenizer.apply_chat_template(
+                conversation.messages, tokenize=False, add_generation_prompt=True
+            )
+            ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+            prompt = torch.tensor([ids])
             generated = model.generate(
                 input_ids=prompt,
                 attention_mask=torch.ones_like(prompt),
@@ -93,8 +102,10 @@ def agent_letters(adapter: str, samples: Sequence[Sample]) -> list[list[str]]:
                 do_sample=False,
                 pad_token_id=tokenizer.pad_token_id or 0,
             )
-            text = str(tokenizer.decode(generated[0, prompt.shape[1] :], skip_special_tokens=True))
-            out.append(list(parse_answer(text, Task.RECOMMENDATION).labels))
+            answer = str(
+                tokenizer.decode(generated[0, prompt.shape[1] :], skip_special_tokens=True)
+            )
+            out.append(list(parse_answer(answer, Task.RECOMMENDATION).labels))
     return out
 
 
@@ -112,6 +123,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--classifier", default=str(ROOT / "artifacts/classifiers/physics-v1"))
     parser.add_argument("--data", action="append", type=Path)
     parser.add_argument("--skip", choices=["agent", "classifier"], action="append", default=[])
+    parser.add_argument(
+        "--k",
+        type=int,
+        default=0,
+        help="Also score the agent with K same-sample-type examples from the dataset's "
+        "training split in the prompt (SSFS), paired against k = 0.",
+    )
     args = parser.parse_args(argv)
     for data in args.data or [ROOT / "data/shifted", ROOT / "data/ptychobench-sim"]:
         dataset = open_dataset(data)
@@ -131,6 +149,21 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{data} recommendation, {len(samples)} test items")
             print(_row(f"agent {Path(args.agent).name}", truths, answers, Task.RECOMMENDATION))
             print(_per_label(truths, answers, Task.RECOMMENDATION))
+            if args.k:
+                pool = list(dataset.samples(Task.RECOMMENDATION, "train"))
+                shots = agent_letters(args.agent, samples, pool, args.k)
+                print(_row(f"agent, k = {args.k} (SSFS)", truths, shots, Task.RECOMMENDATION))
+                paired = paired_bootstrap(
+                    truths,
+                    shots,
+                    answers,
+                    vocab=vocabulary(Task.RECOMMENDATION),
+                    n_resamples=RESAMPLES,
+                )
+                print(
+                    f"  k = {args.k} - k = 0: {paired.point_diff:+.3f} "
+                    f"[{paired.ci_low:+.3f}, {paired.ci_high:+.3f}], p = {paired.p_value:.3f}"
+                )
             print(_constant(truths, Task.RECOMMENDATION))
             print(_row("rule", truths, rule, Task.RECOMMENDATION))
             common = Counter(", ".join(a) for a in answers).most_common(5)
