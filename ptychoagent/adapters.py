@@ -166,10 +166,7 @@ class Registry:
             existing = [e for e in entries if e.name == name]
             if existing and not replace:
                 raise AdapterError(f"an adapter named {name!r} is already registered")
-            if existing:  # replaced where it stands
-                entries[:] = [entry if e.name == name else e for e in entries]
-            else:
-                entries.append(entry)
+            _put(entries, entry, [e.name for e in entries].index(name) if existing else None)
         return entry
 
     def remove(self, name: str) -> AdapterEntry:
@@ -201,11 +198,7 @@ class Registry:
         item = {key: given[key] for key in first if key in given} | given
         with self._locked_all() as (_, others):
             names = [o.get("name") for o in others]
-            if name in names:  # replaced where it stands
-                others[names.index(name)] = item
-                others[:] = [o for i, o in enumerate(others) if o.get("name") != name or o is item]
-            else:
-                others.append(item)
+            _put(others, item, names.index(name) if name in names else None)
         return item
 
     def _relative(self, path: Path) -> str:
@@ -234,6 +227,14 @@ class Registry:
             tmp = self.path.with_suffix(".tmp")
             tmp.write_text(json.dumps(body, indent=2) + "\n")
             os.replace(tmp, self.path)
+
+
+def _put(items: list[Any], item: Any, at: int | None) -> None:
+    """``item`` in place of the entry at ``at`` (a replaced entry keeps its place), or last."""
+    if at is None:
+        items.append(item)
+    else:
+        items[at] = item
 
 
 def _engine(base_url: str, call: Callable[[BlockingBackend], None]) -> None:

@@ -410,12 +410,17 @@ _ADDED_SETTINGS: Final = {"variation": "none"}
 had their value here."""
 
 
+def _recorded_settings(out: Path) -> dict[str, Any]:
+    """The settings a run under ``out`` recorded, with those added since at their old value."""
+    return {**_ADDED_SETTINGS, **json.loads((out / SETTINGS_FILE).read_text())}
+
+
 def _claim(out: Path, settings: SimSettings) -> None:
     out.mkdir(parents=True, exist_ok=True)
     path = out / SETTINGS_FILE
     wanted = settings.model_dump(mode="json")
     if path.exists():
-        found = {**_ADDED_SETTINGS, **json.loads(path.read_text())}
+        found = _recorded_settings(out)
         if found != {**wanted, "generator": GENERATOR_VERSION} and found != wanted:
             changed = sorted(k for k in wanted if found.get(k) != wanted[k])
             raise ValueError(
@@ -582,9 +587,9 @@ def snapshot(run: str | Path, dest: str | Path, ids: Iterable[str] | None = None
         raise ValueError(f"{run} holds no simulator run (no {SETTINGS_FILE})")
     if dest.resolve() == run.resolve():
         raise ValueError("the snapshot needs its own directory (--out), not the run's")
-    found = json.loads((run / SETTINGS_FILE).read_text())
+    found = _recorded_settings(run)
     found.pop("generator", None)
-    settings = SimSettings.model_validate({**_ADDED_SETTINGS, **found})
+    settings = SimSettings.model_validate(found)
     records = sorted(
         (
             record
