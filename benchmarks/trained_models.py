@@ -21,6 +21,7 @@ Give ``--agent base`` for the base model. Takes a few minutes on two cores.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -126,11 +127,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--k",
         type=int,
-        default=0,
+        action="append",
+        default=[],
         help="Also score the agent with K same-sample-type examples from the dataset's "
-        "training split in the prompt (SSFS), paired against k = 0.",
+        "training split in the prompt (SSFS), paired against k = 0 (repeat for a curve).",
+    )
+    parser.add_argument(
+        "--answers",
+        type=Path,
+        help="Write every item's truth and answers (per model and k) to this JSON file.",
     )
     args = parser.parse_args(argv)
+    kept: dict[str, Any] = {}
     for data in args.data or [ROOT / "data/shifted", ROOT / "data/ptychobench-sim"]:
         dataset = open_dataset(data)
         if "classifier" not in args.skip:
@@ -149,10 +157,11 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{data} recommendation, {len(samples)} test items")
             print(_row(f"agent {Path(args.agent).name}", truths, answers, Task.RECOMMENDATION))
             print(_per_label(truths, answers, Task.RECOMMENDATION))
-            if args.k:
+            by_k = {0: answers}
+            for k in args.k:
                 pool = list(dataset.samples(Task.RECOMMENDATION, "train"))
-                shots = agent_letters(args.agent, samples, pool, args.k)
-                print(_row(f"agent, k = {args.k} (SSFS)", truths, shots, Task.RECOMMENDATION))
+                shots = by_k[k] = agent_letters(args.agent, samples, pool, k)
+                print(_row(f"agent, k = {k} (SSFS)", truths, shots, Task.RECOMMENDATION))
                 paired = paired_bootstrap(
                     truths,
                     shots,
@@ -161,13 +170,21 @@ def main(argv: list[str] | None = None) -> None:
                     n_resamples=RESAMPLES,
                 )
                 print(
-                    f"  k = {args.k} - k = 0: {paired.point_diff:+.3f} "
+                    f"  k = {k} - k = 0: {paired.point_diff:+.3f} "
                     f"[{paired.ci_low:+.3f}, {paired.ci_high:+.3f}], p = {paired.p_value:.3f}"
                 )
+            kept[f"{data} recommendation"] = {
+                "ids": [s.id for s in samples],
+                "truth": truths,
+                "agent": args.agent,
+                "answers_by_k": by_k,
+            }
             print(_constant(truths, Task.RECOMMENDATION))
             print(_row("rule", truths, rule, Task.RECOMMENDATION))
             common = Counter(", ".join(a) for a in answers).most_common(5)
             print(f"  most common answers: {common}")
+    if args.answers:
+        args.answers.write_text(json.dumps(kept, indent=1) + "\n")
 
 
 if __name__ == "__main__":

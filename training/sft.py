@@ -1,18 +1,23 @@
 """Supervised fine-tuning: a peft LoRA adapter for the agent (recommendation) task.
 
-Training examples are the benchmark's own 0-shot conversations (the paper's prompt,
-``ptychobench.prompts.build_for_sample``) rendered with the base model's chat template
-exactly as vLLM renders them at serve time, followed by the answer
+Training examples are the benchmark's own conversations (the paper's prompt,
+``ptychobench.prompts.build_for_sample``; 0-shot, or with ``shots`` same-type worked
+examples before the query as the service sends them at k > 0) rendered with the base
+model's chat template exactly as vLLM renders them at serve time, followed by the answer
 (``<answer>K</answer>``) and the end-of-turn token. The loss is taken on the answer
 tokens only.
 
-Two profiles. ``paper`` is Table 6 (r 16, alpha 16, dropout 0, the seven projections,
+Profiles. ``paper`` is Table 6 (r 16, alpha 16, dropout 0, the seven projections,
 lr 2e-4, weight decay 0.01, 8-bit AdamW where bitsandbytes and a GPU are there, else
 AdamW, max length 2048, batch 4 x accumulation 8, 50 epochs). ``cpu`` keeps the LoRA and
 optimiser settings and changes the schedule for a laptop: batch 4 without accumulation
 (a few hundred training examples would otherwise give a handful of optimiser steps),
 at most 8 epochs, and early stopping on the answer loss of a validation slice held out
 of the training split (stratified by sample type; the test split is never seen).
+``fast`` trains the top layers at a constant rate and keeps the checkpoint whose
+generated letters score best on validation; ``fewshot`` is ``fast`` on prompts with 0,
+1 or 3 examples, so that examples in the prompt are read, not a distraction (an adapter
+trained on 0-shot prompts alone lost half its F1 with three in the prompt).
 
 The examples are made by ``training.sft_data``; the loop is ``training.fit``.
 
@@ -23,18 +28,20 @@ model's manifest, library versions, the loss history and the chosen epoch.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import random
 import re
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ptychobench.data import split_samples
+from ptychobench.data import Sample, split_samples
 from ptychobench.labels import Task
 from training.adapters import PROJECTIONS, lora_config
 from training.data import DatasetPaths, open_training_data, shown, splits_made
@@ -83,7 +90,7 @@ __all__ = [
 
 TRAINING_RECORD = "training.json"
 
-Profile = Literal["paper", "cpu", "fast"]
+Profile = Literal["paper", "cpu", "fast", "fewshot"]
 
 
 class SFTConfig(BaseModel):
@@ -132,6 +139,13 @@ class SFTConfig(BaseModel):
     """How many validation items the letter F1 generates answers for (the first ones;
     the loss covers them all). Greedy generation runs the whole model over each prompt,
     the dearest part of a CPU run."""
+    shots: tuple[Annotated[int, Field(ge=0)], ...] = Field(default=(0,), min_length=1)
+    """How many same-sample-type worked examples (SSFS, from the training side, never
+    the item itself) precede each item's query: one of these counts per item, drawn
+    with the seed. More than one count also groups batches by length."""
+    init_adapter: str | None = None
+    """Start from this adapter's weights (same rank, alpha and projections) instead of
+    a fresh LoRA: further training of a shipped adapter, e.g. on few-shot prompts."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["auto", "bf16-autocast", "float32"] = "auto"
     """Compute precision of the forward and backward passes (weights and optimiser state
@@ -161,6 +175,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "max_steps": 300,
     },
 }
+PROFILES["fewshot"] = {**PROFILES["fast"], "shots": (0, 1, 3), "max_length": 4096}
 
 
 def make_config(profile: Profile = "cpu", **fields: Any) -> SFTConfig:
@@ -184,7 +199,11 @@ def split_records(config: SFTConfig) -> tuple[list[Record], list[Record]]:
         )
     else:
         train, validation = samples, []
-    return records(train, task), records(validation, task)
+
+    def made(part: list[Sample]) -> list[Record]:
+        return records(part, task, config.shots, train, config.seed)
+
+    return made(train), made(validation)
 
 
 def _optimizer(config: SFTConfig, parameters: list[Any]) -> tuple[Any, str]:
@@ -247,6 +266,7 @@ def train(
     model = model.to(device)
     lora = lora_config(config.rank, config.alpha, config.dropout, config.target_modules)
     model = get_peft_model(model, lora)
+    started_from = _start_from(model, config) if config.init_adapter else None
     first = 0
     if config.trainable_layers is not None:
         first = _freeze_lower_layers(model, config.trainable_layers)
@@ -295,6 +315,7 @@ def train(
         has_validation=bool(validation),
         key=validation.key,
         snapshot=lambda: _lora_state(model),
+        length=(lambda e: len(e.item["input_ids"])) if len(set(config.shots)) > 1 else None,
     )
     schedule = Schedule(
         epochs=config.epochs,
@@ -330,9 +351,11 @@ def train(
             "train_examples": len(train_set),
             "validation_examples": len(validation_set),
             "max_tokens": max(len(item["input_ids"]) for item in train_set),
+            "shots": dict(sorted(Counter(r.shots for r in train_records).items())),
             **({"splits_made": made} if (made := splits_made(config.dataset)) else {}),
         },
         "base_model": _base_manifest(base),
+        **({"started_from": started_from} if started_from else {}),
         "trainable_parameters": sum(p.numel() for p in trainable),
         "frozen_layers_cached": first if cached else 0,
         "steps": fitted.steps,
@@ -376,6 +399,7 @@ profile); see docs/engine.md.
   {record["device"]}, {record["precision"]}; {record["seconds"]} s
 - kept step {record.get("best_step", "?")} (epoch {record["best_epoch"]}) of
   {record.get("steps", "?")} steps ({_kept_by(config)}); loss on answer tokens only
+- prompts: {_prompts(config, data)}{_started(record)}
 
 | epoch | step | train loss | validation loss |
 |---|---|---|---|
@@ -385,11 +409,59 @@ The full record is `training.json`.
 """
 
 
+def _prompts(config: dict[str, Any], data: dict[str, Any]) -> str:
+    shots = config.get("shots") or [0]
+    if list(shots) == [0]:
+        return "0-shot (the query alone)"
+    counts = ", ".join(f"{n} with {k}" for k, n in data.get("shots", {}).items())
+    return f"k drawn from {list(shots)} same-sample-type examples per item ({counts})"
+
+
+def _started(record: dict[str, Any]) -> str:
+    start = record.get("started_from")
+    if not start:
+        return ""
+    return (
+        f"\n- started from `{start['adapter']}` (weights sha256 `{start['sha256'][:12]}`, "
+        f"data hash `{str(start.get('data_hash'))[:12]}`)"
+    )
+
+
 def _kept_by(config: dict[str, Any]) -> str:
     if config.get("select_by") == "letter_f1":
         n = config.get("letter_f1_items", 40)
         return f"best micro-F1 of the letters generated for the first {n} validation prompts"
     return "lowest validation answer loss"
+
+
+def _start_from(model: Any, config: SFTConfig) -> dict[str, Any]:
+    """Load ``config.init_adapter``'s LoRA weights into ``model`` (refused unless its
+    rank, alpha and projections are the run's); what it was, for the record."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    source = Path(str(config.init_adapter))
+    weights, settings = source / "adapter_model.safetensors", source / "adapter_config.json"
+    if not weights.exists() or not settings.exists():
+        raise SFTError(f"{source} is not an adapter (no adapter_model.safetensors)")
+    found = json.loads(settings.read_text())
+    want = {"r": config.rank, "lora_alpha": config.alpha}
+    differs = {key: found.get(key) for key, value in want.items() if found.get(key) != value}
+    if set(found.get("target_modules") or ()) != set(config.target_modules):
+        differs["target_modules"] = found.get("target_modules")
+    if differs:
+        raise SFTError(f"{source} does not match this run's LoRA ({want}): it has {differs}")
+    state = {key: value.float() for key, value in load_file(weights).items()}
+    unexpected = list(getattr(set_peft_model_state_dict(model, state), "unexpected_keys", []))
+    if unexpected:
+        raise SFTError(f"{source} has weights this model lacks: {unexpected[:3]}")
+    record = source / TRAINING_RECORD
+    data = json.loads(record.read_text()).get("data", {}) if record.exists() else {}
+    return {
+        "adapter": str(source),
+        "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
+        "data_hash": data.get("hash"),
+    }
 
 
 def _lr_factor(config: SFTConfig, step: int, total_steps: int) -> float:

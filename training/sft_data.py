@@ -1,4 +1,5 @@
-"""The text SFT examples (``training.sft``): the benchmark's own 0-shot conversations
+"""The text SFT examples (``training.sft``): the benchmark's own conversations (0-shot,
+or with same-sample-type examples from the training side as the service sends them)
 with the reference answer as the assistant's turn, rendered with the base model's chat
 template exactly as vLLM renders them at serve time; labels keep the answer tokens only;
 right-padded batches and the loss on the answer tokens.
@@ -20,6 +21,7 @@ from typing import Any
 from ptychobench.data import Sample
 from ptychobench.labels import Task
 from ptychobench.prompts import PROMPT_VERSION, build_for_sample, format_answer
+from ptychobench.selection import rng_for, select_examples
 from training.fit import SFTError
 
 IGNORE = -100
@@ -38,22 +40,43 @@ class Example:
 
 @dataclass(frozen=True)
 class Record:
-    """One training example: its id, sample type and the chat turns (answer last)."""
+    """One training example: its id, sample type and the chat turns (answer last), and
+    how many worked examples precede the query in them."""
 
     id: str
     sample_type: str
     messages: list[dict[str, Any]]
+    shots: int = 0
 
 
-def records(samples: Sequence[Sample], task: Task) -> list[Record]:
-    """0-shot conversations with the reference answer as the assistant's turn."""
+def records(
+    samples: Sequence[Sample],
+    task: Task,
+    shots: Sequence[int] = (0,),
+    pool: Sequence[Sample] = (),
+    seed: int = 0,
+) -> list[Record]:
+    """Conversations with the reference answer as the assistant's turn.
+
+    Each sample gets k worked examples, k drawn from ``shots`` by a generator seeded
+    from (``seed``, its id): the service's SSFS choice (same sample type first) from
+    ``pool``, never the sample itself, with a fresh draw per sample (the service keeps
+    one set per type; training on one set per type would teach those few answers).
+    """
     if task is not Task.RECOMMENDATION:
         raise SFTError("text SFT covers the recommendation task; detection needs a VLM")
+    if any(k < 0 for k in shots) or not shots:
+        raise SFTError(f"shots must be a non-empty list of counts >= 0, got {list(shots)}")
+    if max(shots) > 0 and not pool:
+        raise SFTError("examples in the prompt (shots > 0) need a pool to draw them from")
     out = []
     for sample in samples:
-        conversation = build_for_sample(task, sample)
+        k = rng_for("shots", seed, sample.id).choice(list(shots)) if len(shots) > 1 else shots[0]
+        examples = select_examples(sample, pool, k, "ssfs", seed, vary_per_query=True)
+        conversation = build_for_sample(task, sample, examples)
         answer = {"role": "assistant", "content": format_answer(sample.options, task)}
-        out.append(Record(sample.id, sample.sample_type, [*conversation.messages, answer]))
+        messages = [*conversation.messages, answer]
+        out.append(Record(sample.id, sample.sample_type, messages, len(examples)))
     return out
 
 

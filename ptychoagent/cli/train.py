@@ -49,7 +49,16 @@ def agent(
     profile: str = typer.Option(
         "cpu",
         help="cpu (laptop schedule), fast (constant lr on the top layers, kept by "
-        "validation letter F1) or paper (Table 6).",
+        "validation letter F1), fewshot (fast on prompts with 0, 1 or 3 same-type "
+        "examples) or paper (Table 6).",
+    ),
+    shots: str = typer.Option(
+        None,
+        help="Comma-separated counts of same-sample-type examples in the training prompts, "
+        "one drawn per item (e.g. 0,1,3; default: the profile's, 0 for all but fewshot).",
+    ),
+    init_adapter: Path = typer.Option(
+        None, help="Start from this adapter's weights (e.g. the shipped one) instead of fresh."
     ),
     epochs: int = EPOCHS,
     max_steps: int = MAX_STEPS,
@@ -69,9 +78,16 @@ def agent(
     from training.base_models import BaseModelError, ensure_base_model
     from training.sft import SFTError, make_config, train
 
-    if profile not in ("cpu", "fast", "paper"):
-        typer.echo(f"error: --profile must be cpu, fast or paper, got {profile!r}", err=True)
+    if profile not in ("cpu", "fast", "fewshot", "paper"):
+        typer.echo(
+            f"error: --profile must be cpu, fast, fewshot or paper, got {profile!r}", err=True
+        )
         raise typer.Exit(2)
+    try:
+        counts = tuple(int(k) for k in shots.split(",")) if shots else None
+    except ValueError:
+        typer.echo(f"error: --shots must be comma-separated whole numbers, got {shots!r}", err=True)
+        raise typer.Exit(2) from None
     dataset = _datasets(data)
     try:
         base = ensure_base_model(base)
@@ -87,6 +103,8 @@ def agent(
             grad_accumulation=grad_accumulation,
             seed=seed,
             device=device,
+            shots=counts,
+            init_adapter=str(init_adapter) if init_adapter else None,
         )
     except (ValidationError, BaseModelError) as error:
         typer.echo(f"error: {error}", err=True)

@@ -119,3 +119,17 @@ def test_a_missing_dataset_is_one_line_for_every_trainer(tmp_path: Path) -> None
         result = CliRunner().invoke(app, ["train", trainer, "--dataset", str(tmp_path / "nowhere")])
         assert result.exit_code == 2, (trainer, result.output)
         assert result.stderr.strip() == f"error: {tmp_path / 'nowhere'}: no such file or directory"
+
+
+def test_agent_refuses_shots_that_are_not_counts_and_an_unknown_profile(tmp_path: Path) -> None:
+    for flags, message in (
+        (["--shots", "0,three"], "--shots must be comma-separated whole numbers"),
+        (["--shots", "0,-1"], "shots.1\n  Input should be greater than or equal to 0"),
+        (["--profile", "slow"], "--profile must be cpu, fast, fewshot or paper"),
+    ):
+        result = CliRunner().invoke(
+            app, ["train", "agent", *flags, "--out", str(tmp_path / "a"), "--no-register"]
+        )
+        assert result.exit_code == 2, result.output
+        assert message in result.output
+        assert not (tmp_path / "a").exists()

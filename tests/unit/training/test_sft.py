@@ -242,3 +242,84 @@ def test_the_cached_frozen_layers_give_the_full_models_loss_and_gradients(
     with torch.no_grad():
         loss, n = answer_loss(model, wrong, pad, "cpu", "float32")
     assert float(loss / n) != pytest.approx(cached, rel=1e-3)
+
+
+def test_few_shot_records_carry_same_type_examples_from_the_pool_never_the_item() -> None:
+    dataset = read_release(DATASET)
+    pool = dataset.samples("recommendation", "train")
+    queries = pool[:12]
+    made = records(queries, Task.RECOMMENDATION, shots=(0, 1, 3), pool=pool, seed=0)
+    assert records(queries, Task.RECOMMENDATION, shots=(0, 1, 3), pool=pool, seed=0) == made
+    assert {r.shots for r in made} == {0, 1, 3}  # one count drawn per item
+    answers = {s.id: s for s in pool}
+    by_prompt = {records([s], Task.RECOMMENDATION)[0].messages[0]["content"]: s for s in pool}
+    for record in made:
+        turns = record.messages
+        assert len(turns) == 2 * record.shots + 2  # example pairs, the query, the answer
+        assert turns[-2] == records([answers[record.id]], Task.RECOMMENDATION)[0].messages[0]
+        shown = [by_prompt[turn["content"]] for turn in turns[:-2:2]]
+        assert record.id not in {s.id for s in shown}
+        # SSFS: the same sample type wherever the pool has enough of it
+        same = [s for s in pool if s.sample_type == record.sample_type and s.id != record.id]
+        assert all(s.sample_type == record.sample_type for s in shown[: len(same)])
+        for example, reply in zip(shown, turns[1:-2:2], strict=True):
+            assert reply["content"] == f"<answer>{', '.join(example.options)}</answer>"
+    # a fresh draw per item: two items of one type do not all share one example set
+    three = [tuple(m["content"] for m in r.messages[:-2]) for r in made if r.shots == 3]
+    assert len(set(three)) == len(three)
+    assert records(queries, Task.RECOMMENDATION, shots=(0, 1, 3), pool=pool, seed=1) != made
+    with pytest.raises(SFTError, match="need a pool"):
+        records(queries, Task.RECOMMENDATION, shots=(1,))
+    with pytest.raises(SFTError, match="counts >= 0"):
+        records(queries, Task.RECOMMENDATION, shots=(-1,), pool=pool)
+
+
+def test_the_fewshot_profile_draws_examples_from_the_training_side_only(base: Path) -> None:
+    config = make_config("fewshot", base=str(base), dataset=str(DATASET))
+    assert config.shots == (0, 1, 3)
+    assert config.trainable_layers == 4
+    train, validation = split_records(config)
+    validation_prompts = {r.messages[-2]["content"] for r in validation}
+    for record in [*train, *validation]:
+        examples = {turn["content"] for turn in record.messages[:-2:2]}
+        assert not examples & validation_prompts  # no validation item is ever an example
+    assert {r.shots for r in train} == {0, 1, 3}
+
+
+@pytest.mark.slow
+def test_a_run_can_start_from_an_adapter_and_refuses_one_of_another_shape(
+    base: Path, tmp_path: Path
+) -> None:
+    from safetensors.torch import load_file
+
+    small = {
+        "limit": 2,
+        "batch_size": 2,
+        "max_steps": 1,
+        "validation_fraction": 0,
+        "trainable_layers": 1,
+    }
+    _train(base, tmp_path / "a", profile="fast", **small)
+    # a rate too small to move a weight: what comes out is what went in
+    record = _train(
+        base,
+        tmp_path / "b",
+        profile="fast",
+        init_adapter=str(tmp_path / "a"),
+        learning_rate=1e-12,
+        warmup_steps=0,
+        **small,
+    )
+    start = load_file(tmp_path / "a" / "adapter_model.safetensors")
+    end = load_file(tmp_path / "b" / "adapter_model.safetensors")
+    moved = [name for name, w in start.items() if "lora_B" in name and w.abs().max() > 0]
+    assert moved  # the first run trained something, so the check below can fail
+    assert all((start[name].float() - end[name].float()).abs().max() < 1e-6 for name in start)
+    assert record["started_from"]["adapter"] == str(tmp_path / "a")
+    assert len(record["started_from"]["sha256"]) == 64
+    with pytest.raises(SFTError, match="does not match this run's LoRA"):
+        _train(
+            base, tmp_path / "c", profile="fast", init_adapter=str(tmp_path / "a"), rank=8, **small
+        )
+    with pytest.raises(SFTError, match="is not an adapter"):
+        _train(base, tmp_path / "d", profile="fast", init_adapter=str(tmp_path), **small)
