@@ -110,6 +110,20 @@ def agent_letters(
     return out
 
 
+def examples_letters(samples: Sequence[Sample], pool: Sequence[Sample], k: int) -> list[list[str]]:
+    """The letters most of the k examples the agent is shown share (their single most
+    common letter where none is in most): what copying the examples would answer."""
+    from ptychobench.selection import select_examples
+
+    out = []
+    for sample in samples:
+        examples = select_examples(sample, pool, k, "ssfs", seed=0)
+        counts = Counter(letter for example in examples for letter in example.options)
+        common = [letter for letter, n in counts.items() if 2 * n > len(examples)]
+        out.append(sorted(common) or [counts.most_common(1)[0][0]])
+    return out
+
+
 def classifier_labels(directory: str, samples: Sequence[Sample]) -> list[list[str]]:
     from ptychobench.classifier import FeatureClassifier
     from training.classifier import load_split
@@ -162,6 +176,8 @@ def main(argv: list[str] | None = None) -> None:
                 pool = list(dataset.samples(Task.RECOMMENDATION, "train"))
                 shots = by_k[k] = agent_letters(args.agent, samples, pool, k)
                 print(_row(f"agent, k = {k} (SSFS)", truths, shots, Task.RECOMMENDATION))
+                copied = examples_letters(samples, pool, k)
+                print(_row("  the examples' letters", truths, copied, Task.RECOMMENDATION))
                 paired = paired_bootstrap(
                     truths,
                     shots,

@@ -351,7 +351,7 @@ def train(
             "train_examples": len(train_set),
             "validation_examples": len(validation_set),
             "max_tokens": max(len(item["input_ids"]) for item in train_set),
-            "shots": dict(sorted(Counter(r.shots for r in train_records).items())),
+            "shots": _shot_counts(train_records),
             **({"splits_made": made} if (made := splits_made(config.dataset)) else {}),
         },
         "base_model": _base_manifest(base),
@@ -407,6 +407,11 @@ profile); see docs/engine.md.
 
 The full record is `training.json`.
 """
+
+
+def _shot_counts(made: Sequence[Record]) -> dict[str, int]:
+    """How many items carry each number of examples (JSON keys: strings)."""
+    return {str(k): n for k, n in sorted(Counter(r.shots for r in made).items())}
 
 
 def _prompts(config: dict[str, Any], data: dict[str, Any]) -> str:
