@@ -28,7 +28,6 @@ model's manifest, library versions, the loss history and the chosen epoch.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import random
@@ -44,6 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ptychobench.data import Sample, split_samples
 from ptychobench.labels import Task
 from training.adapters import PROJECTIONS, lora_config
+from training.checkpoints import sha256_file
 from training.data import DatasetPaths, open_training_data, shown, splits_made
 from training.fit import (
     Schedule,
@@ -464,7 +464,7 @@ def _start_from(model: Any, config: SFTConfig) -> dict[str, Any]:
     data = json.loads(record.read_text()).get("data", {}) if record.exists() else {}
     return {
         "adapter": str(source),
-        "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
+        "sha256": sha256_file(weights),
         "data_hash": data.get("hash"),
     }
 
