@@ -172,8 +172,8 @@ def main(argv: list[str] | None = None) -> None:
             print(_row(f"agent {Path(args.agent).name}", truths, answers, Task.RECOMMENDATION))
             print(_per_label(truths, answers, Task.RECOMMENDATION))
             by_k = {0: answers}
+            pool = list(dataset.samples(Task.RECOMMENDATION, "train")) if args.k else []
             for k in args.k:
-                pool = list(dataset.samples(Task.RECOMMENDATION, "train"))
                 shots = by_k[k] = agent_letters(args.agent, samples, pool, k)
                 print(_row(f"agent, k = {k} (SSFS)", truths, shots, Task.RECOMMENDATION))
                 copied = examples_letters(samples, pool, k)
