@@ -126,10 +126,11 @@ def examples_letters(samples: Sequence[Sample], pool: Sequence[Sample], k: int) 
 
 def classifier_labels(directory: str, samples: Sequence[Sample]) -> list[list[str]]:
     from ptychobench.classifier import FeatureClassifier
-    from training.classifier import load_split
+    from training.classifier import load_split, model_features
 
     model = FeatureClassifier.load(directory)
-    return [list(p) for p in model.predict_features(load_split(samples).features)]
+    split = load_split(samples, model.projection is not None)
+    return [list(p) for p in model.predict_features(model_features(split, model.projection))]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,13 +10,21 @@ A model is a directory holding ``model.json``, plain human-readable JSON (no pic
 
 - ``format``, ``name``, ``version``: what it is (``format`` is `MODEL_FORMAT`);
 - ``labels``: the 12 detection labels in vocabulary order, ``features``: the feature
-  names in `ptychobench.features.FEATURE_NAMES` order (a model made with other
-  features is refused);
+  names in `ptychobench.features.FEATURE_NAMES` order, then the backbone's components
+  when it has one (a model made with other features is refused);
 - ``standardisation``: ``mean`` and ``scale`` per feature;
 - ``head``: ``weights`` (one row per label, one column per feature), ``bias`` per label,
   ``thresholds`` per label;
+- ``backbone`` (optional): pretrained image features added to the physics ones, as
+  principal components: ``name`` (`ptychobench.backbone.NAME`), ``mean`` and ``scale``
+  per backbone feature, and ``components`` (one row per component); the component
+  features are named ``<name>_pc<i>`` after the physics ones in ``features``;
 - whatever else training recorded (``config``, ``data`` with its hash, ``metrics``),
   kept as it is in `FeatureClassifier.metadata`.
+
+Features of an image: `ptychobench.features.image_features`, then, with a backbone,
+``((b − mean) / scale) @ components.T`` of its `ptychobench.backbone.backbone_features`
+``b`` (torch is then needed; a model without a backbone runs on numpy alone).
 
 Scores: ``p = sigmoid(w · (x − mean) / scale + b)`` per label, kept within
 ``[1e-9, 1 − 1e-9]`` so that a threshold of 1 switches a label off. Prediction: every
@@ -51,6 +59,63 @@ class ClassifierFormatError(ValueError):
 
 
 @dataclass(frozen=True, eq=False)
+class Projection:
+    """Backbone features to principal components (see the module docstring)."""
+
+    backbone: str
+    mean: FloatArray = field(repr=False)
+    scale: FloatArray = field(repr=False)
+    components: FloatArray = field(repr=False)
+
+    def __post_init__(self) -> None:
+        from ptychobench import backbone
+
+        if self.backbone != backbone.NAME:
+            raise ClassifierFormatError(
+                f"unknown backbone {self.backbone!r}; this version reads {backbone.NAME!r}"
+            )
+        n = backbone.FEATURE_COUNT
+        if self.mean.shape != (n,) or self.scale.shape != (n,):
+            raise ClassifierFormatError(f"the backbone's mean and scale must have {n} entries")
+        if self.components.ndim != 2 or self.components.shape[1] != n:
+            raise ClassifierFormatError(
+                f"backbone components have shape {self.components.shape}, expected (d, {n})"
+            )
+        if not all(np.isfinite(a).all() for a in self.arrays()) or (self.scale <= 0).any():
+            raise ClassifierFormatError("the backbone projection holds non-finite or bad scales")
+
+    def arrays(self) -> tuple[FloatArray, ...]:
+        return (self.mean, self.scale, self.components)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(f"{self.backbone}_pc{i + 1}" for i in range(len(self.components)))
+
+    def apply(self, backbone_features: npt.ArrayLike) -> FloatArray:
+        """The components of one backbone feature vector (B,) or a matrix (n, B)."""
+        x = np.asarray(backbone_features, dtype=np.float64)
+        out: FloatArray = ((x - self.mean) / self.scale) @ self.components.T
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Projection:
+        return cls(
+            backbone=str(data["name"]),
+            mean=_floats(data["mean"]),
+            scale=_floats(data["scale"]),
+            components=_floats(data["components"]),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.backbone,
+            "mean": _list(self.mean),
+            "scale": _list(self.scale),
+            "components": [_list(row) for row in self.components],
+        }
+
+
+@dataclass(frozen=True, eq=False)
 class FeatureClassifier:
     """A trained feature classifier (see the module docstring for the format).
 
@@ -67,9 +132,19 @@ class FeatureClassifier:
     weights: FloatArray = field(repr=False)
     bias: FloatArray = field(repr=False)
     thresholds: FloatArray = field(repr=False)
+    projection: Projection | None = field(default=None, repr=False)
     metadata: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if tuple(self.labels) != ARTIFACT_LABELS:
+            raise ClassifierFormatError(
+                f"labels must be the 12 detection labels in order, got {list(self.labels)}"
+            )
+        if tuple(self.feature_names) != self.expected_features:
+            raise ClassifierFormatError(
+                "the model was trained on other features than ptychobench.features "
+                "(and its backbone) computes now; retrain it (ptychoagent train classifier)"
+            )
         n_labels, n_features = len(self.labels), len(self.feature_names)
         shapes = {
             "mean": (self.mean.shape, (n_features,)),
@@ -81,15 +156,6 @@ class FeatureClassifier:
         for what, (got, want) in shapes.items():
             if got != want:
                 raise ClassifierFormatError(f"{what} has shape {got}, expected {want}")
-        if tuple(self.labels) != ARTIFACT_LABELS:
-            raise ClassifierFormatError(
-                f"labels must be the 12 detection labels in order, got {list(self.labels)}"
-            )
-        if tuple(self.feature_names) != FEATURE_NAMES:
-            raise ClassifierFormatError(
-                "the model was trained on other features than ptychobench.features "
-                "computes now; retrain it (ptychoagent train classifier)"
-            )
         if not all(np.isfinite(a).all() for a in self._arrays()):
             raise ClassifierFormatError("the model holds non-finite numbers")
         if (self.scale <= 0).any():
@@ -105,14 +171,23 @@ class FeatureClassifier:
             other.version,
             other.labels,
             other.feature_names,
-        ) and all(
-            np.array_equal(a, b) for a, b in zip(self._arrays(), other._arrays(), strict=True)
+        ) and (
+            len(self._arrays()) == len(other._arrays())
+            and all(
+                np.array_equal(a, b) for a, b in zip(self._arrays(), other._arrays(), strict=True)
+            )
         )
 
     __hash__ = None  # type: ignore[assignment]
 
     def _arrays(self) -> tuple[FloatArray, ...]:
-        return (self.mean, self.scale, self.weights, self.bias, self.thresholds)
+        own = (self.mean, self.scale, self.weights, self.bias, self.thresholds)
+        return own + (self.projection.arrays() if self.projection else ())
+
+    @property
+    def expected_features(self) -> tuple[str, ...]:
+        """The feature names this model's features must have, in order."""
+        return FEATURE_NAMES + (self.projection.names if self.projection else ())
 
     # --- reading and writing ------------------------------------------------------------
 
@@ -141,6 +216,7 @@ class FeatureClassifier:
             if isinstance(thresholds, Mapping):
                 thresholds = [thresholds[label] for label in labels]
             known = {"format", "name", "version", "labels", "features", "standardisation"}
+            backbone = data.get("backbone")
             return cls(
                 name=str(data["name"]),
                 version=str(data["version"]),
@@ -151,7 +227,8 @@ class FeatureClassifier:
                 weights=_floats(head["weights"]),
                 bias=_floats(head["bias"]),
                 thresholds=_floats(thresholds),
-                metadata={k: v for k, v in data.items() if k not in {*known, "head"}},
+                projection=Projection.from_dict(backbone) if backbone is not None else None,
+                metadata={k: v for k, v in data.items() if k not in {*known, "head", "backbone"}},
             )
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, ClassifierFormatError):
@@ -174,6 +251,7 @@ class FeatureClassifier:
                     label: float(t) for label, t in zip(self.labels, self.thresholds, strict=True)
                 },
             },
+            **({"backbone": self.projection.to_dict()} if self.projection else {}),
             **self.metadata,
         }
 
@@ -205,14 +283,23 @@ class FeatureClassifier:
         )
         return fired or (NO_ARTIFACTS,)
 
+    def features(self, image: npt.ArrayLike) -> FloatArray:
+        """The model's features (F,) of a 2-D grey image in [0, 1]."""
+        physics = image_features(image)
+        if self.projection is None:
+            return physics
+        from ptychobench.backbone import backbone_features
+
+        return np.concatenate([physics, self.projection.apply(backbone_features(image))])
+
     def scores(self, image: npt.ArrayLike) -> dict[str, float]:
         """Probability per label (vocabulary order) for a 2-D grey image in [0, 1]."""
-        p = self.probabilities(image_features(image))
+        p = self.probabilities(self.features(image))
         return {label: float(v) for label, v in zip(self.labels, p, strict=True)}
 
     def predict(self, image: npt.ArrayLike) -> tuple[str, ...]:
         """The labels of a 2-D grey image in [0, 1], in vocabulary order."""
-        return self.decide(self.probabilities(image_features(image)))
+        return self.decide(self.probabilities(self.features(image)))
 
     def predict_features(self, features: npt.ArrayLike) -> list[tuple[str, ...]]:
         """Labels for each row of a feature matrix (n, F)."""

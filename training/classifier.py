@@ -41,7 +41,7 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
 from ptychobench.bootstrap import bootstrap
-from ptychobench.classifier import FeatureClassifier
+from ptychobench.classifier import FeatureClassifier, Projection
 from ptychobench.data import Sample
 from ptychobench.features import FEATURE_NAMES, image_features
 from ptychobench.labels import ARTIFACT_LABELS, NO_ARTIFACTS, Task
@@ -84,6 +84,10 @@ class ClassifierConfig(BaseModel):
     """Use only the first N training samples (tests)."""
     decimals: int = Field(default=6, ge=1)
     """Significant digits kept for the model's numbers (short, stable JSON)."""
+    backbone_components: int = Field(default=0, ge=0)
+    """Add this many principal components of the pretrained backbone's texture
+    statistics (`ptychobench.backbone`, fitted on the training split's images) to the
+    physics features; 0 keeps the physics features alone."""
 
 
 # --- data ---------------------------------------------------------------------------------
@@ -101,23 +105,67 @@ def read_grey(path: str | Path) -> FloatArray:
 
 @dataclass(frozen=True)
 class Split:
-    """The samples of one split with their features (n, F) and labels (n, 12)."""
+    """The samples of one split with their physics features (n, F), labels (n, 12)
+    and, when asked for, the backbone's features (n, B)."""
 
     samples: tuple[Sample, ...]
     features: FloatArray
     labels: BoolArray
+    backbone: FloatArray | None = None
 
 
-def load_split(samples: Sequence[Sample]) -> Split:
-    """Features and label matrix of a split."""
-    rows = []
+def load_split(samples: Sequence[Sample], backbone: bool = False) -> Split:
+    """Features and label matrix of a split (and the backbone's features)."""
+    rows, deep = [], []
     for sample in samples:
         if sample.image is None:
             raise ClassifierTrainingError(f"sample {sample.id} has no image")
-        rows.append(image_features(read_grey(sample.image)))
+        pixels = read_grey(sample.image)
+        rows.append(image_features(pixels))
+        if backbone:
+            from ptychobench.backbone import backbone_features
+
+            deep.append(backbone_features(pixels))
     features = np.stack(rows) if rows else np.zeros((0, len(FEATURE_NAMES)))
     labels = binarize([s.artifacts for s in samples], ARTIFACT_LABELS)
-    return Split(tuple(samples), features, labels)
+    if not backbone:
+        return Split(tuple(samples), features, labels)
+    from ptychobench.backbone import FEATURE_COUNT
+
+    return Split(
+        tuple(samples), features, labels, np.stack(deep) if deep else np.zeros((0, FEATURE_COUNT))
+    )
+
+
+def fit_projection(backbone: FloatArray, components: int, digits: int) -> Projection:
+    """Principal components of the backbone's features of the training split (each
+    component's sign fixed so that its largest loading is positive; rounded to
+    ``digits`` significant digits, as the model keeps them)."""
+    from ptychobench.backbone import NAME
+
+    if components > min(backbone.shape):
+        raise ClassifierTrainingError(
+            f"{components} backbone components from {backbone.shape[0]} training images"
+        )
+    standard = Standardisation.fit(backbone)
+    _, _, vt = np.linalg.svd(standard.apply(backbone), full_matrices=False)
+    top = vt[:components]
+    signs = np.sign(top[np.arange(components), np.abs(top).argmax(axis=1)])
+    return Projection(
+        backbone=NAME,
+        mean=_round(standard.mean, digits),
+        scale=_round(standard.scale, digits),
+        components=_round(top * signs[:, None], digits),
+    )
+
+
+def model_features(split: Split, projection: Projection | None) -> FloatArray:
+    """The features a model with ``projection`` reads: physics, then components."""
+    if projection is None:
+        return split.features
+    if split.backbone is None:
+        raise ClassifierTrainingError("the split was loaded without the backbone's features")
+    return np.hstack([split.features, projection.apply(split.backbone)])
 
 
 def data_hash(splits: Mapping[str, Sequence[Sample]]) -> str:
@@ -395,11 +443,19 @@ def train(
     """
     say = progress or (lambda _: None)
     samples = dataset_splits(config)
+    deep = config.backbone_components > 0
     if splits is None:
         say(f"features of {len(samples['train'])} training and {len(samples['test'])} test images")
-        splits = (load_split(samples["train"]), load_split(samples["test"]))
+        splits = (load_split(samples["train"], deep), load_split(samples["test"], deep))
     train_split, test_split = splits
-    x, y = train_split.features, train_split.labels
+    projection = None
+    if deep:
+        if train_split.backbone is None:
+            raise ClassifierTrainingError("backbone_components needs the backbone's features")
+        projection = fit_projection(
+            train_split.backbone, config.backbone_components, config.decimals
+        )
+    x, y = model_features(train_split, projection), train_split.labels
     if x.shape[0] < config.folds:
         raise ClassifierTrainingError(f"{x.shape[0]} training samples for {config.folds} folds")
     c, thresholds, cv_record = cross_validate(x, y, config)
@@ -425,17 +481,18 @@ def train(
         name=config.name,
         version=config.version,
         labels=ARTIFACT_LABELS,
-        feature_names=FEATURE_NAMES,
+        feature_names=FEATURE_NAMES + (projection.names if projection else ()),
         mean=_round(standard.mean, d),
         scale=_round(standard.scale, d),
         weights=_round(weights, d),
         bias=_round(bias, d),
         thresholds=thresholds,
+        projection=projection,
         metadata=metadata,
     )
     # the test split is scored with the model exactly as written (rounded numbers)
     truth = test_split.labels
-    pred = binarize(model.predict_features(test_split.features), ARTIFACT_LABELS)
+    pred = binarize(model.predict_features(model_features(test_split, projection)), ARTIFACT_LABELS)
     types = [s.sample_type for s in test_split.samples]
     baseline_labels, baseline_row = most_frequent_baseline(y)
     baseline = np.broadcast_to(baseline_row, truth.shape).copy()
@@ -471,13 +528,32 @@ def model_card(model: FeatureClassifier) -> str:
         command += " " + data_arguments(config["dataset"])
     if config["seed"] != 0:
         command += f" --seed {config['seed']}"
+    components = config.get("backbone_components", 0)
+    if components:
+        command += f" --backbone-components {components}"
+    if config["version"] != "1":
+        command += f" --version {config['version']}"
+    features = (
+        [
+            "`classifier`): the physics features of `ptychobench.features` and",
+            f"{components} principal components of the frozen ImageNet EfficientNet-Lite0's",
+            "texture statistics (`ptychobench.backbone`, fitted on the training images), then",
+            "one-vs-rest L2 logistic regression (`ptychobench.classifier`; torch for the",
+            "backbone). The project's stand-in for the paper's DINOv3 baseline; see",
+            "docs/classifier.md.",
+        ]
+        if components
+        else [
+            "`classifier`): the physics features of `ptychobench.features` and one-vs-rest",
+            "L2 logistic regression, run with numpy by `ptychobench.classifier`. The",
+            "project's stand-in for the paper's DINOv3 baseline; see docs/classifier.md.",
+        ]
+    )
     lines = [
-        f"# {model.name}",
+        f"# {model.name}@{model.version}",
         "",
         "Frozen-feature artifact classifier of the diagnosis service (backend kind",
-        "`classifier`): the physics features of `ptychobench.features` and one-vs-rest",
-        "L2 logistic regression, run with numpy by `ptychobench.classifier`. The",
-        "project's stand-in for the paper's DINOv3 baseline; see docs/classifier.md.",
+        *features,
         "",
         f"- data: {shown(data['dataset'])}, {data['train']} training and {data['test']} test"
         " images;",

@@ -303,18 +303,27 @@ def classifier(
     cnn: bool = typer.Option(
         False, help="Also train the small CNN it is compared with (torch, minutes) -> cnn.json."
     ),
+    backbone: int = typer.Option(
+        0,
+        "--backbone-components",
+        min=0,
+        help="Add this many principal components of the pretrained EfficientNet-Lite0's "
+        "texture statistics to the physics features (torch at inference; 0: physics only).",
+    ),
     registry: Path = REGISTRY,
     register: bool = typer.Option(True, help="Add (or replace) the classifier in the registry."),
 ) -> None:
     """Train the diagnosis service's feature classifier on the detection training split.
 
-    Physics features of each image, one-vs-rest logistic regression; the penalty and the
+    Physics features of each image (and, with --backbone-components, a pretrained
+    backbone's texture statistics), one-vs-rest logistic regression; the penalty and the
     thresholds are chosen by cross-validation inside the training split, then the test
     split is scored (micro-F1 with a bootstrap 95 % interval, per label) and recorded in
     model.json.
     """
     from pydantic import ValidationError
 
+    from ptychobench.backbone import BackboneUnavailableError
     from ptychobench.classifier import ClassifierFormatError
     from ptychobench.data import DataFormatError
     from training.classifier import ClassifierConfig, ClassifierTrainingError, train
@@ -323,7 +332,13 @@ def classifier(
     name = out.name or "classifier"
     dataset = _datasets(data)
     try:
-        config = ClassifierConfig(name=name, dataset=dataset, seed=seed, version=version)
+        config = ClassifierConfig(
+            name=name,
+            dataset=dataset,
+            seed=seed,
+            version=version,
+            backbone_components=backbone,
+        )
     except ValidationError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
@@ -342,6 +357,7 @@ def classifier(
         ClassifierTrainingError,
         ClassifierFormatError,
         DataFormatError,
+        BackboneUnavailableError,
         FileNotFoundError,
         KeyError,
     ) as error:
@@ -355,7 +371,8 @@ def classifier(
             "classifier",
             name,
             out,
-            base="ptychobench.features",
+            base="ptychobench.features"
+            + ("+efficientnet-lite0" if model.projection is not None else ""),
             task="detection",
             data_hash=model.metadata["data"]["hash"],
             metrics={"test_micro_f1": test["point"]},

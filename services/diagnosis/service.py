@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ptychobench.backbone import BackboneUnavailableError
 from ptychobench.labels import Task
 from ptychobench.prompts import DETECTION_PROMPT, build_conversation, format_answer
 from ptychowire.diagnosis import DiagnoseOptions, DiagnoseResponse, ImageInfo
@@ -27,8 +28,10 @@ if TYPE_CHECKING:
 
 
 class ClassifierHolder:
-    """The classifier, loaded once on first use (a missing or broken file is reported
-    by readiness and by the first request, not at import)."""
+    """The classifier, loaded once on first use (a missing or broken file, or a
+    backbone it needs that is not installed, is reported by readiness and by the first
+    request, not at import). A model that reads the pretrained backbone builds it here
+    too, so that the first request does not pay for it."""
 
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
@@ -40,13 +43,18 @@ class ClassifierHolder:
             if self._model is None:
                 from ptychobench.classifier import FeatureClassifier
 
-                self._model = FeatureClassifier.load(self.directory)
+                model = FeatureClassifier.load(self.directory)
+                if model.projection is not None:
+                    from ptychobench.backbone import network
+
+                    network()
+                self._model = model
             return self._model
 
     async def ready(self) -> bool:
         try:
             await asyncio.to_thread(self.get)
-        except (OSError, ValueError):
+        except (OSError, ValueError, BackboneUnavailableError):
             return False
         return True
 
@@ -98,7 +106,7 @@ class DiagnosisService:
     async def _classify(self, options: DiagnoseOptions, image: DecodedImage) -> DiagnoseResponse:
         try:
             model = await asyncio.to_thread(self.classifier.get)
-        except (OSError, ValueError) as error:
+        except (OSError, ValueError, BackboneUnavailableError) as error:
             raise BackendUnavailable(
                 f"the classifier at {self.classifier.directory} is missing or broken: {error}"
             ) from error

@@ -21,6 +21,7 @@ from gateway.bench.config import parse_config
 from ptychoagent.cli import app as cli
 from ptychoagent.cli.bench import run_and_report
 from ptychoagent.stack import Stack, StackError, StackSettings, _listening
+from ptychobench.classifier import FeatureClassifier
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,11 +100,13 @@ def test_the_stack_runs_a_sweep_through_the_gateway_and_stops(
     # every item was reviewed with its truth: the detector's live F1 is the report's
     cells = {(c["task"], c["model"], c["strategy"], c["k"]): c for c in report["cells"]}
     detectors = {s["adapter"]: s for s in live["scores"] if s["task"] == "detection"}
+    classifier = FeatureClassifier.load(ROOT / "artifacts" / "classifiers" / "physics-v1")
+    served = f"{classifier.name}@{classifier.version}"
     assert {name: s["reviewed"] for name, s in detectors.items()} == {
-        "physics-v1@2": 2,
+        served: 2,
         smolvlm_engine["adapter"]: 2,
     }
-    detector = detectors["physics-v1@2"]
+    detector = detectors[served]
     assert detector["micro_f1"] == pytest.approx(
         cells[("detection", "classifier", "none", 0)]["micro_f1"]
     )

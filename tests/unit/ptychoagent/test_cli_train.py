@@ -83,7 +83,10 @@ def test_classifier_trains_on_several_datasets_together(
     assert data["hash"] == data_hash(splits)  # covers every dataset's samples
     assert data["splits_made"] == {str(theirs): LABELSTUDIO_SPLIT}
     card = (out / "README.md").read_text()
-    assert f"`ptychoagent train classifier --data {ours} --data {theirs}`" in card
+    assert f"`ptychoagent train classifier --data {ours} --data {theirs} --version 3`" in card
+    refused = CliRunner().invoke(app, [*command, "--backbone-components", "-1"])
+    assert refused.exit_code == 2
+    assert "backbone-components" in refused.output
 
     alone = tmp_path / "alone"
     single = CliRunner().invoke(

@@ -14,6 +14,7 @@ from ptychobench.classifier import (
     MODEL_FORMAT,
     ClassifierFormatError,
     FeatureClassifier,
+    Projection,
 )
 from ptychobench.features import FEATURE_NAMES
 from ptychobench.labels import ARTIFACT_LABELS, NO_ARTIFACTS
@@ -146,6 +147,70 @@ def test_malformed_models_are_refused(tmp_path: Path, change: Any, message: str)
         FeatureClassifier.load(_write(tmp_path, data))
 
 
+def projected(components: int = 3) -> FeatureClassifier:
+    """A classifier that also reads ``components`` backbone components."""
+    from ptychobench.backbone import FEATURE_COUNT, NAME
+
+    rng = np.random.default_rng(0)
+    projection = Projection(
+        backbone=NAME,
+        mean=rng.normal(0, 1, FEATURE_COUNT),
+        scale=rng.uniform(0.5, 2, FEATURE_COUNT),
+        components=rng.normal(0, 0.05, (components, FEATURE_COUNT)),
+    )
+    n = F + components
+    return FeatureClassifier(
+        name="test",
+        version="0",
+        labels=ARTIFACT_LABELS,
+        feature_names=FEATURE_NAMES + projection.names,
+        mean=np.zeros(n),
+        scale=np.ones(n),
+        weights=rng.normal(0, 0.3, (L, n)),
+        bias=np.zeros(L),
+        thresholds=np.full(L, 0.5),
+        projection=projection,
+    )
+
+
+def test_a_model_with_a_backbone_reads_its_components_and_round_trips(tmp_path: Path) -> None:
+    from ptychobench.backbone import backbone_features
+    from ptychobench.features import image_features
+
+    original = projected()
+    assert original.feature_names[-3:] == tuple(f"efficientnet-lite0_pc{i}" for i in (1, 2, 3))
+    picture = image()
+    assert original.projection is not None
+    want = np.concatenate(
+        [image_features(picture), original.projection.apply(backbone_features(picture))]
+    )
+    np.testing.assert_allclose(original.features(picture), want)
+    data = json.loads(original.save(tmp_path / "m").read_text())
+    assert set(data["backbone"]) == {"name", "mean", "scale", "components"}
+    assert "backbone" not in FeatureClassifier.load(tmp_path / "m").metadata
+    loaded = FeatureClassifier.load(tmp_path / "m")
+    assert loaded == original
+    assert loaded != model()
+    assert loaded.scores(picture) == original.scores(picture)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d["backbone"].update(name="resnet50"), "unknown backbone"),
+        (lambda d: d["backbone"].update(components=[[0.0] * 5]), "components have shape"),
+        (lambda d: d["backbone"].update(mean=[0.0]), "mean and scale"),
+        (lambda d: d["features"].pop(), "other features"),
+        (lambda d: d.pop("backbone"), "other features"),
+    ],
+)
+def test_a_malformed_backbone_is_refused(tmp_path: Path, change: Any, message: str) -> None:
+    data = projected().to_dict()
+    change(data)
+    with pytest.raises(ClassifierFormatError, match=message):
+        FeatureClassifier.load(_write(tmp_path, data))
+
+
 def test_a_missing_model_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ClassifierFormatError, match=r"no model\.json"):
         FeatureClassifier.load(tmp_path)
@@ -156,7 +221,8 @@ def test_the_committed_model_loads_and_predicts_a_dataset_image() -> None:
     from ptychobench.labels import Task
 
     classifier = FeatureClassifier.load(COMMITTED)
-    assert (classifier.name, classifier.version) == ("physics-v1", "2")
+    assert (classifier.name, classifier.version) == ("physics-v1", "3")
+    assert classifier.projection is not None  # it reads the pretrained backbone
     sample = read_release(ROOT / "data" / "ptychobench-sim").samples(Task.DETECTION, "test")[0]
     assert sample.image is not None
     grey = _read_png(sample.image)

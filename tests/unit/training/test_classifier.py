@@ -15,14 +15,18 @@ from ptychobench.metrics import binarize, score
 from training.classifier import (
     NULL_INDEX,
     ClassifierConfig,
+    ClassifierTrainingError,
     Split,
     choose_thresholds,
     data_hash,
     dataset_splits,
     decide,
     fit_logistic,
+    fit_projection,
     load_split,
+    model_features,
     most_frequent_baseline,
+    read_grey,
     stratified_folds,
     train,
 )
@@ -118,6 +122,47 @@ def test_training_is_deterministic(tmp_path: Path, small_train: Split, test_spli
     assert FeatureClassifier.load(tmp_path / "a") == first
 
 
+def test_principal_components_are_orthonormal_signed_and_bounded() -> None:
+    from ptychobench.backbone import FEATURE_COUNT
+
+    rng = np.random.default_rng(0)
+    deep = rng.normal(0, 1, (40, 3)) @ rng.normal(0, 1, (3, FEATURE_COUNT))
+    deep += rng.normal(0, 0.01, deep.shape)
+    projection = fit_projection(deep, 3, digits=12)
+    c = projection.components
+    np.testing.assert_allclose(c @ c.T, np.eye(3), atol=1e-9)
+    assert (c[np.arange(3), np.abs(c).argmax(axis=1)] > 0).all()
+    # three components carry almost all the variance of rank-3 data
+    z = (deep - projection.mean) / projection.scale
+    kept = np.linalg.norm(projection.apply(deep)) ** 2 / np.linalg.norm(z) ** 2
+    assert kept > 0.99
+    with pytest.raises(ClassifierTrainingError, match="41 backbone components from 40"):
+        fit_projection(deep, 41, digits=6)
+
+
+def test_training_with_the_backbone_is_deterministic_and_reads_images_as_served(
+    tmp_path: Path,
+) -> None:
+    config = SMALL.model_copy(update={"limit": 16, "backbone_components": 4})
+    samples = dataset_splits(config)
+    splits = (load_split(samples["train"], True), load_split(samples["test"][:10], True))
+    first = train(config, tmp_path / "a", splits=splits)
+    train(config, tmp_path / "b", splits=splits)
+    assert (tmp_path / "a" / MODEL_FILE).read_bytes() == (tmp_path / "b" / MODEL_FILE).read_bytes()
+    assert first.projection is not None
+    assert first.feature_names[-4:] == first.projection.names
+    loaded = FeatureClassifier.load(tmp_path / "a")
+    assert loaded == first
+    assert "--backbone-components 4" in (tmp_path / "a" / "README.md").read_text()
+    # what the service computes from the image is what training computed
+    sample = samples["test"][0]
+    assert sample.image is not None
+    served = loaded.features(read_grey(sample.image))
+    np.testing.assert_allclose(served, model_features(splits[1], first.projection)[0], rtol=1e-9)
+    with pytest.raises(ClassifierTrainingError, match="backbone"):
+        train(config, splits=(load_split(samples["train"]), splits[1]))
+
+
 def test_the_data_hash_sees_labels_and_image_bytes(tmp_path: Path) -> None:
     splits = dataset_splits(SMALL)
     reference = data_hash(splits)
@@ -150,9 +195,10 @@ def test_the_committed_model_reproduces_its_recorded_test_scores() -> None:
     model = FeatureClassifier.load(COMMITTED)
     config = ClassifierConfig.model_validate(model.metadata["config"])
     own = config.model_copy(update={"dataset": str(ROOT / config.dataset)})
-    test_split = load_split(dataset_splits(own)["test"])  # the split it was scored on
+    # the split it was scored on, its features computed afresh
+    test_split = load_split(dataset_splits(own)["test"], model.projection is not None)
     recorded = model.metadata["metrics"]["test"]
-    pred = [model.predict_features(row)[0] for row in test_split.features]
+    pred = model.predict_features(model_features(test_split, model.projection))
     scores = score([s.artifacts for s in test_split.samples], pred, ARTIFACT_LABELS)
     assert round(scores.micro.f1, 4) == recorded["micro_f1"]["point"]
     for label in ARTIFACT_LABELS:
