@@ -116,6 +116,8 @@ class Split:
 
 def load_split(samples: Sequence[Sample], backbone: bool = False) -> Split:
     """Features and label matrix of a split (and the backbone's features)."""
+    from ptychobench import backbone as pretrained
+
     rows, deep = [], []
     for sample in samples:
         if sample.image is None:
@@ -123,18 +125,13 @@ def load_split(samples: Sequence[Sample], backbone: bool = False) -> Split:
         pixels = read_grey(sample.image)
         rows.append(image_features(pixels))
         if backbone:
-            from ptychobench.backbone import backbone_features
-
-            deep.append(backbone_features(pixels))
+            deep.append(pretrained.backbone_features(pixels))
     features = np.stack(rows) if rows else np.zeros((0, len(FEATURE_NAMES)))
     labels = binarize([s.artifacts for s in samples], ARTIFACT_LABELS)
     if not backbone:
         return Split(tuple(samples), features, labels)
-    from ptychobench.backbone import FEATURE_COUNT
-
-    return Split(
-        tuple(samples), features, labels, np.stack(deep) if deep else np.zeros((0, FEATURE_COUNT))
-    )
+    deep_features = np.stack(deep) if deep else np.zeros((0, pretrained.FEATURE_COUNT))
+    return Split(tuple(samples), features, labels, deep_features)
 
 
 def fit_projection(backbone: FloatArray, components: int, digits: int) -> Projection:
