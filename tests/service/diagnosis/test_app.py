@@ -223,6 +223,27 @@ async def test_a_missing_classifier_makes_the_service_unready(tmp_path: Path) ->
     assert "missing or broken" in response.json()["detail"]
 
 
+async def test_a_classifier_whose_backbone_is_not_installed_is_a_503_that_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ptychobench import backbone
+
+    def missing() -> str:
+        raise backbone.BackboneUnavailableError("install the weights (as this test removed)")
+
+    monkeypatch.setattr(backbone, "_cache", {})  # the network is built afresh
+    monkeypatch.setattr(backbone, "weights_path", missing)
+    assert FeatureClassifier.load(CLASSIFIER).projection is not None  # it reads the backbone
+    async with _client() as client:
+        ready = await client.get("/readyz")
+        response = await client.post(
+            "/v1/diagnose", json=_json_body(_test_sample().image.read_bytes())
+        )
+    assert ready.status_code == 503
+    assert response.status_code == 503
+    assert "install the weights (as this test removed)" in response.json()["detail"]
+
+
 async def test_an_npy_declaring_an_absurd_shape_is_a_413_problem_not_a_500() -> None:
     header = io.BytesIO()
     np.lib.format.write_array_header_1_0(
