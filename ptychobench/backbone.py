@@ -139,8 +139,6 @@ def _network() -> Any:
                 h = block(h)
                 if i in TAPPED_BLOCKS:
                     stats += [h.mean((2, 3)), h.std((2, 3))]
-                if i == TAPPED_BLOCKS[-1]:
-                    break
             return torch.cat(stats, 1)
 
     net = Lite0()
@@ -156,6 +154,7 @@ _cache: dict[str, Any] = {}
 
 
 def network() -> Any:
+    """The network, built once per process (thread-safe)."""
     with _lock:
         if "net" not in _cache:
             _cache["net"] = _network()
