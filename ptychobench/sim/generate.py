@@ -363,7 +363,15 @@ Progress = Callable[[str, int, int], None]
 """Called with (phase, done, total) as units finish."""
 
 
+def _quiet_ptychi() -> None:
+    logging.getLogger("ptychi").setLevel(logging.ERROR)
+
+
 def _init_worker() -> None:
+    """A pool worker's set-up: one OpenMP thread (one worker per core) and death with
+    the run that started it. Never run in the caller's process: there the thread limit
+    would single-thread whatever it does next (a training run that opened a snapshot
+    ran on one core)."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     try:  # Linux: a worker dies with the run that started it (a killed run leaves none)
         import ctypes
@@ -372,7 +380,7 @@ def _init_worker() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):  # pragma: no cover - not Linux
         pass
-    logging.getLogger("ptychi").setLevel(logging.ERROR)
+    _quiet_ptychi()
     logging.getLogger().setLevel(logging.ERROR)
 
 
@@ -387,7 +395,7 @@ def _run_units(
     if progress:
         progress(phase, 0, total)
     if workers <= 1:
-        _init_worker()
+        _quiet_ptychi()
         for fn, args in calls:
             results.append(fn(*args))
             if progress:

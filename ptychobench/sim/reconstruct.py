@@ -217,7 +217,6 @@ def reconstruct(
     h, w = patterns.shape[-2:]
     shape = _object_shape(object_size, positions, (h, w))
 
-    torch.set_num_threads(config.torch_threads)
     device = resolve_device(config.device)
     _, PtychographyTask = load_ptychi()  # noqa: N806 (a class)
     from ptychi.utils import generate_initial_opr_mode_weights
@@ -241,10 +240,13 @@ def reconstruct(
     mask: dict[str, Any] = {}
     if valid_pixel_mask is not None:
         mask["valid_pixel_mask"] = np.asarray(valid_pixel_mask, dtype=bool)
-    # Pty-chi sets torch's process-wide default device and dtype; put them back after.
+    # Pty-chi sets torch's process-wide default device and dtype; put them back after,
+    # and the caller's thread count too.
     default_device, default_dtype = torch.get_default_device(), torch.get_default_dtype()
+    threads = torch.get_num_threads()
     started = time.perf_counter()
     try:
+        torch.set_num_threads(config.torch_threads)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             with PtychographyTask(
@@ -278,6 +280,7 @@ def reconstruct(
     finally:
         torch.set_default_device(default_device)
         torch.set_default_dtype(default_dtype)
+        torch.set_num_threads(threads)
     for message in {str(w.message) for w in caught}:  # library noise, kept out of pytest
         logger.debug("ptychi warning: %s", message)
     logger.info(

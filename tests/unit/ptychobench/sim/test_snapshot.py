@@ -4,6 +4,7 @@ made from real committed corpus units (no reconstruction)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -64,6 +65,16 @@ def test_a_snapshot_is_a_release_of_the_finished_samples(part_run: Path, tmp_pat
     assert counts["samples"] == len(records)
     assert counts["recommendation"] == len(advised)
     assert not (part_run / "annotations").exists()  # the run gets no release of its own
+
+
+def test_a_snapshot_leaves_the_callers_thread_settings_alone(
+    part_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It runs in the caller's process (a training run opens a snapshot list before it
+    starts torch): a thread limit left behind there put a whole training run on one core."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    snapshot(part_run, tmp_path / "snap")
+    assert "OMP_NUM_THREADS" not in os.environ
 
 
 def test_the_snapshot_refuses_what_it_cannot_do(part_run: Path, tmp_path: Path) -> None:
