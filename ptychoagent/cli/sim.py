@@ -44,6 +44,12 @@ def sim(
         help="Share of training samples that also become recommendation samples "
         "(default: the paper's 91/312).",
     ),
+    standing_share: float = typer.Option(
+        0.0,
+        help="Share of sample types measured as one session with a standing fault that "
+        "most of its samples show (default 0: faults drawn per sample, independent of "
+        "the sample type).",
+    ),
 ) -> None:
     """Simulate, reconstruct and label a dataset; rerun the same command to resume."""
     if ctx.invoked_subcommand is not None:
@@ -86,6 +92,7 @@ def sim(
                 "verify_fraction": verify_fraction,
                 "faults": chosen,
                 "variation": variation,
+                "standing_share": standing_share,
                 **shares,
             }
         )

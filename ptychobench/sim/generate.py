@@ -413,7 +413,7 @@ def _run_units(
 
 
 SETTINGS_FILE: Final = "sim-settings.json"
-_ADDED_SETTINGS: Final = {"variation": "none"}
+_ADDED_SETTINGS: Final = {"variation": "none", "standing_share": 0.0, "standing_rate": 0.75}
 """Settings added after a run could have been started: a run that did not record them
 had their value here."""
 

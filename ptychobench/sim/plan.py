@@ -52,6 +52,17 @@ class SimSettings(BaseModel):
     variation: Variation = "none"
     """What varies per sample (:mod:`ptychobench.sim.variation`): "none" for the
     benchmark set, "corpus" for training data, "shifted" for the out-of-domain set."""
+    standing_share: float = Field(default=0.0, ge=0, le=1)
+    """Share of sample types measured as one session with a standing fault. At 0 (the
+    default) every sample draws its instrument and faults on its own, so a sample type
+    says nothing about its faults. Above 0 each sample type is one experiment at one
+    instrument, and that share of them has a fault that stays for the session (a
+    miscalibrated stage, a drifting probe, a badly chosen setting that is reused);
+    ``standing_rate`` of its samples show it. This is what the paper's sample-specific
+    few-shot examples rely on."""
+    standing_rate: float = Field(default=0.75, ge=0, le=1)
+    """Share of a standing-fault session's samples that show its fault (the others
+    draw theirs on their own)."""
 
     def check(self) -> None:
         """Raise ``ValueError`` for settings no dataset can satisfy."""
@@ -80,17 +91,61 @@ def sample_id(seed: int, index: int) -> str:
     return hashlib.sha256(f"ptychobench-sim\x1f{seed}\x1f{index}".encode()).hexdigest()[:8]
 
 
+@dataclass(frozen=True)
+class Session:
+    """One sample type's experiment: its instrument and its standing fault (or none)."""
+
+    instrument: str
+    fault: str | None
+
+
+def _usable(settings: SimSettings, sample_type: str, instrument: str) -> list[str]:
+    from ptychobench.sim.faults import Scene
+
+    scene = Scene(sample_type, instruments_for(settings.variation)[instrument], 0, False)
+    return [n for n in settings.faults if FAULTS[n].applies_to(scene)]
+
+
+def sessions(settings: SimSettings) -> dict[str, Session]:
+    """Each sample type's session (empty when ``standing_share`` is 0). Drawn from a
+    stream of their own, so the samples' draws are those of the same seed without."""
+    if settings.standing_share == 0:
+        return {}
+    rng = np.random.default_rng([settings.seed, 7])
+    names = list(instruments_for(settings.variation))
+    out: dict[str, Session] = {}
+    for sample_type in sample_types_for(settings.variation):
+        instrument = names[int(rng.integers(len(names)))]
+        usable = _usable(settings, sample_type, instrument)
+        standing = rng.random() < settings.standing_share and bool(usable)
+        fault = usable[int(rng.integers(len(usable)))] if standing else None
+        out[sample_type] = Session(instrument, fault)
+    return out
+
+
 def _draw_item(
-    settings: SimSettings, index: int, sample_type: str, rng: np.random.Generator
+    settings: SimSettings,
+    index: int,
+    sample_type: str,
+    rng: np.random.Generator,
+    session: Session | None = None,
 ) -> PlanItem:
-    """Instrument and fault(s) of one sample of ``sample_type``."""
+    """Instrument and fault(s) of one sample of ``sample_type`` (in ``session``: its
+    instrument, and its standing fault for ``standing_rate`` of the samples)."""
     from ptychobench.sim.faults import Scene
 
     instruments = instruments_for(settings.variation)
     names = list(instruments)
     instrument = names[int(rng.integers(len(names)))]
+    if session is not None:
+        instrument = session.instrument
+        if session.fault is not None and rng.random() < settings.standing_rate:
+            standing = (session.fault,)
+            return PlanItem(
+                index, sample_id(settings.seed, index), sample_type, instrument, standing
+            )
+    usable = [FAULTS[n] for n in _usable(settings, sample_type, instrument)]
     scene = Scene(sample_type, instruments[instrument], 0, False)
-    usable = [FAULTS[n] for n in settings.faults if FAULTS[n].applies_to(scene)]
     faults: tuple[str, ...] = ()
     if usable and rng.random() >= settings.clean_share:
         pairs = [
@@ -113,8 +168,10 @@ def make_plan(settings: SimSettings) -> list[PlanItem]:
     kinds = sample_types_for(settings.variation)
     types = [kinds[i % len(kinds)] for i in range(settings.n)]
     rng.shuffle(types)
+    session = sessions(settings)
     return [
-        _draw_item(settings, index, sample_type, rng) for index, sample_type in enumerate(types)
+        _draw_item(settings, index, sample_type, rng, session.get(sample_type))
+        for index, sample_type in enumerate(types)
     ]
 
 
@@ -122,15 +179,18 @@ def replacement(settings: SimSettings, failed: PlanItem, number: int) -> PlanIte
     """The ``number``-th replacement (0, 1, …) for samples that could not be made: the
     same sample type, a fresh draw of instrument and faults, index ``n + number``."""
     rng = np.random.default_rng([settings.seed, 9, number])
-    return _draw_item(settings, settings.n + number, failed.sample_type, rng)
+    session = sessions(settings).get(failed.sample_type)
+    return _draw_item(settings, settings.n + number, failed.sample_type, rng, session)
 
 
 __all__ = [
     "PAIRS",
     "PAPER_SIZES",
     "PlanItem",
+    "Session",
     "SimSettings",
     "make_plan",
     "replacement",
     "sample_id",
+    "sessions",
 ]

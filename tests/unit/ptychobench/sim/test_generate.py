@@ -32,6 +32,7 @@ from ptychobench.sim.generate import (
 )
 from ptychobench.sim.instruments import INSTRUMENTS
 from ptychobench.sim.objects import SAMPLE_TYPES
+from ptychobench.sim.plan import PlanItem, sessions
 
 runner = CliRunner()
 
@@ -53,6 +54,42 @@ def test_the_plan_is_deterministic_balanced_and_applicable() -> None:
     clean = sum(1 for item in plan if not item.faults)
     assert 5 <= clean <= 40  # clean_share 0.1
     assert any(len(item.faults) == 2 for item in plan)
+
+
+def _same_type_agreement(plan: list[PlanItem]) -> float:
+    """Share of pairs of samples of one type that have the same faults."""
+    pairs = [
+        a.faults == b.faults
+        for i, a in enumerate(plan)
+        for b in plan[i + 1 :]
+        if a.sample_type == b.sample_type
+    ]
+    return sum(pairs) / len(pairs)
+
+
+def test_sessions_give_a_sample_type_one_instrument_and_a_standing_fault() -> None:
+    independent = SimSettings(n=200, seed=4)
+    settings = independent.model_copy(update={"standing_share": 0.8, "standing_rate": 0.75})
+    plan, session = make_plan(settings), sessions(settings)
+    assert sessions(independent) == {}
+    assert set(session) == set(SAMPLE_TYPES)
+    standing = {t: s.fault for t, s in session.items() if s.fault is not None}
+    assert 0.5 * len(SAMPLE_TYPES) <= len(standing) < len(SAMPLE_TYPES)
+    for item in plan:
+        assert item.instrument == session[item.sample_type].instrument
+        scene = Scene(item.sample_type, INSTRUMENTS[item.instrument], 0, False)
+        assert all(FAULTS[name].applies_to(scene) for name in item.faults)
+    showing = [
+        item.faults == (standing[item.sample_type],)
+        for item in plan
+        if item.sample_type in standing
+    ]
+    assert 0.65 <= sum(showing) / len(showing) <= 0.95  # standing_rate 0.75, plus chance
+    # a sample type now tells its faults: same-type pairs share them far more often
+    assert _same_type_agreement(plan) > 2 * _same_type_agreement(make_plan(independent))
+    failed = plan[3]
+    again = replacement(settings, failed, 0)
+    assert again.instrument == session[failed.sample_type].instrument
 
 
 def test_a_fault_subset_is_respected() -> None:
